@@ -1,0 +1,11 @@
+// awaitdb: one awaitable interface over PostgreSQL and SQLite for Boost.Asio.
+#ifndef AWAITDB_AWAITDB_HPP
+#define AWAITDB_AWAITDB_HPP
+
+#include <awaitdb/database.hpp>
+#include <awaitdb/error.hpp>
+#include <awaitdb/result.hpp>
+#include <awaitdb/row.hpp>
+#include <awaitdb/value.hpp>
+
+#endif  // AWAITDB_AWAITDB_HPP

@@ -1,0 +1,193 @@
+// awaitdb: the database handle, and `open`.
+#ifndef AWAITDB_DATABASE_HPP
+#define AWAITDB_DATABASE_HPP
+
+#include <awaitdb/error.hpp>
+#include <awaitdb/result.hpp>
+#include <awaitdb/value.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace awaitdb {
+
+/// Connection counts of a database's pool, read at one instant. SQLite has one connection.
+struct pool_stats {
+  std::size_t size = 0;     // connections open or being opened
+  std::size_t idle = 0;     // open and unused
+  std::size_t in_use = 0;   // running a statement or pinned by a transaction
+  std::size_t waiting = 0;  // tasks waiting for a connection
+};
+
+namespace detail {
+class backend;
+class tx_state;
+
+/// The open transaction of one `database::transaction` call (internal).
+class transaction_scope {
+ public:
+  transaction_scope(std::shared_ptr<tx_state> state, boost::asio::any_io_executor executor);
+  transaction_scope(transaction_scope&&) noexcept;
+  transaction_scope& operator=(transaction_scope&&) = delete;
+  /// Rolls back, without waiting, a transaction that was neither committed nor rolled back.
+  ~transaction_scope();
+
+  /// The caller's executor, carrying this transaction as task context.
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+  boost::asio::awaitable<void> commit();
+  /// Rolls back without suspending; the backend finishes any I/O on its own.
+  void rollback() noexcept;
+
+ private:
+  std::shared_ptr<tx_state> state_;
+  boost::asio::any_io_executor executor_;
+};
+}  // namespace detail
+
+/// A handle to a database: an SQLite file or a PostgreSQL server's pool of connections.
+///
+/// Cheap to copy; copies share one backend, which lives until the last copy is gone (or until
+/// `close`). Every operation is an awaitable run on the calling coroutine's executor.
+///
+/// Thread safety: a `database` (and its copies) may be used concurrently from several coroutines,
+/// on several threads (a multi-threaded `io_context`, a `thread_pool`, strands).
+///
+/// Task context: inside `transaction(fn)`, every query made through this handle or a copy of it
+/// runs in that transaction, on its connection, without passing anything around.
+class database {
+ public:
+  /// A closed handle: every operation throws `awaitdb::error` (08003). Assign from `open`.
+  database() = default;
+  explicit database(std::shared_ptr<detail::backend> backend) noexcept;
+
+  /// Which engine this database runs on.
+  awaitdb::engine engine() const;
+
+  /// Runs `sql` with `params` bound to `$1 … $N`, and returns all its rows.
+  ///
+  /// Parameters are sent apart from the SQL, never spliced into it. Each is one of `bool`,
+  /// `std::int16_t`, `std::int32_t`, `std::int64_t`, `float`, `double`, `std::string`,
+  /// `std::string_view`, `const char*`, `awaitdb::blob`, `std::optional` of them, or
+  /// `std::nullopt`; any other type does not compile. `sql` and the parameters are read until
+  /// the returned awaitable completes, so `co_await` it in the same expression (or keep them
+  /// alive until it completes).
+  ///
+  /// Inside a transaction of this database, runs on the transaction's connection. On SQLite it
+  /// runs inline: it completes without suspending unless a transaction of another task holds the
+  /// database. On PostgreSQL it suspends on the socket, never blocking the thread.
+  ///
+  /// Throws `awaitdb::error` on any database failure (SQL error, wrong parameter count, lost
+  /// connection). Cancellation (per-operation, `||` with a timer, or the statement timeout):
+  /// throws `boost::system::system_error` with `boost::asio::error::operation_aborted`; on
+  /// PostgreSQL the statement is also cancelled on the server.
+  template <class... Params>
+  boost::asio::awaitable<result> query(std::string_view sql, const Params&... params) const {
+    return run_query(sql, detail::param_list{detail::make_param(params)...});
+  }
+
+  /// Like `query`, for statements run for their effect: returns the number of rows the
+  /// statement inserted, updated or deleted (0 for other statements).
+  template <class... Params>
+  boost::asio::awaitable<std::uint64_t> execute(std::string_view sql,
+                                                const Params&... params) const {
+    return run_execute(sql, detail::param_list{detail::make_param(params)...});
+  }
+
+  /// Runs `fn()`, which returns `boost::asio::awaitable<R>`, inside a transaction, and returns
+  /// its value.
+  ///
+  /// Commits when `fn` returns; rolls back and rethrows when it throws; rolls back when the
+  /// operation is cancelled. Inside another transaction of this database (the task context
+  /// says so), it is a savepoint instead.
+  ///
+  /// While `fn` runs, every query through this `database` or a copy of it runs on the
+  /// transaction's connection: in `fn`, in functions it calls, in coroutines it starts on
+  /// `co_await boost::asio::this_coro::executor` (including the operands of the
+  /// `awaitable_operators`). Statements of other tasks never land inside it. A statement that
+  /// fails inside the transaction aborts it, as on PostgreSQL, on both engines: later statements
+  /// throw 25P02 until the enclosing savepoint or transaction is rolled back.
+  ///
+  /// `fn` is moved into the operation and lives until it completes. Its coroutine runs on the
+  /// caller's executor (wrapped so that it carries the task context).
+  template <class F>
+  auto transaction(F fn) const -> std::invoke_result_t<F&> {
+    using awaitable_type = std::invoke_result_t<F&>;
+    using value_type = typename awaitable_type::value_type;
+    detail::transaction_scope scope = co_await begin_transaction();
+    std::exception_ptr failure;
+    if constexpr (std::is_void_v<value_type>) {
+      try {
+        co_await boost::asio::co_spawn(
+            scope.executor(), [&]() -> boost::asio::awaitable<void> { co_await std::invoke(fn); },
+            boost::asio::use_awaitable);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (!failure) {
+        co_await scope.commit();
+        co_return;
+      }
+    } else {
+      std::optional<value_type> value;
+      try {
+        co_await boost::asio::co_spawn(
+            scope.executor(),
+            [&]() -> boost::asio::awaitable<void> { value.emplace(co_await std::invoke(fn)); },
+            boost::asio::use_awaitable);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (!failure) {
+        co_await scope.commit();
+        co_return std::move(*value);
+      }
+    }
+    scope.rollback();
+    std::rethrow_exception(failure);
+  }
+
+  /// True when the calling task is inside a transaction of this database.
+  boost::asio::awaitable<bool> in_transaction() const;
+
+  /// The pool's connection counts (for SQLite: its one connection).
+  pool_stats stats() const;
+
+  /// Closes the database: idle connections now, busy ones when their statement or transaction
+  /// ends. Later operations on any copy throw `awaitdb::error` (08003).
+  boost::asio::awaitable<void> close() const;
+
+ private:
+  boost::asio::awaitable<result> run_query(std::string_view sql, detail::param_list params) const;
+  boost::asio::awaitable<std::uint64_t> run_execute(std::string_view sql,
+                                                    detail::param_list params) const;
+  boost::asio::awaitable<detail::transaction_scope> begin_transaction() const;
+  detail::backend& checked_backend() const;
+
+  std::shared_ptr<detail::backend> backend_;
+};
+
+/// Opens the database named by `url`, on the calling coroutine's executor.
+///
+/// - `sqlite:path/to/file.db`, `sqlite:/absolute/file.db`, `sqlite::memory:`; options as query
+///   parameters, e.g. `sqlite:app.db?mode=ro&busy_timeout=2000` (see docs/usage.md).
+/// - `postgresql://user:password@host:port/dbname?...` or `postgres://...`: libpq's URI, passed
+///   through, plus awaitdb's own pool and statement options (see docs/usage.md).
+///
+/// Throws `awaitdb::error`: class 08 when the URL is malformed or the database cannot be opened.
+/// The message never contains the password.
+boost::asio::awaitable<database> open(std::string_view url);
+
+}  // namespace awaitdb
+
+#endif  // AWAITDB_DATABASE_HPP

@@ -1,0 +1,98 @@
+// The boundary between the engine-neutral `database` and an engine. Everything above it is
+// identical for SQLite and PostgreSQL; everything below it is one engine's business.
+#ifndef AWAITDB_SRC_BACKEND_HPP
+#define AWAITDB_SRC_BACKEND_HPP
+
+#include <awaitdb/database.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace awaitdb::detail {
+
+namespace asio = boost::asio;
+
+enum class result_mode : std::uint8_t { rows, count };
+
+/// One statement on its way through a backend: the input, and where the output goes.
+struct statement {
+  std::string_view sql;
+  const param* params = nullptr;
+  std::size_t param_count = 0;
+  result_mode mode = result_mode::rows;
+
+  result rows;                // mode == rows
+  std::uint64_t affected = 0;  // mode == count
+};
+
+/// One level of a task's transaction on one backend: the transaction itself (depth 0) or a
+/// savepoint inside it. Engines derive from it to hold the pinned connection.
+///
+/// Levels form a chain through `parent`, which is the innermost level (of any database) that
+/// was active when this one began: that chain is the task context, carried by the executor.
+class tx_state : public std::enable_shared_from_this<tx_state> {
+ public:
+  tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing)
+      : owner_(owner)
+      , parent_(std::move(parent))
+      , top_(enclosing ? &enclosing->top() : this)
+      , depth_(enclosing ? enclosing->depth_ + 1 : 0) {}
+  virtual ~tx_state() = default;
+
+  backend& owner() const noexcept { return owner_; }
+  tx_state* parent() const noexcept { return parent_.get(); }
+  /// The depth-0 level of this transaction.
+  tx_state& top() const noexcept { return *top_; }
+  unsigned depth() const noexcept { return depth_; }
+
+  /// Open until committed or rolled back.
+  bool is_open() const noexcept { return open_.load(std::memory_order_acquire); }
+  void close() noexcept { open_.store(false, std::memory_order_release); }
+
+  /// A statement failed inside the transaction: as on PostgreSQL, the transaction refuses
+  /// further statements until a savepoint or the transaction is rolled back. Kept on the top.
+  bool aborted() const noexcept { return top_->aborted_.load(std::memory_order_acquire); }
+  void set_aborted(bool value) noexcept {
+    top_->aborted_.store(value, std::memory_order_release);
+  }
+
+ private:
+  backend& owner_;
+  std::shared_ptr<tx_state> parent_;
+  tx_state* top_;  // kept alive through parent_ (the enclosing levels are on the chain)
+  unsigned depth_;
+  std::atomic<bool> open_{true};
+  std::atomic<bool> aborted_{false};
+};
+
+/// An engine. Implementations live in src/sqlite and src/postgres.
+class backend {
+ public:
+  virtual ~backend() = default;
+
+  virtual awaitdb::engine kind() const noexcept = 0;
+
+  /// Runs one statement; `tx` is the caller's transaction level on this backend, or null.
+  /// The caller has checked that `tx` is open and not aborted.
+  virtual asio::awaitable<void> run(statement& st, tx_state* tx) = 0;
+
+  /// Begins a transaction (`enclosing` null) or a savepoint inside `enclosing`.
+  virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
+                                                           tx_state* enclosing) = 0;
+  /// Commits (or releases the savepoint). On failure the level is rolled back, then it throws.
+  virtual asio::awaitable<void> commit(tx_state& tx) = 0;
+  /// Rolls back without waiting for the database: SQLite does it inline; PostgreSQL queues it
+  /// on the pinned connection, ahead of anything the task sends later.
+  virtual void rollback(tx_state& tx) noexcept = 0;
+
+  virtual pool_stats stats() const = 0;
+  virtual asio::awaitable<void> close() = 0;
+};
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_BACKEND_HPP

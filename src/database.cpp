@@ -1,0 +1,150 @@
+// The engine-neutral half of `database`: task context, transaction bookkeeping, dispatch.
+#include "backend.hpp"
+#include "postgres/pg_backend.hpp"
+#include "sqlite/sqlite_backend.hpp"
+#include "task_context.hpp"
+#include "url.hpp"
+
+#include <awaitdb/database.hpp>
+
+#include <boost/asio/this_coro.hpp>
+
+namespace awaitdb {
+
+namespace asio = boost::asio;
+using detail::tx_state;
+
+namespace {
+
+void check_usable(const tx_state& tx) {
+  if (!tx.is_open())
+    throw error(sqlstate::no_active_transaction,
+                "this task's transaction has already ended; a coroutine started inside a "
+                "transaction must finish before it does");
+  if (tx.aborted())
+    throw error(sqlstate::in_failed_transaction,
+                "current transaction is aborted, statements are refused until the end of the "
+                "transaction or savepoint");
+}
+
+asio::awaitable<void> run_statement(detail::backend& b, detail::statement& st) {
+  auto ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, b);
+  if (tx) check_usable(*tx);
+  try {
+    co_await b.run(st, tx);
+  } catch (...) {
+    // Any failure inside a transaction aborts it, on both engines (PostgreSQL's rule).
+    if (tx) tx->set_aborted(true);
+    throw;
+  }
+}
+
+}  // namespace
+
+database::database(std::shared_ptr<detail::backend> backend) noexcept
+    : backend_(std::move(backend)) {}
+
+detail::backend& database::checked_backend() const {
+  if (!backend_) throw error(sqlstate::connection_does_not_exist, "the database is not open");
+  return *backend_;
+}
+
+awaitdb::engine database::engine() const { return checked_backend().kind(); }
+
+asio::awaitable<result> database::run_query(std::string_view sql,
+                                            detail::param_list params) const {
+  detail::statement st;
+  st.sql = sql;
+  st.params = params.data();
+  st.param_count = params.size();
+  co_await run_statement(checked_backend(), st);
+  co_return std::move(st.rows);
+}
+
+asio::awaitable<std::uint64_t> database::run_execute(std::string_view sql,
+                                                     detail::param_list params) const {
+  detail::statement st;
+  st.sql = sql;
+  st.params = params.data();
+  st.param_count = params.size();
+  st.mode = detail::result_mode::count;
+  co_await run_statement(checked_backend(), st);
+  co_return st.affected;
+}
+
+asio::awaitable<detail::transaction_scope> database::begin_transaction() const {
+  detail::backend& b = checked_backend();
+  auto ex = co_await asio::this_coro::executor;
+  tx_state* enclosing = detail::find_transaction(ex, b);
+  if (enclosing) check_usable(*enclosing);
+  tx_state* innermost = detail::innermost_transaction(ex);
+  std::shared_ptr<tx_state> parent = innermost ? innermost->shared_from_this() : nullptr;
+  std::shared_ptr<tx_state> level = co_await b.begin(std::move(parent), enclosing);
+  asio::any_io_executor inner = detail::with_transaction(ex, level);
+  co_return detail::transaction_scope(std::move(level), std::move(inner));
+}
+
+asio::awaitable<bool> database::in_transaction() const {
+  detail::backend& b = checked_backend();
+  auto ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, b);
+  co_return tx && tx->is_open();
+}
+
+pool_stats database::stats() const { return checked_backend().stats(); }
+
+asio::awaitable<void> database::close() const {
+  if (backend_) co_await backend_->close();
+}
+
+asio::awaitable<database> open(std::string_view url) {
+  detail::database_options options = detail::parse_url(url);
+  if (auto* sqlite = std::get_if<detail::sqlite_options>(&options))
+    co_return database(detail::open_sqlite(*sqlite));
+  auto ex = co_await asio::this_coro::executor;
+  co_return database(
+      co_await detail::open_postgres(ex, std::get<detail::postgres_options>(options)));
+}
+
+namespace detail {
+
+transaction_scope::transaction_scope(std::shared_ptr<tx_state> state,
+                                     asio::any_io_executor executor)
+    : state_(std::move(state)), executor_(std::move(executor)) {}
+
+transaction_scope::transaction_scope(transaction_scope&& other) noexcept
+    : state_(std::move(other.state_)), executor_(std::move(other.executor_)) {}
+
+transaction_scope::~transaction_scope() { rollback(); }
+
+asio::awaitable<void> transaction_scope::commit() {
+  std::shared_ptr<tx_state> state = std::move(state_);
+  if (state->aborted()) {
+    state->owner().rollback(*state);
+    state->close();
+    throw error(sqlstate::in_failed_transaction,
+                state->depth() == 0
+                    ? "the transaction was aborted by a failed statement and has been rolled back"
+                    : "the savepoint was aborted by a failed statement and has been rolled back");
+  }
+  try {
+    co_await state->owner().commit(*state);
+  } catch (...) {
+    state->close();
+    throw;
+  }
+  state->close();
+}
+
+void transaction_scope::rollback() noexcept {
+  if (!state_) return;
+  std::shared_ptr<tx_state> state = std::move(state_);
+  state->owner().rollback(*state);
+  state->close();
+  // Rolling back a savepoint clears the failure it contained, as ROLLBACK TO SAVEPOINT does.
+  if (state->depth() > 0) state->set_aborted(false);
+}
+
+}  // namespace detail
+}  // namespace awaitdb

@@ -1,0 +1,319 @@
+// The PostgreSQL engine: a bounded pool of natively asynchronous connections, and transactions
+// that pin one of them for the task that opened them.
+#include "pg_backend.hpp"
+
+#include "../util/wait_list.hpp"
+#include "pg_connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <mutex>
+#include <vector>
+
+namespace awaitdb::detail {
+namespace {
+
+class pg_pool : public std::enable_shared_from_this<pg_pool> {
+ public:
+  pg_pool(asio::any_io_executor executor, postgres_options options)
+      : executor_(std::move(executor)), options_(std::move(options)) {}
+
+  const postgres_options& options() const noexcept { return options_; }
+
+  /// An idle connection, a new one while the pool is below its maximum size, or the next one
+  /// released, within the acquire timeout.
+  asio::awaitable<std::shared_ptr<pg_connection>> acquire() {
+    const auto deadline = std::chrono::steady_clock::now() + options_.pool_acquire_timeout;
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+      while (!idle_.empty()) {
+        std::shared_ptr<pg_connection> c = std::move(idle_.back());
+        idle_.pop_back();
+        if (c->check_idle()) {
+          ++in_use_;
+          co_return c;
+        }
+        --size_;  // it died while idle (server restart, terminated backend): replace it
+      }
+      if (size_ < options_.pool_max_size) {
+        ++size_;
+        ++in_use_;
+        lock.unlock();
+        std::exception_ptr failure;
+        try {
+          co_return co_await pg_connection::connect(executor_, options_);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        lock.lock();
+        --size_;
+        --in_use_;
+        lock.unlock();
+        waiters_.notify_one();
+        std::rethrow_exception(failure);
+      }
+      if (co_await waiters_.wait(lock, deadline, /*pass_on=*/true) ==
+          wait_list::outcome::timed_out)
+        throw error(sqlstate::too_many_connections,
+                    "timed out after " + std::to_string(options_.pool_acquire_timeout.count()) +
+                        " ms waiting for a connection: all " +
+                        std::to_string(options_.pool_max_size) + " are in use");
+    }
+  }
+
+  /// Takes a connection back. One left inside a transaction is rolled back first; one that is
+  /// broken, or mid-statement, is closed (the pool opens a new one when needed).
+  void release(std::shared_ptr<pg_connection> c) noexcept {
+    std::unique_lock lock(mutex_);
+    const bool usable = !closed_ && !c->broken();
+    const auto status = usable ? c->transaction_status() : PQTRANS_UNKNOWN;
+    if (status == PQTRANS_IDLE) {
+      --in_use_;
+      idle_.push_back(std::move(c));
+    } else if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
+      lock.unlock();
+      asio::co_spawn(executor_, roll_back_and_release(shared_from_this(), std::move(c)),
+                     asio::detached);
+      return;
+    } else {
+      --in_use_;
+      --size_;
+    }
+    lock.unlock();
+    c.reset();  // closes a dropped connection, outside the lock
+    waiters_.notify_one();
+  }
+
+  pool_stats stats() const {
+    std::lock_guard lock(mutex_);
+    pool_stats s;
+    s.size = size_;
+    s.idle = idle_.size();
+    s.in_use = in_use_;
+    s.waiting = waiters_.size();
+    return s;
+  }
+
+  void close() noexcept {
+    std::vector<std::shared_ptr<pg_connection>> idle;
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+      idle.swap(idle_);
+      size_ -= idle.size();
+    }
+    idle.clear();
+    waiters_.notify_all();
+  }
+
+ private:
+  static asio::awaitable<void> roll_back_and_release(std::shared_ptr<pg_pool> self,
+                                                     std::shared_ptr<pg_connection> c) {
+    try {
+      co_await c->exchange(control_list("ROLLBACK"), nullptr);
+    } catch (...) {
+      // A connection that cannot roll back is broken; release() drops it.
+    }
+    self->release(std::move(c));
+  }
+
+  asio::any_io_executor executor_;
+  const postgres_options options_;
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<pg_connection>> idle_;
+  std::size_t size_ = 0;    // open or opening
+  std::size_t in_use_ = 0;  // lent out, opening, or being cleaned
+  wait_list waiters_;
+  bool closed_ = false;
+};
+
+/// Returns a borrowed connection to the pool however the borrower's scope ends.
+struct lease {
+  std::shared_ptr<pg_pool> pool;
+  std::shared_ptr<pg_connection> conn;
+  ~lease() {
+    if (conn) pool->release(std::move(conn));
+  }
+};
+
+/// Holds a connection's turn for the scope.
+struct turn_guard {
+  pg_connection& conn;
+  ~turn_guard() { conn.turn.unlock(); }
+};
+
+class pg_tx final : public tx_state {
+ public:
+  pg_tx(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing,
+        std::shared_ptr<pg_connection> connection)
+      : tx_state(owner, std::move(parent), enclosing), conn(std::move(connection)) {}
+
+  std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
+  pg_tx& top_level() const noexcept { return static_cast<pg_tx&>(top()); }
+
+  const std::shared_ptr<pg_connection> conn;
+  // On the top level, changed only while holding the connection's turn:
+  bool begin_sent = false;  // BEGIN goes out with the first statement, not in a round trip
+  bool finished = false;    // committed or rolled back: the connection went back to the pool
+};
+
+class pg_backend final : public backend {
+ public:
+  explicit pg_backend(std::shared_ptr<pg_pool> pool) : pool_(std::move(pool)) {}
+  ~pg_backend() override { pool_->close(); }
+
+  awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
+
+  asio::awaitable<void> run(statement& st, tx_state* tx) override {
+    if (!tx) {
+      // (Not `lease borrowed{pool_, co_await ...}`: GCC 12 destroys co_await temporaries in
+      // braced initializers twice.)
+      std::shared_ptr<pg_connection> conn = co_await pool_->acquire();
+      lease borrowed{pool_, std::move(conn)};
+      co_await borrowed.conn->exchange(control_list(), &st);
+      co_return;
+    }
+    pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
+    pg_connection& conn = *top.conn;
+    co_await conn.turn.lock();
+    turn_guard hold{conn};
+    check_not_finished(top);
+    if (!top.begin_sent) {
+      top.begin_sent = true;
+      co_await conn.exchange(control_list("BEGIN"), &st);
+    } else {
+      co_await conn.exchange(control_list(), &st);
+    }
+  }
+
+  asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
+                                                   tx_state* enclosing) override {
+    if (!enclosing) {
+      // Only the connection is taken now; BEGIN travels with the first statement.
+      std::shared_ptr<pg_connection> conn = co_await pool_->acquire();
+      lease borrowed{pool_, std::move(conn)};
+      auto level = std::make_shared<pg_tx>(*this, std::move(parent), nullptr, borrowed.conn);
+      borrowed.conn.reset();
+      co_return level;
+    }
+    pg_tx& top = static_cast<pg_tx&>(*enclosing).top_level();
+    auto level = std::make_shared<pg_tx>(*this, std::move(parent), enclosing, top.conn);
+    const std::string savepoint = "SAVEPOINT " + level->savepoint_name();
+    pg_connection& conn = *top.conn;
+    co_await conn.turn.lock();
+    turn_guard hold{conn};
+    check_not_finished(top);
+    if (!top.begin_sent) {
+      top.begin_sent = true;
+      co_await conn.exchange(control_list("BEGIN", savepoint), nullptr);
+    } else {
+      co_await conn.exchange(control_list(savepoint), nullptr);
+    }
+    co_return level;
+  }
+
+  asio::awaitable<void> commit(tx_state& tx) override {
+    auto& level = static_cast<pg_tx&>(tx);
+    pg_tx& top = level.top_level();
+    pg_connection& conn = *top.conn;
+    co_await conn.turn.lock();
+    turn_guard hold{conn};
+    check_not_finished(top);
+    std::exception_ptr failure;
+    if (level.depth() > 0) {
+      const std::string release = "RELEASE SAVEPOINT " + level.savepoint_name();
+      try {
+        co_await conn.exchange(control_list(release), nullptr);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        const std::string undo = "ROLLBACK TO SAVEPOINT " + level.savepoint_name();
+        try {
+          co_await conn.exchange(control_list(undo, release), nullptr);
+        } catch (...) {
+          // The transaction itself is failing; its own rollback follows.
+        }
+        std::rethrow_exception(failure);
+      }
+      co_return;
+    }
+    if (top.begin_sent) {
+      try {
+        co_await conn.exchange(control_list("COMMIT"), nullptr);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
+    top.finished = true;
+    pool_->release(top.conn);  // rolls back first if COMMIT did not end the transaction
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  void rollback(tx_state& tx) noexcept override {
+    auto& level = static_cast<pg_tx&>(tx);
+    // Take a place in the connection's queue now, so that nothing the task sends afterwards
+    // overtakes the rollback; the rollback itself runs without the caller waiting for it.
+    wait_list::ticket ticket = level.top_level().conn->turn.lock_or_enqueue();
+    asio::co_spawn(level.top_level().conn->executor(),
+                   finish_rollback(pool_, std::static_pointer_cast<pg_tx>(level.shared_from_this()),
+                                   std::move(ticket)),
+                   asio::detached);
+  }
+
+  pool_stats stats() const override { return pool_->stats(); }
+
+  asio::awaitable<void> close() override {
+    pool_->close();
+    co_return;
+  }
+
+ private:
+  static void check_not_finished(const pg_tx& top) {
+    if (top.finished)
+      throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+  }
+
+  static asio::awaitable<void> finish_rollback(std::shared_ptr<pg_pool> pool,
+                                               std::shared_ptr<pg_tx> level,
+                                               wait_list::ticket ticket) {
+    pg_tx& top = level->top_level();
+    pg_connection& conn = *top.conn;
+    co_await conn.turn.wait_turn(std::move(ticket));
+    turn_guard hold{conn};
+    if (top.finished) co_return;
+    try {
+      if (level->depth() > 0) {
+        const std::string undo = "ROLLBACK TO SAVEPOINT " + level->savepoint_name();
+        const std::string release = "RELEASE SAVEPOINT " + level->savepoint_name();
+        co_await conn.exchange(control_list(undo, release), nullptr);
+        co_return;
+      }
+      if (top.begin_sent) co_await conn.exchange(control_list("ROLLBACK"), nullptr);
+    } catch (...) {
+      // A failed ROLLBACK leaves the connection broken or still in the transaction; the pool
+      // drops it or rolls it back again.
+    }
+    if (level->depth() == 0) {
+      top.finished = true;
+      pool->release(top.conn);
+    }
+  }
+
+  std::shared_ptr<pg_pool> pool_;
+};
+
+}  // namespace
+
+asio::awaitable<std::shared_ptr<backend>> open_postgres(asio::any_io_executor executor,
+                                                       const postgres_options& options) {
+  auto pool = std::make_shared<pg_pool>(std::move(executor), options);
+  // Connect once now, so that a wrong URL, a refused connection or a bad password fails here.
+  std::shared_ptr<pg_connection> first = co_await pool->acquire();
+  pool->release(std::move(first));
+  co_return std::make_shared<pg_backend>(std::move(pool));
+}
+
+}  // namespace awaitdb::detail

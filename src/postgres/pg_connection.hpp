@@ -1,0 +1,162 @@
+// One PostgreSQL connection driven by libpq's non-blocking API on an Asio executor.
+#ifndef AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP
+#define AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP
+
+#include "../backend.hpp"
+#include "../url.hpp"
+#include "../util/async_mutex.hpp"
+#include "pg_result.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace awaitdb::detail {
+
+/// Statements without parameters (BEGIN, SAVEPOINT ...) sent ahead of a statement in the same
+/// round trip. (Not an initializer_list: GCC 12 miscompiles those as coroutine arguments.)
+class control_list {
+ public:
+  control_list() = default;
+  template <class... S>
+  explicit control_list(const S&... sql) : items_{std::string_view(sql)...}, size_(sizeof...(S)) {
+    static_assert(sizeof...(S) <= 3);
+  }
+  const std::string_view* begin() const noexcept { return items_; }
+  const std::string_view* end() const noexcept { return items_ + size_; }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  std::string_view items_[3];
+  std::size_t size_ = 0;
+};
+
+/// A connection to a PostgreSQL server, always in libpq pipeline mode.
+///
+/// Each exchange sends its statements and one Sync, flushes, and reads results until the
+/// Sync's answer, waiting for the socket's readiness with Asio. The socket belongs to libpq:
+/// Asio only watches it (it is released, never closed, by this object).
+///
+/// One exchange at a time: the user of a connection (the pool's borrower, or a transaction)
+/// holds `turn` while it runs one.
+class pg_connection : public std::enable_shared_from_this<pg_connection> {
+ public:
+  /// Connects (PQconnectStartParams / PQconnectPoll), within `options.connect_timeout`.
+  /// Throws `awaitdb::error` (class 08) naming host and port, never the password.
+  static boost::asio::awaitable<std::shared_ptr<pg_connection>> connect(
+      boost::asio::any_io_executor executor, const postgres_options& options);
+
+  ~pg_connection();
+  pg_connection(const pg_connection&) = delete;
+  pg_connection& operator=(const pg_connection&) = delete;
+
+  /// Sends `controls` (statements without parameters, like BEGIN) and then `st` (may be null)
+  /// in one round trip, and reads every result. Throws the first failure. If the operation
+  /// is cancelled, cancels the statement on the server, waits (briefly) for the connection to
+  /// be clean, and throws `operation_aborted`; if it cannot be made clean it is marked broken.
+  boost::asio::awaitable<void> exchange(control_list controls, statement* st);
+
+  /// True when the connection can no longer be used (lost, or left in an unknown state).
+  bool broken() const noexcept { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+  /// libpq's view of the transaction state (idle, in a transaction, failed transaction).
+  PGTransactionStatusType transaction_status() const noexcept {
+    return PQtransactionStatus(conn_);
+  }
+  /// Reads whatever the server sent while the connection was idle (a termination notice, for
+  /// example), without waiting. Returns false when the connection turned out to be dead.
+  bool check_idle() noexcept;
+
+  int backend_pid() const noexcept { return PQbackendPID(conn_); }
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+
+  /// Held by whoever runs an exchange (statements of one transaction queue here in order).
+  async_mutex turn;
+
+ private:
+  pg_connection(boost::asio::any_io_executor executor, const postgres_options& options);
+
+  struct prepared_key {
+    std::string sql;
+    std::vector<Oid> types;
+  };
+  struct prepared_entry {
+    std::string name;
+    std::list<prepared_key>::iterator lru;
+  };
+  struct key_view {
+    std::string_view sql;
+    const Oid* types;
+    std::size_t count;
+  };
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(const key_view& k) const noexcept;
+    std::size_t operator()(const prepared_key& k) const noexcept {
+      return (*this)(key_view{k.sql, k.types.data(), k.types.size()});
+    }
+  };
+  struct key_equal {
+    using is_transparent = void;
+    static key_view view(const prepared_key& k) noexcept {
+      return key_view{k.sql, k.types.data(), k.types.size()};
+    }
+    static const key_view& view(const key_view& k) noexcept { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      const key_view &x = view(a), &y = view(b);
+      return x.sql == y.sql && x.count == y.count &&
+             std::equal(x.types, x.types + x.count, y.types);
+    }
+  };
+
+  // What one exchange expects back, in order.
+  enum class expect : std::uint8_t { control, prepare, deallocate, statement };
+
+  boost::asio::awaitable<void> connect_loop(std::chrono::steady_clock::time_point deadline);
+  void attach_socket();
+  void encode_params(const statement& st);
+  void send_statement(const statement& st, std::vector<expect>& expected);
+  boost::asio::awaitable<void> flush();
+  boost::asio::awaitable<void> read_results(const std::vector<expect>& expected, statement* st,
+                                            std::exception_ptr& failure);
+  boost::asio::awaitable<void> wait_readable();
+  boost::asio::awaitable<void> wait_writable();
+  boost::asio::awaitable<void> recover_after_cancel(std::size_t expected_syncs);
+  [[noreturn]] void fail_connection(std::string_view context);
+
+  boost::asio::any_io_executor executor_;
+  const postgres_options& options_;
+  PGconn* conn_ = nullptr;
+  boost::asio::generic::stream_protocol::socket socket_;
+  bool broken_ = false;
+
+  // Named prepared statements of this connection: a bounded LRU keyed by SQL and parameter
+  // types.
+  std::list<prepared_key> lru_;
+  std::unordered_map<prepared_key, prepared_entry, key_hash, key_equal> prepared_;
+  std::uint64_t next_statement_id_ = 0;
+  std::string pending_name_;      // a statement being prepared in this exchange
+  std::string pending_eviction_;  // a statement deallocated in this exchange
+
+  // Reused for every statement: parameter text, pointers, lengths, formats, types.
+  std::string scratch_;
+  std::vector<std::size_t> offsets_;
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+  std::vector<Oid> types_;
+};
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP

@@ -1,0 +1,82 @@
+#include "pg_result.hpp"
+
+#include <awaitdb/error.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace awaitdb::detail {
+
+namespace oid {
+constexpr Oid boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, oid = 26,
+              float4 = 700, float8 = 701, numeric = 1700;
+}
+
+cell_kind pg_cell_kind(Oid type) noexcept {
+  switch (type) {
+    case oid::boolean: return cell_kind::boolean;
+    case oid::int2:
+    case oid::int4:
+    case oid::int8:
+    case oid::oid: return cell_kind::integer;
+    case oid::float4:
+    case oid::float8: return cell_kind::real;
+    case oid::numeric: return cell_kind::numeric;
+    case oid::bytea: return cell_kind::hex_blob;
+    default: return cell_kind::text;
+  }
+}
+
+pg_result::pg_result(pg_result_ptr r) : result_(std::move(r)) {
+  rows_ = static_cast<std::size_t>(PQntuples(result_.get()));
+  int n = PQnfields(result_.get());
+  kinds_.reserve(static_cast<std::size_t>(n));
+  for (int c = 0; c < n; ++c) kinds_.push_back(pg_cell_kind(PQftype(result_.get(), c)));
+}
+
+std::string_view pg_result::column_name(std::size_t column) const noexcept {
+  return PQfname(result_.get(), static_cast<int>(column));
+}
+
+cell pg_result::at(std::size_t row, std::size_t column) const {
+  const int r = static_cast<int>(row), c = static_cast<int>(column);
+  cell out;
+  if (PQgetisnull(result_.get(), r, c)) return out;
+  out.kind = kinds_[column];
+  out.bytes = std::string_view(PQgetvalue(result_.get(), r, c),
+                               static_cast<std::size_t>(PQgetlength(result_.get(), r, c)));
+  const char* begin = out.bytes.data();
+  const char* end = begin + out.bytes.size();
+  switch (out.kind) {
+    case cell_kind::boolean:
+      out.integer = out.bytes == "t" ? 1 : 0;
+      break;
+    case cell_kind::integer:
+      if (std::from_chars(begin, end, out.integer).ec != std::errc())
+        throw error(sqlstate::invalid_text_representation, "malformed integer from the server");
+      break;
+    case cell_kind::real:
+      if (out.bytes == "NaN")
+        out.real = std::numeric_limits<double>::quiet_NaN();
+      else if (out.bytes == "Infinity")
+        out.real = std::numeric_limits<double>::infinity();
+      else if (out.bytes == "-Infinity")
+        out.real = -std::numeric_limits<double>::infinity();
+      else if (std::from_chars(begin, end, out.real).ec != std::errc())
+        throw error(sqlstate::invalid_text_representation, "malformed number from the server");
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+std::uint64_t pg_affected_rows(const PGresult* r) noexcept {
+  const char* text = PQcmdTuples(const_cast<PGresult*>(r));
+  std::uint64_t n = 0;
+  if (text && *text) std::from_chars(text, text + std::char_traits<char>::length(text), n);
+  return n;
+}
+
+}  // namespace awaitdb::detail

@@ -1,0 +1,43 @@
+// A PostgreSQL result as a `result_source`: the PGresult itself, read in place.
+#ifndef AWAITDB_SRC_POSTGRES_PG_RESULT_HPP
+#define AWAITDB_SRC_POSTGRES_PG_RESULT_HPP
+
+#include <awaitdb/row.hpp>
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace awaitdb::detail {
+
+struct pg_result_deleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using pg_result_ptr = std::unique_ptr<PGresult, pg_result_deleter>;
+
+class pg_result final : public result_source {
+ public:
+  explicit pg_result(pg_result_ptr r);
+
+  std::size_t rows() const noexcept override { return rows_; }
+  std::size_t columns() const noexcept override { return kinds_.size(); }
+  std::string_view column_name(std::size_t column) const noexcept override;
+  cell at(std::size_t row, std::size_t column) const override;
+
+ private:
+  pg_result_ptr result_;
+  std::size_t rows_;
+  std::vector<cell_kind> kinds_;  // by column, from the type OID
+};
+
+/// How values of the type `oid` are presented (text format).
+cell_kind pg_cell_kind(Oid oid) noexcept;
+
+/// The number of rows a command reports (its tag, e.g. "UPDATE 3"), 0 when it reports none.
+std::uint64_t pg_affected_rows(const PGresult* r) noexcept;
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_POSTGRES_PG_RESULT_HPP

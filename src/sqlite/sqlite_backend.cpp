@@ -1,0 +1,492 @@
+// The SQLite engine: statements run inline, in the calling coroutine, without suspending.
+//
+// One connection per database. A mutex serializes the (short, synchronous) use of it across
+// threads; a transaction additionally owns it from BEGIN to COMMIT, so that a statement from
+// another task, arriving while the transaction's task is suspended, waits on a `wait_list`
+// (suspending, never blocking the thread) instead of landing inside the transaction.
+#include "sqlite_backend.hpp"
+
+#include "../placeholders.hpp"
+#include "../util/wait_list.hpp"
+#include "sqlite_errors.hpp"
+
+#include <awaitdb/error.hpp>
+
+#include <sqlite3.h>
+
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace awaitdb::detail {
+namespace {
+
+[[noreturn]] void throw_sqlite(sqlite3* db, int code, std::string_view context = {}) {
+  int extended = db ? sqlite3_extended_errcode(db) : code;
+  if ((extended & 0xff) != (code & 0xff)) extended = code;
+  std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+  if (!context.empty()) message = std::string(context) + ": " + message;
+  throw error(sqlite_sqlstate(extended, message), message);
+}
+
+/// A prepared statement and how its `$N` placeholders map to SQLite's parameter indexes
+/// (SQLite numbers named parameters by first appearance, so "$2 ... $1" would bind backwards).
+struct prepared {
+  sqlite3_stmt* stmt = nullptr;
+  std::size_t placeholder_count = 0;  // the highest $N
+  std::vector<int> index_of;          // index_of[N-1]: SQLite's index of $N, 0 if unused
+};
+
+/// Resets a statement when a run ends, however it ends, so the cached statement is reusable
+/// and holds no read transaction open.
+struct reset_on_exit {
+  sqlite3_stmt* stmt;
+  ~reset_on_exit() { sqlite3_reset(stmt); }
+};
+
+/// A bounded LRU cache of prepared statements, keyed by SQL text.
+class statement_cache {
+ public:
+  explicit statement_cache(std::size_t capacity) : capacity_(capacity) {}
+  ~statement_cache() { clear(); }
+
+  void clear() {
+    for (auto& [sql, p] : lru_) sqlite3_finalize(p.stmt);
+    lru_.clear();
+    by_sql_.clear();
+  }
+
+  /// The prepared form of `sql`; prepares it on a miss. The reference is valid until the next
+  /// call (the cache may evict) or `clear`.
+  prepared& get(sqlite3* db, std::string_view sql) {
+    if (auto it = by_sql_.find(sql); it != by_sql_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return it->second->second;
+    }
+    prepared p = prepare(db, sql);
+    if (capacity_ == 0) {
+      // No cache: keep exactly one statement, replaced on every call.
+      clear();
+    } else if (lru_.size() >= capacity_) {
+      sqlite3_finalize(lru_.back().second.stmt);
+      by_sql_.erase(std::string_view(lru_.back().first));
+      lru_.pop_back();
+    }
+    lru_.emplace_front(std::string(sql), std::move(p));
+    by_sql_.emplace(std::string_view(lru_.front().first), lru_.begin());
+    return lru_.front().second;
+  }
+
+ private:
+  static prepared prepare(sqlite3* db, std::string_view sql) {
+    prepared p;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &p.stmt, &tail);
+    if (rc != SQLITE_OK) throw_sqlite(db, rc);
+    if (!p.stmt) throw error(sqlstate::syntax_error, "the SQL text holds no statement");
+    const char* end = sql.data() + sql.size();
+    if (tail && tail < end) {
+      // Only white space, semicolons and comments may follow: PostgreSQL's extended protocol
+      // runs one statement per call, and both engines must agree.
+      sqlite3_stmt* next = nullptr;
+      sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &next, nullptr);
+      if (next) {
+        sqlite3_finalize(next);
+        sqlite3_finalize(p.stmt);
+        throw error(sqlstate::syntax_error,
+                    "the SQL text holds more than one statement; run them one at a time");
+      }
+    }
+    int count = sqlite3_bind_parameter_count(p.stmt);
+    for (int i = 1; i <= count; ++i) {
+      const char* name = sqlite3_bind_parameter_name(p.stmt, i);
+      std::size_t n = name ? placeholder_number(name) : 0;
+      if (n == 0) {
+        sqlite3_finalize(p.stmt);
+        throw error(sqlstate::syntax_error,
+                    std::string("placeholders are written $1, $2, ...; found \"") +
+                        (name ? name : "?") + "\"");
+      }
+      if (n > p.index_of.size()) p.index_of.resize(n, 0);
+      p.index_of[n - 1] = i;
+    }
+    p.placeholder_count = p.index_of.size();
+    return p;
+  }
+
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  using entry = std::pair<std::string, prepared>;
+
+  std::size_t capacity_;
+  std::list<entry> lru_;
+  std::unordered_map<std::string_view, std::list<entry>::iterator, string_hash, std::equal_to<>>
+      by_sql_;
+};
+
+/// A complete SQLite result, copied out of the statement (which is reset for reuse).
+class sqlite_result final : public result_source {
+ public:
+  std::size_t rows() const noexcept override { return rows_; }
+  std::size_t columns() const noexcept override { return columns_; }
+  std::string_view column_name(std::size_t column) const noexcept override {
+    const auto& [offset, size] = names_[column];
+    return std::string_view(arena_.data() + offset, size);
+  }
+  cell at(std::size_t row, std::size_t column) const override {
+    const stored& s = cells_[row * columns_ + column];
+    return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
+  }
+
+  void read_columns(sqlite3_stmt* stmt) {
+    columns_ = static_cast<std::size_t>(sqlite3_column_count(stmt));
+    names_.reserve(columns_);
+    boolean_.assign(columns_, false);
+    for (std::size_t c = 0; c < columns_; ++c) {
+      std::string_view name = sqlite3_column_name(stmt, static_cast<int>(c));
+      names_.emplace_back(append(name), name.size());
+      // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
+      // like PostgreSQL's.
+      const char* decl = sqlite3_column_decltype(stmt, static_cast<int>(c));
+      boolean_[c] = decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 ||
+                             sqlite3_stricmp(decl, "BOOL") == 0);
+    }
+  }
+
+  void read_row(sqlite3_stmt* stmt) {
+    for (std::size_t c = 0; c < columns_; ++c) {
+      int col = static_cast<int>(c);
+      stored s;
+      switch (sqlite3_column_type(stmt, col)) {
+        case SQLITE_INTEGER:
+          s.kind = boolean_[c] ? cell_kind::boolean : cell_kind::integer;
+          s.integer = sqlite3_column_int64(stmt, col);
+          if (s.kind == cell_kind::boolean && s.integer != 0 && s.integer != 1)
+            s.kind = cell_kind::integer;
+          break;
+        case SQLITE_FLOAT:
+          s.kind = cell_kind::real;
+          s.real = sqlite3_column_double(stmt, col);
+          break;
+        case SQLITE_TEXT: {
+          s.kind = cell_kind::text;
+          const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          s.offset = append(std::string_view(text ? text : "", s.size));
+          break;
+        }
+        case SQLITE_BLOB: {
+          s.kind = cell_kind::blob;
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, col));
+          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          s.offset = append(std::string_view(data ? data : "", s.size));
+          break;
+        }
+        default:
+          break;  // NULL
+      }
+      cells_.push_back(s);
+    }
+    ++rows_;
+  }
+
+ private:
+  struct stored {
+    cell_kind kind = cell_kind::null;
+    std::int64_t integer = 0;
+    double real = 0;
+    std::size_t offset = 0;
+    std::size_t size = 0;
+  };
+
+  std::size_t append(std::string_view bytes) {
+    std::size_t offset = arena_.size();
+    arena_.append(bytes);
+    return offset;
+  }
+
+  std::size_t rows_ = 0;
+  std::size_t columns_ = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> names_;
+  std::vector<bool> boolean_;
+  std::vector<stored> cells_;
+  std::string arena_;
+};
+
+class sqlite_tx final : public tx_state {
+ public:
+  using tx_state::tx_state;
+  std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
+};
+
+class sqlite_backend final : public backend {
+ public:
+  explicit sqlite_backend(const sqlite_options& options)
+      : cache_(options.statement_cache_size) {
+    int flags = SQLITE_OPEN_NOMUTEX;  // the backend serializes every use of the connection
+    switch (options.mode) {
+      case sqlite_options::access::read_only:
+        flags |= SQLITE_OPEN_READONLY;
+        break;
+      case sqlite_options::access::read_write:
+        flags |= SQLITE_OPEN_READWRITE;
+        break;
+      case sqlite_options::access::read_write_create:
+        flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        break;
+    }
+    int rc = sqlite3_open_v2(options.path.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string message = "cannot open SQLite database \"" + options.path + "\": " +
+                            (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw error(sqlstate::connection_not_established, message);
+    }
+    try {
+      sqlite3_extended_result_codes(db_, 1);
+      sqlite3_busy_timeout(db_, static_cast<int>(options.busy_timeout.count()));
+      exec_pragma(std::string("PRAGMA foreign_keys = ") + (options.foreign_keys ? "ON" : "OFF"));
+      if (!options.memory && options.mode != sqlite_options::access::read_only) {
+        exec_pragma("PRAGMA journal_mode = " + options.journal_mode);
+        // With WAL, NORMAL is durable across application crashes and much faster than FULL.
+        if (options.journal_mode == "wal") exec_pragma("PRAGMA synchronous = NORMAL");
+      }
+    } catch (...) {
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw;
+    }
+  }
+
+  ~sqlite_backend() override {
+    cache_.clear();
+    if (db_) sqlite3_close_v2(db_);
+  }
+
+  awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
+
+  asio::awaitable<void> run(statement& st, tx_state* tx) override {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      check_open();
+      if (tx) {
+        if (owner_ != &tx->top())
+          throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+        execute(st);
+        co_return;
+      }
+      if (!owner_) {
+        execute(st);
+        co_return;
+      }
+      // Another task's transaction owns the connection: wait for it to end.
+      co_await waiters_.wait(lock);
+    }
+  }
+
+  asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
+                                                   tx_state* enclosing) override {
+    if (enclosing) {
+      auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), enclosing);
+      std::lock_guard lock(mutex_);
+      check_open();
+      if (owner_ != &enclosing->top())
+        throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+      exec_control("SAVEPOINT " + level->savepoint_name());
+      co_return level;
+    }
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      check_open();
+      if (!owner_) {
+        auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), nullptr);
+        exec_control("BEGIN");
+        owner_ = level.get();
+        co_return level;
+      }
+      co_await waiters_.wait(lock);
+    }
+  }
+
+  asio::awaitable<void> commit(tx_state& tx) override {
+    std::unique_lock lock(mutex_);
+    check_open();
+    auto& level = static_cast<sqlite_tx&>(tx);
+    if (level.depth() > 0) {
+      try {
+        exec_control("RELEASE SAVEPOINT " + level.savepoint_name());
+      } catch (...) {
+        rollback_locked(level);
+        throw;
+      }
+      co_return;
+    }
+    try {
+      exec_control("COMMIT");
+    } catch (...) {
+      rollback_locked(level);
+      lock.unlock();
+      waiters_.notify_all();
+      throw;
+    }
+    owner_ = nullptr;
+    lock.unlock();
+    waiters_.notify_all();
+    co_return;
+  }
+
+  void rollback(tx_state& tx) noexcept override {
+    std::unique_lock lock(mutex_);
+    if (!db_) return;
+    rollback_locked(static_cast<sqlite_tx&>(tx));
+    lock.unlock();
+    if (tx.depth() == 0) waiters_.notify_all();
+  }
+
+  pool_stats stats() const override {
+    std::lock_guard lock(mutex_);
+    pool_stats s;
+    s.size = db_ ? 1 : 0;
+    s.in_use = db_ && owner_ ? 1 : 0;
+    s.idle = s.size - s.in_use;
+    s.waiting = waiters_.size();
+    return s;
+  }
+
+  asio::awaitable<void> close() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (!db_) co_return;
+      cache_.clear();
+      sqlite3_close_v2(db_);  // rolls back an open transaction
+      db_ = nullptr;
+      owner_ = nullptr;
+    }
+    waiters_.notify_all();  // they find the database closed
+  }
+
+ private:
+  void check_open() const {
+    if (!db_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  }
+
+  void rollback_locked(sqlite_tx& level) noexcept {
+    if (level.depth() > 0) {
+      try {
+        exec_control("ROLLBACK TO SAVEPOINT " + level.savepoint_name());
+        exec_control("RELEASE SAVEPOINT " + level.savepoint_name());
+      } catch (...) {
+        // The savepoint is gone only if the whole transaction is: nothing left to undo here.
+      }
+      return;
+    }
+    if (owner_ != &level) return;
+    if (!sqlite3_get_autocommit(db_)) {
+      try {
+        exec_control("ROLLBACK");
+      } catch (...) {
+        // SQLite rolls back by itself on the errors that make ROLLBACK fail.
+      }
+    }
+    owner_ = nullptr;
+  }
+
+  void exec_pragma(const std::string& sql) {
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, sql);
+  }
+
+  // Transaction control statements, through the statement cache (they repeat).
+  void exec_control(const std::string& sql) {
+    statement st;
+    st.sql = sql;
+    st.mode = result_mode::count;
+    execute(st);
+  }
+
+  static void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p) {
+    int rc = SQLITE_OK;
+    switch (p.kind) {
+      case param_kind::null:
+        rc = sqlite3_bind_null(stmt, index);
+        break;
+      case param_kind::boolean:
+      case param_kind::int16:
+      case param_kind::int32:
+      case param_kind::int64:
+        rc = sqlite3_bind_int64(stmt, index, p.integer);
+        break;
+      case param_kind::real:
+        rc = sqlite3_bind_double(stmt, index, p.real);
+        break;
+      case param_kind::text:
+        // A null pointer would bind NULL: an empty string must stay an empty string.
+        rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "",
+                                 p.bytes.size(), SQLITE_STATIC, SQLITE_UTF8);
+        break;
+      case param_kind::blob:
+        rc = p.bytes.empty() ? sqlite3_bind_zeroblob(stmt, index, 0)
+                             : sqlite3_bind_blob64(stmt, index, p.bytes.data(),
+                                                   p.bytes.size(), SQLITE_STATIC);
+        break;
+    }
+    if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(index));
+  }
+
+  // Runs one statement to completion. Caller holds mutex_.
+  void execute(statement& st) {
+    prepared& p = cache_.get(db_, st.sql);
+    if (st.param_count != p.placeholder_count)
+      throw error(sqlstate::wrong_parameter_count,
+                  "the statement takes " + std::to_string(p.placeholder_count) +
+                      " parameters ($1..$N) but " + std::to_string(st.param_count) +
+                      " were given");
+    sqlite3_stmt* stmt = p.stmt;
+    reset_on_exit reset{stmt};
+    for (std::size_t i = 0; i < st.param_count; ++i)
+      if (int index = p.index_of[i]) bind(db_, stmt, index, st.params[i]);
+
+    if (st.mode == result_mode::count) {
+      const sqlite3_int64 before = sqlite3_total_changes64(db_);
+      int rc;
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      }
+      if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
+      // sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE; a statement that
+      // changed nothing (a SELECT, DDL) must report 0, not that stale count.
+      st.affected = sqlite3_total_changes64(db_) != before
+                        ? static_cast<std::uint64_t>(sqlite3_changes64(db_))
+                        : 0;
+      return;
+    }
+
+    auto out = std::make_shared<sqlite_result>();
+    out->read_columns(stmt);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) out->read_row(stmt);
+    if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
+    st.rows = result(std::move(out));
+  }
+
+  sqlite3* db_ = nullptr;
+  mutable std::mutex mutex_;
+  tx_state* owner_ = nullptr;  // the transaction holding the connection, if any
+  wait_list waiters_;
+  statement_cache cache_;
+};
+
+}  // namespace
+
+std::shared_ptr<backend> open_sqlite(const sqlite_options& options) {
+  return std::make_shared<sqlite_backend>(options);
+}
+
+}  // namespace awaitdb::detail

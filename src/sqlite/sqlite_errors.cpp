@@ -1,0 +1,87 @@
+#include "sqlite_errors.hpp"
+
+#include <awaitdb/error.hpp>
+
+#include <sqlite3.h>
+
+namespace awaitdb::detail {
+
+std::string_view sqlite_sqlstate(int extended_code, std::string_view message) noexcept {
+  switch (extended_code) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_ROWID:
+      return sqlstate::unique_violation;
+    case SQLITE_CONSTRAINT_NOTNULL:
+      return sqlstate::not_null_violation;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return sqlstate::foreign_key_violation;
+    case SQLITE_CONSTRAINT_CHECK:
+      return sqlstate::check_violation;
+    case SQLITE_CONSTRAINT_TRIGGER:
+      return "P0001";  // raise_exception: RAISE() in a trigger
+    case SQLITE_CONSTRAINT_DATATYPE:
+      return sqlstate::datatype_mismatch;
+    case SQLITE_READONLY_DBMOVED:
+      return sqlstate::connection_failure;
+    default:
+      break;
+  }
+  switch (extended_code & 0xff) {
+    case SQLITE_ERROR:
+      if (message.find("syntax error") != std::string_view::npos ||
+          message.find("incomplete input") != std::string_view::npos ||
+          message.find("unrecognized token") != std::string_view::npos)
+        return sqlstate::syntax_error;
+      if (message.starts_with("no such table")) return sqlstate::undefined_table;
+      if (message.starts_with("no such column")) return sqlstate::undefined_column;
+      if (message.find("already exists") != std::string_view::npos) {
+        if (message.starts_with("index")) return "42P07";
+        return sqlstate::duplicate_table;
+      }
+      if (message.starts_with("no such function")) return "42883";  // undefined_function
+      if (message.starts_with("cannot start a transaction within a transaction")) return "25001";
+      if (message.starts_with("cannot commit - no transaction is active") ||
+          message.starts_with("cannot rollback - no transaction is active"))
+        return sqlstate::no_active_transaction;
+      if (message.starts_with("no such savepoint")) return "3B001";  // invalid savepoint spec
+      return "42000";  // syntax error or access rule violation
+    case SQLITE_CONSTRAINT:
+      return "23000";  // integrity_constraint_violation
+    case SQLITE_MISMATCH:
+      return sqlstate::datatype_mismatch;
+    case SQLITE_RANGE:
+      return sqlstate::wrong_parameter_count;
+    case SQLITE_READONLY:
+      return sqlstate::read_only_transaction;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "55P03";  // lock_not_available
+    case SQLITE_INTERRUPT:
+      return sqlstate::query_canceled;
+    case SQLITE_TOOBIG:
+      return "54000";  // program_limit_exceeded
+    case SQLITE_NOMEM:
+      return "53200";  // out_of_memory
+    case SQLITE_FULL:
+      return "53100";  // disk_full
+    case SQLITE_IOERR:
+      return "58030";  // io_error
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return "XX001";  // data_corrupted
+    case SQLITE_CANTOPEN:
+      return sqlstate::connection_not_established;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return "42501";  // insufficient_privilege
+    case SQLITE_ABORT:
+      return "40000";  // transaction_rollback
+    case SQLITE_MISUSE:
+      return sqlstate::internal_error;
+    default:
+      return sqlstate::internal_error;
+  }
+}
+
+}  // namespace awaitdb::detail

@@ -1,0 +1,31 @@
+// The task context: which transactions the running task is inside.
+//
+// It is carried by the task's executor. `database::transaction` runs its body on the caller's
+// executor wrapped in `tx_executor`, which holds the innermost transaction level. Everything
+// started from the body with `co_await this_coro::executor` (called coroutines, `co_spawn`,
+// the awaitable operators, timers) inherits it, on any thread, and nothing else sees it.
+#ifndef AWAITDB_SRC_TASK_CONTEXT_HPP
+#define AWAITDB_SRC_TASK_CONTEXT_HPP
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <memory>
+
+namespace awaitdb::detail {
+
+class backend;
+class tx_state;
+
+/// `current` with `innermost` as its task context (replacing any context it had).
+boost::asio::any_io_executor with_transaction(const boost::asio::any_io_executor& current,
+                                              std::shared_ptr<tx_state> innermost);
+
+/// The innermost transaction level of the task running on `ex`, of any backend, or null.
+tx_state* innermost_transaction(const boost::asio::any_io_executor& ex) noexcept;
+
+/// The innermost transaction level of the task running on `ex` that belongs to `owner`, or null.
+tx_state* find_transaction(const boost::asio::any_io_executor& ex, const backend& owner) noexcept;
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_TASK_CONTEXT_HPP

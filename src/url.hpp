@@ -1,0 +1,48 @@
+// Database URLs: which engine, where, and awaitdb's own options. Pure: no I/O.
+#ifndef AWAITDB_SRC_URL_HPP
+#define AWAITDB_SRC_URL_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace awaitdb::detail {
+
+struct sqlite_options {
+  enum class access { read_write_create, read_write, read_only };
+
+  std::string path;  // file path, or ":memory:"
+  bool memory = false;
+  access mode = access::read_write_create;
+  std::chrono::milliseconds busy_timeout{5000};
+  std::size_t statement_cache_size = 128;
+  bool foreign_keys = true;
+  std::string journal_mode = "wal";  // file databases only
+};
+
+struct postgres_options {
+  std::string libpq_url;     // the URL libpq sees: awaitdb's options removed
+  std::string display_name;  // the URL with any password hidden, for messages
+  std::size_t pool_max_size = 10;
+  std::chrono::milliseconds pool_acquire_timeout{10000};
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds statement_timeout{0};  // 0: none
+  bool named_statements = true;
+  std::size_t statement_cache_size = 256;
+  bool pipeline = true;
+};
+
+using database_options = std::variant<sqlite_options, postgres_options>;
+
+/// Parses a database URL. Throws `awaitdb::error` (08000) naming the problem; the message never
+/// contains a password.
+database_options parse_url(std::string_view url);
+
+/// `url` with the password (user-info or `password=` parameter) replaced by "***".
+std::string redact_url(std::string_view url);
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_URL_HPP

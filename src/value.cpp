@@ -1,0 +1,266 @@
+// Reading result values into C++ types: one set of rules for both engines.
+#include <awaitdb/error.hpp>
+#include <awaitdb/result.hpp>
+#include <awaitdb/row.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace awaitdb {
+namespace detail {
+namespace {
+
+const char* kind_name(cell_kind kind) {
+  switch (kind) {
+    case cell_kind::null: return "NULL";
+    case cell_kind::boolean: return "a boolean";
+    case cell_kind::integer: return "an integer";
+    case cell_kind::real: return "a floating-point number";
+    case cell_kind::numeric: return "a numeric";
+    case cell_kind::text: return "text";
+    case cell_kind::blob:
+    case cell_kind::hex_blob: return "binary data";
+  }
+  return "a value";
+}
+
+std::string column_label(const result_source& src, std::size_t column) {
+  return "column " + std::to_string(column) + " (\"" + std::string(src.column_name(column)) +
+         "\")";
+}
+
+[[noreturn]] void mismatch(const result_source& src, std::size_t column, const cell& c,
+                           const char* wanted) {
+  if (c.kind == cell_kind::null)
+    throw error(sqlstate::null_value_not_allowed,
+                column_label(src, column) + " is NULL; read it as std::optional<" + wanted + ">");
+  throw error(sqlstate::datatype_mismatch, column_label(src, column) + " holds " +
+                                               kind_name(c.kind) + ", which cannot be read as " +
+                                               wanted);
+}
+
+[[noreturn]] void out_of_range(const result_source& src, std::size_t column, const char* wanted) {
+  throw error(sqlstate::numeric_value_out_of_range,
+              column_label(src, column) + " holds a value out of the range of " + wanted);
+}
+
+cell checked_cell(const result_source& src, std::size_t row, std::size_t column) {
+  src.check_column(column);
+  if (row >= src.rows())
+    throw error(sqlstate::invalid_parameter,
+                "row " + std::to_string(row) + " is out of range: the result has " +
+                    std::to_string(src.rows()) + " rows");
+  return src.at(row, column);
+}
+
+// A NUMERIC's text that is a whole number ("42", "-7", "42.000") as an integer.
+bool numeric_to_integer(std::string_view text, std::int64_t& out, bool& overflow) {
+  overflow = false;
+  std::size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  if (dot != std::string_view::npos)
+    for (char ch : text.substr(dot + 1))
+      if (ch != '0') return false;
+  auto [end, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), out);
+  if (ec == std::errc::result_out_of_range) {
+    overflow = true;
+    return false;
+  }
+  return ec == std::errc() && end == whole.data() + whole.size();
+}
+
+bool parse_double(std::string_view text, double& out) {
+  if (text == "NaN") {
+    out = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  if (text == "Infinity") {
+    out = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  if (text == "-Infinity") {
+    out = -std::numeric_limits<double>::infinity();
+    return true;
+  }
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+std::int64_t read_integer(const result_source& src, std::size_t row, std::size_t column,
+                          const char* wanted, std::int64_t min, std::int64_t max) {
+  cell c = checked_cell(src, row, column);
+  std::int64_t value = 0;
+  switch (c.kind) {
+    case cell_kind::integer:
+      value = c.integer;
+      break;
+    case cell_kind::numeric: {
+      bool overflow = false;
+      if (!numeric_to_integer(c.bytes, value, overflow)) {
+        if (overflow) out_of_range(src, column, wanted);
+        throw error(sqlstate::datatype_mismatch,
+                    column_label(src, column) + " holds a numeric with a fractional part, " +
+                        "which cannot be read as " + wanted);
+      }
+      break;
+    }
+    default:
+      mismatch(src, column, c, wanted);
+  }
+  if (value < min || value > max) out_of_range(src, column, wanted);
+  return value;
+}
+
+int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::size_t result_source::column_index(std::string_view name) const {
+  const std::size_t n = columns();
+  for (std::size_t i = 0; i < n; ++i)
+    if (column_name(i) == name) return i;
+  throw error(sqlstate::undefined_column,
+              "the result has no column named \"" + std::string(name) + "\"");
+}
+
+void result_source::check_column(std::size_t column) const {
+  if (column >= columns())
+    throw error(sqlstate::undefined_column, "column index " + std::to_string(column) +
+                                                " is out of range: the result has " +
+                                                std::to_string(columns()) + " columns");
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, bool& out) {
+  cell c = checked_cell(src, row, column);
+  if ((c.kind == cell_kind::boolean || c.kind == cell_kind::integer) &&
+      (c.integer == 0 || c.integer == 1)) {
+    out = c.integer == 1;
+    return;
+  }
+  if (c.kind == cell_kind::integer) out_of_range(src, column, "bool");
+  mismatch(src, column, c, "bool");
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int16_t& out) {
+  out = static_cast<std::int16_t>(read_integer(src, row, column, "std::int16_t",
+                                               std::numeric_limits<std::int16_t>::min(),
+                                               std::numeric_limits<std::int16_t>::max()));
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int32_t& out) {
+  out = static_cast<std::int32_t>(read_integer(src, row, column, "std::int32_t",
+                                               std::numeric_limits<std::int32_t>::min(),
+                                               std::numeric_limits<std::int32_t>::max()));
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int64_t& out) {
+  out = read_integer(src, row, column, "std::int64_t", std::numeric_limits<std::int64_t>::min(),
+                     std::numeric_limits<std::int64_t>::max());
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, double& out) {
+  cell c = checked_cell(src, row, column);
+  switch (c.kind) {
+    case cell_kind::real:
+      out = c.real;
+      return;
+    case cell_kind::integer:
+      out = static_cast<double>(c.integer);
+      return;
+    case cell_kind::numeric:
+      if (parse_double(c.bytes, out)) return;
+      break;
+    default:
+      break;
+  }
+  mismatch(src, column, c, "double");
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, std::string& out) {
+  cell c = checked_cell(src, row, column);
+  switch (c.kind) {
+    case cell_kind::text:
+    case cell_kind::numeric:
+      out.assign(c.bytes);
+      return;
+    case cell_kind::integer:
+      out = std::to_string(c.integer);
+      return;
+    case cell_kind::boolean:
+      out = c.integer ? "true" : "false";
+      return;
+    case cell_kind::real: {
+      if (!c.bytes.empty()) {
+        out.assign(c.bytes);  // the server's own text
+        return;
+      }
+      char buffer[32];
+      auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, c.real);
+      out.assign(buffer, ec == std::errc() ? end : buffer);
+      return;
+    }
+    default:
+      mismatch(src, column, c, "std::string");
+  }
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column, blob& out) {
+  cell c = checked_cell(src, row, column);
+  switch (c.kind) {
+    case cell_kind::blob:
+    case cell_kind::text: {
+      const auto* p = reinterpret_cast<const std::byte*>(c.bytes.data());
+      out.assign(p, p + c.bytes.size());
+      return;
+    }
+    case cell_kind::hex_blob: {
+      std::string_view hex = c.bytes;
+      if (!hex.starts_with("\\x") || hex.size() % 2 != 0)
+        throw error(sqlstate::invalid_text_representation,
+                    column_label(src, column) + " holds binary data in an unexpected format");
+      out.resize((hex.size() - 2) / 2);
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        int hi = hex_digit(hex[2 + 2 * i]), lo = hex_digit(hex[3 + 2 * i]);
+        if (hi < 0 || lo < 0)
+          throw error(sqlstate::invalid_text_representation,
+                      column_label(src, column) + " holds malformed hexadecimal binary data");
+        out[i] = static_cast<std::byte>(hi * 16 + lo);
+      }
+      return;
+    }
+    default:
+      mismatch(src, column, c, "awaitdb::blob");
+  }
+}
+
+}  // namespace detail
+
+bool row::is_null(std::size_t column) const {
+  src_->check_column(column);
+  return src_->at(index_, column).kind == detail::cell_kind::null;
+}
+
+row result::at(std::size_t index) const {
+  if (index >= size())
+    throw error(sqlstate::invalid_parameter, "row " + std::to_string(index) +
+                                                 " is out of range: the result has " +
+                                                 std::to_string(size()) + " rows");
+  return (*this)[index];
+}
+
+std::string_view result::column_name(std::size_t index) const {
+  if (!src_ || index >= src_->columns())
+    throw error(sqlstate::undefined_column,
+                "column index " + std::to_string(index) + " is out of range: the result has " +
+                    std::to_string(column_count()) + " columns");
+  return src_->column_name(index);
+}
+
+}  // namespace awaitdb
