@@ -25,7 +25,7 @@ struct statement {
   std::size_t param_count = 0;
   result_mode mode = result_mode::rows;
 
-  result rows;                // mode == rows
+  result rows;                 // mode == rows
   std::uint64_t affected = 0;  // mode == count
 };
 
@@ -56,9 +56,7 @@ class tx_state : public std::enable_shared_from_this<tx_state> {
   /// A statement failed inside the transaction: as on PostgreSQL, the transaction refuses
   /// further statements until a savepoint or the transaction is rolled back. Kept on the top.
   bool aborted() const noexcept { return top_->aborted_.load(std::memory_order_acquire); }
-  void set_aborted(bool value) noexcept {
-    top_->aborted_.store(value, std::memory_order_release);
-  }
+  void set_aborted(bool value) noexcept { top_->aborted_.store(value, std::memory_order_release); }
 
  private:
   backend& owner_;

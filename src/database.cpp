@@ -4,7 +4,6 @@
 #include "sqlite/sqlite_backend.hpp"
 #include "task_context.hpp"
 #include "url.hpp"
-
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/this_coro.hpp>
@@ -50,10 +49,11 @@ detail::backend& database::checked_backend() const {
   return *backend_;
 }
 
-awaitdb::engine database::engine() const { return checked_backend().kind(); }
+awaitdb::engine database::engine() const {
+  return checked_backend().kind();
+}
 
-asio::awaitable<result> database::run_query(std::string_view sql,
-                                            detail::param_list params) const {
+asio::awaitable<result> database::run_query(std::string_view sql, detail::param_list params) const {
   detail::statement st;
   st.sql = sql;
   st.params = params.data();
@@ -92,7 +92,9 @@ asio::awaitable<bool> database::in_transaction() const {
   co_return tx && tx->is_open();
 }
 
-pool_stats database::stats() const { return checked_backend().stats(); }
+pool_stats database::stats() const {
+  return checked_backend().stats();
+}
 
 asio::awaitable<void> database::close() const {
   if (backend_) co_await backend_->close();
@@ -116,7 +118,9 @@ transaction_scope::transaction_scope(std::shared_ptr<tx_state> state,
 transaction_scope::transaction_scope(transaction_scope&& other) noexcept
     : state_(std::move(other.state_)), executor_(std::move(other.executor_)) {}
 
-transaction_scope::~transaction_scope() { rollback(); }
+transaction_scope::~transaction_scope() {
+  rollback();
+}
 
 asio::awaitable<void> transaction_scope::commit() {
   std::shared_ptr<tx_state> state = std::move(state_);

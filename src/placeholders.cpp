@@ -7,8 +7,12 @@ bool is_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c) || c == '$'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_ident_char(char c) {
+  return is_ident_start(c) || is_digit(c) || c == '$';
+}
 
 }  // namespace
 
@@ -51,7 +55,8 @@ std::size_t highest_placeholder(std::string_view sql) noexcept {
         ++i;
       }
     } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
+      while (i < n && sql[i] != '\n')
+        ++i;
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
       int depth = 1;
       i += 2;
@@ -67,7 +72,8 @@ std::size_t highest_placeholder(std::string_view sql) noexcept {
         }
       }
     } else if (is_ident_start(c)) {
-      while (i < n && is_ident_char(sql[i])) ++i;  // `$` inside an identifier is not special
+      while (i < n && is_ident_char(sql[i]))
+        ++i;  // `$` inside an identifier is not special
     } else if (c == '$') {
       if (i + 1 < n && is_digit(sql[i + 1])) {
         std::size_t j = i + 1, number = 0;
@@ -82,7 +88,8 @@ std::size_t highest_placeholder(std::string_view sql) noexcept {
       // A dollar quote: $$ or $tag$ ... the same tag.
       std::size_t j = i + 1;
       if (j < n && is_ident_start(sql[j]))
-        while (j < n && (is_ident_start(sql[j]) || is_digit(sql[j]))) ++j;
+        while (j < n && (is_ident_start(sql[j]) || is_digit(sql[j])))
+          ++j;
       if (j < n && sql[j] == '$') {
         std::string_view tag = sql.substr(i, j - i + 1);
         std::size_t close = sql.find(tag, j + 1);

@@ -15,58 +15,67 @@ namespace {
 namespace asio = boost::asio;
 namespace execution = boost::asio::execution;
 
+/// What a task carries: the executor it really runs on, and its innermost transaction.
+struct task_context {
+  asio::any_io_executor inner;
+  std::shared_ptr<tx_state> tx;
+};
+
 /// An executor that behaves exactly like the one it wraps, and also carries a transaction.
 /// Every property is forwarded to the wrapped executor, so strands, thread pools and
-/// io_contexts keep their semantics.
+/// io_contexts keep their semantics. It is a single shared pointer, small enough for
+/// any_io_executor to store inline: copying it costs one reference count.
 class tx_executor {
  public:
-  tx_executor(asio::any_io_executor inner, std::shared_ptr<tx_state> tx) noexcept
-      : inner_(std::move(inner)), tx_(std::move(tx)) {}
+  explicit tx_executor(std::shared_ptr<const task_context> context) noexcept
+      : context_(std::move(context)) {}
 
-  const asio::any_io_executor& inner() const noexcept { return inner_; }
-  tx_state* transaction() const noexcept { return tx_.get(); }
+  const asio::any_io_executor& inner() const noexcept { return context_->inner; }
+  tx_state* transaction() const noexcept { return context_->tx.get(); }
 
   asio::execution_context& query(execution::context_t) const noexcept {
-    return asio::query(inner_, execution::context);
+    return asio::query(inner(), execution::context);
   }
   execution::blocking_t query(execution::blocking_t) const noexcept {
-    return asio::query(inner_, execution::blocking);
+    return asio::query(inner(), execution::blocking);
   }
 
   tx_executor require(execution::blocking_t::never_t p) const {
-    return {asio::require(inner_, p), tx_};
+    return with(asio::require(inner(), p));
   }
   tx_executor prefer(execution::blocking_t::possibly_t p) const {
-    return {asio::prefer(inner_, p), tx_};
+    return with(asio::prefer(inner(), p));
   }
   tx_executor prefer(execution::outstanding_work_t::tracked_t p) const {
-    return {asio::prefer(inner_, p), tx_};
+    return with(asio::prefer(inner(), p));
   }
   tx_executor prefer(execution::outstanding_work_t::untracked_t p) const {
-    return {asio::prefer(inner_, p), tx_};
+    return with(asio::prefer(inner(), p));
   }
   tx_executor prefer(execution::relationship_t::fork_t p) const {
-    return {asio::prefer(inner_, p), tx_};
+    return with(asio::prefer(inner(), p));
   }
   tx_executor prefer(execution::relationship_t::continuation_t p) const {
-    return {asio::prefer(inner_, p), tx_};
+    return with(asio::prefer(inner(), p));
   }
 
   template <class F>
   void execute(F&& f) const {
-    inner_.execute(std::forward<F>(f));
+    inner().execute(std::forward<F>(f));
   }
 
   friend bool operator==(const tx_executor& a, const tx_executor& b) noexcept {
-    return a.tx_ == b.tx_ && a.inner_ == b.inner_;
-  }
-  friend bool operator!=(const tx_executor& a, const tx_executor& b) noexcept {
-    return !(a == b);
+    return a.context_ == b.context_ ||
+           (a.context_->tx == b.context_->tx && a.context_->inner == b.context_->inner);
   }
 
  private:
-  asio::any_io_executor inner_;
-  std::shared_ptr<tx_state> tx_;
+  tx_executor with(asio::any_io_executor inner) const {
+    return tx_executor(
+        std::make_shared<const task_context>(task_context{std::move(inner), context_->tx}));
+  }
+
+  std::shared_ptr<const task_context> context_;
 };
 
 static_assert(execution::is_executor<tx_executor>::value);
@@ -76,9 +85,10 @@ static_assert(execution::is_executor<tx_executor>::value);
 asio::any_io_executor with_transaction(const asio::any_io_executor& current,
                                        std::shared_ptr<tx_state> innermost) {
   // Never wrap a wrapper: the new context already links to the old one through its parent.
-  if (const auto* wrapped = current.target<tx_executor>())
-    return asio::any_io_executor(tx_executor(wrapped->inner(), std::move(innermost)));
-  return asio::any_io_executor(tx_executor(current, std::move(innermost)));
+  const auto* wrapped = current.target<tx_executor>();
+  auto context = std::make_shared<const task_context>(
+      task_context{wrapped ? wrapped->inner() : current, std::move(innermost)});
+  return asio::any_io_executor(tx_executor(std::move(context)));
 }
 
 tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {

@@ -52,8 +52,7 @@ std::vector<option> split_query(std::string_view query) {
     if (part.empty()) continue;
     std::size_t eq = part.find('=');
     if (eq == std::string_view::npos || eq == 0)
-      bad_url("option \"" + percent_decode(part.substr(0, eq), "option name") +
-              "\" has no value");
+      bad_url("option \"" + percent_decode(part.substr(0, eq), "option name") + "\" has no value");
     out.push_back({part, percent_decode(part.substr(0, eq), "option name"),
                    percent_decode(part.substr(eq + 1), "option value")});
   }
@@ -101,10 +100,11 @@ sqlite_options parse_sqlite(std::string_view rest) {
     } else if (o.key == "foreign_keys") {
       out.foreign_keys = to_bool(o);
     } else if (o.key == "journal_mode") {
-      static constexpr std::string_view modes[] = {"wal", "delete", "truncate", "persist",
-                                                   "memory", "off"};
+      static constexpr std::string_view modes[] = {"wal",     "delete", "truncate",
+                                                   "persist", "memory", "off"};
       bool known = false;
-      for (auto m : modes) known = known || o.value == m;
+      for (auto m : modes)
+        known = known || o.value == m;
       if (!known) bad_url("option journal_mode=" + o.value + " is not an SQLite journal mode");
       out.journal_mode = o.value;
     } else {

@@ -14,21 +14,27 @@ namespace {
 
 const char* kind_name(cell_kind kind) {
   switch (kind) {
-    case cell_kind::null: return "NULL";
-    case cell_kind::boolean: return "a boolean";
-    case cell_kind::integer: return "an integer";
-    case cell_kind::real: return "a floating-point number";
-    case cell_kind::numeric: return "a numeric";
-    case cell_kind::text: return "text";
+    case cell_kind::null:
+      return "NULL";
+    case cell_kind::boolean:
+      return "a boolean";
+    case cell_kind::integer:
+      return "an integer";
+    case cell_kind::real:
+      return "a floating-point number";
+    case cell_kind::numeric:
+      return "a numeric";
+    case cell_kind::text:
+      return "text";
     case cell_kind::blob:
-    case cell_kind::hex_blob: return "binary data";
+    case cell_kind::hex_blob:
+      return "binary data";
   }
   return "a value";
 }
 
 std::string column_label(const result_source& src, std::size_t column) {
-  return "column " + std::to_string(column) + " (\"" + std::string(src.column_name(column)) +
-         "\")";
+  return "column " + std::to_string(column) + " (\"" + std::string(src.column_name(column)) + "\")";
 }
 
 [[noreturn]] void mismatch(const result_source& src, std::size_t column, const cell& c,
@@ -49,9 +55,9 @@ std::string column_label(const result_source& src, std::size_t column) {
 cell checked_cell(const result_source& src, std::size_t row, std::size_t column) {
   src.check_column(column);
   if (row >= src.rows())
-    throw error(sqlstate::invalid_parameter,
-                "row " + std::to_string(row) + " is out of range: the result has " +
-                    std::to_string(src.rows()) + " rows");
+    throw error(sqlstate::invalid_parameter, "row " + std::to_string(row) +
+                                                 " is out of range: the result has " +
+                                                 std::to_string(src.rows()) + " rows");
   return src.at(row, column);
 }
 
@@ -100,9 +106,9 @@ std::int64_t read_integer(const result_source& src, std::size_t row, std::size_t
       bool overflow = false;
       if (!numeric_to_integer(c.bytes, value, overflow)) {
         if (overflow) out_of_range(src, column, wanted);
-        throw error(sqlstate::datatype_mismatch,
-                    column_label(src, column) + " holds a numeric with a fractional part, " +
-                        "which cannot be read as " + wanted);
+        throw error(sqlstate::datatype_mismatch, column_label(src, column) +
+                                                     " holds a numeric with a fractional part, " +
+                                                     "which cannot be read as " + wanted);
       }
       break;
     }
@@ -257,9 +263,9 @@ row result::at(std::size_t index) const {
 
 std::string_view result::column_name(std::size_t index) const {
   if (!src_ || index >= src_->columns())
-    throw error(sqlstate::undefined_column,
-                "column index " + std::to_string(index) + " is out of range: the result has " +
-                    std::to_string(column_count()) + " columns");
+    throw error(sqlstate::undefined_column, "column index " + std::to_string(index) +
+                                                " is out of range: the result has " +
+                                                std::to_string(column_count()) + " columns");
   return src_->column_name(index);
 }
 

@@ -15,8 +15,9 @@ namespace awaitdb {
 ///
 /// A `result` owns its data and is cheap to copy (copies share it) and to move. It is not tied to
 /// a connection: it stays valid after the connection, the transaction or the `database` is gone.
-/// The `row`s it hands out, and the `std::string_view`s they return, are views into it: they are
-/// valid while at least one `result` sharing the data is alive.
+/// Rows from `operator[]` and `at` share the data; rows met while iterating, and the
+/// `std::string_view`s of `column_name`, are views valid while a `result` sharing the data is
+/// alive.
 ///
 /// Thread safety: distinct objects, safe; a shared `result`, safe for concurrent reads.
 class result {
@@ -32,12 +33,32 @@ class result {
     iterator() = default;
     row operator*() const noexcept { return row(src_, index_); }
     row operator[](difference_type n) const noexcept { return row(src_, index_ + n); }
-    iterator& operator++() noexcept { ++index_; return *this; }
-    iterator operator++(int) noexcept { iterator t = *this; ++index_; return t; }
-    iterator& operator--() noexcept { --index_; return *this; }
-    iterator operator--(int) noexcept { iterator t = *this; --index_; return t; }
-    iterator& operator+=(difference_type n) noexcept { index_ += n; return *this; }
-    iterator& operator-=(difference_type n) noexcept { index_ -= n; return *this; }
+    iterator& operator++() noexcept {
+      ++index_;
+      return *this;
+    }
+    iterator operator++(int) noexcept {
+      iterator t = *this;
+      ++index_;
+      return t;
+    }
+    iterator& operator--() noexcept {
+      --index_;
+      return *this;
+    }
+    iterator operator--(int) noexcept {
+      iterator t = *this;
+      --index_;
+      return t;
+    }
+    iterator& operator+=(difference_type n) noexcept {
+      index_ += n;
+      return *this;
+    }
+    iterator& operator-=(difference_type n) noexcept {
+      index_ -= n;
+      return *this;
+    }
     friend iterator operator+(iterator it, difference_type n) noexcept { return it += n; }
     friend iterator operator+(difference_type n, iterator it) noexcept { return it += n; }
     friend iterator operator-(iterator it, difference_type n) noexcept { return it -= n; }
@@ -67,9 +88,10 @@ class result {
   iterator begin() const noexcept { return iterator(src_.get(), 0); }
   iterator end() const noexcept { return iterator(src_.get(), size()); }
 
-  /// The row at `index`; unchecked, like `std::vector::operator[]`.
-  row operator[](std::size_t index) const noexcept { return row(src_.get(), index); }
-  /// The row at `index`; throws `awaitdb::error` when out of range.
+  /// The row at `index`; unchecked, like `std::vector::operator[]`. The row keeps the result's
+  /// data alive.
+  row operator[](std::size_t index) const noexcept { return row(src_, index); }
+  /// The row at `index`, keeping the data alive; throws `awaitdb::error` when out of range.
   row at(std::size_t index) const;
 
   std::size_t column_count() const noexcept { return src_ ? src_->columns() : 0; }

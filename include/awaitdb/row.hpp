@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,16 +59,24 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, st
 void read_cell(const result_source& src, std::size_t row, std::size_t column, blob& out);
 
 template <class T>
-inline constexpr bool is_readable =
-    requires(const result_source& s, T& out) { read_cell(s, 0, 0, out); };
+inline constexpr bool is_readable = requires(const result_source& s, T& out) {
+  read_cell(s, 0, 0, out);
+};
 
 }  // namespace detail
 
-/// One row of a `result`: a view, valid while the result it came from is alive.
+/// One row of a `result`.
+///
+/// A row from `result::operator[]` or `result::at` shares ownership of the result's data, so
+/// `row r = (co_await db.query(...))[0];` is safe. A row from iterating a result is a view, for
+/// speed: it is valid while the result is alive (as it is for the whole of a range-for over
+/// `co_await db.query(...)`).
 class row {
  public:
   row() = default;
   row(const detail::result_source* src, std::size_t index) noexcept : src_(src), index_(index) {}
+  row(std::shared_ptr<const detail::result_source> owner, std::size_t index) noexcept
+      : src_(owner.get()), index_(index), owner_(std::move(owner)) {}
 
   /// The value of column `column` (0-based) as `T`.
   ///
@@ -109,6 +118,7 @@ class row {
  private:
   const detail::result_source* src_ = nullptr;
   std::size_t index_ = 0;
+  std::shared_ptr<const detail::result_source> owner_;  // set when the row keeps data alive
 };
 
 }  // namespace awaitdb

@@ -38,16 +38,36 @@ struct is_optional : std::false_type {};
 template <class T>
 struct is_optional<std::optional<T>> : std::true_type {};
 
-inline param make_param(std::nullopt_t) { return {}; }
-inline param make_param(bool v) { return {param_kind::boolean, v ? 1 : 0, 0, {}}; }
-inline param make_param(std::int16_t v) { return {param_kind::int16, v, 0, {}}; }
-inline param make_param(std::int32_t v) { return {param_kind::int32, v, 0, {}}; }
-inline param make_param(std::int64_t v) { return {param_kind::int64, v, 0, {}}; }
-inline param make_param(float v) { return {param_kind::real, 0, v, {}}; }
-inline param make_param(double v) { return {param_kind::real, 0, v, {}}; }
-inline param make_param(std::string_view v) { return {param_kind::text, 0, 0, v}; }
-inline param make_param(const std::string& v) { return make_param(std::string_view(v)); }
-inline param make_param(const char* v) { return make_param(std::string_view(v)); }
+inline param make_param(std::nullopt_t) {
+  return {};
+}
+inline param make_param(bool v) {
+  return {param_kind::boolean, v ? 1 : 0, 0, {}};
+}
+inline param make_param(std::int16_t v) {
+  return {param_kind::int16, v, 0, {}};
+}
+inline param make_param(std::int32_t v) {
+  return {param_kind::int32, v, 0, {}};
+}
+inline param make_param(std::int64_t v) {
+  return {param_kind::int64, v, 0, {}};
+}
+inline param make_param(float v) {
+  return {param_kind::real, 0, v, {}};
+}
+inline param make_param(double v) {
+  return {param_kind::real, 0, v, {}};
+}
+inline param make_param(std::string_view v) {
+  return {param_kind::text, 0, 0, v};
+}
+inline param make_param(const std::string& v) {
+  return make_param(std::string_view(v));
+}
+inline param make_param(const char* v) {
+  return make_param(std::string_view(v));
+}
 inline param make_param(const blob& v) {
   return {param_kind::blob, 0, 0,
           std::string_view(reinterpret_cast<const char*>(v.data()), v.size())};
@@ -64,7 +84,9 @@ param make_param(const T&) = delete;
 
 /// True when `T` can be passed as a statement parameter.
 template <class T>
-inline constexpr bool is_bindable = requires(const T& v) { make_param(v); };
+inline constexpr bool is_bindable = requires(const T& v) {
+  make_param(v);
+};
 
 /// The parameters of one statement, owned by the statement's coroutine frame. Up to
 /// `inline_capacity` parameters need no allocation.
@@ -80,10 +102,12 @@ class param_list {
       out = heap_.get();
     }
     std::size_t i = 0;
-    for (const param& p : ps) out[i++] = p;
+    for (const param& p : ps)
+      out[i++] = p;
   }
   param_list(param_list&& other) noexcept : heap_(std::move(other.heap_)), size_(other.size_) {
-    for (std::size_t i = 0; i < inline_capacity && i < size_; ++i) inline_[i] = other.inline_[i];
+    for (std::size_t i = 0; i < inline_capacity && i < size_; ++i)
+      inline_[i] = other.inline_[i];
   }
   param_list& operator=(param_list&&) = delete;
 

@@ -54,8 +54,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         waiters_.notify_one();
         std::rethrow_exception(failure);
       }
-      if (co_await waiters_.wait(lock, deadline, /*pass_on=*/true) ==
-          wait_list::outcome::timed_out)
+      if (co_await waiters_.wait(lock, deadline, /*pass_on=*/true) == wait_list::outcome::timed_out)
         throw error(sqlstate::too_many_connections,
                     "timed out after " + std::to_string(options_.pool_acquire_timeout.count()) +
                         " ms waiting for a connection: all " +
@@ -308,7 +307,7 @@ class pg_backend final : public backend {
 }  // namespace
 
 asio::awaitable<std::shared_ptr<backend>> open_postgres(asio::any_io_executor executor,
-                                                       const postgres_options& options) {
+                                                        const postgres_options& options) {
   auto pool = std::make_shared<pg_pool>(std::move(executor), options);
   // Connect once now, so that a wrong URL, a refused connection or a bad password fails here.
   std::shared_ptr<pg_connection> first = co_await pool->acquire();

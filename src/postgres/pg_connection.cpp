@@ -4,8 +4,8 @@
 #include "pg_errors.hpp"
 
 #include <boost/asio/error.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 
@@ -26,8 +27,7 @@ using boost::system::error_code;
 namespace {
 
 namespace oid {
-constexpr Oid unknown = 0, boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23,
-              float8 = 701;
+constexpr Oid unknown = 0, boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, float8 = 701;
 }
 
 bool is_operation_aborted(const std::exception_ptr& e) {
@@ -40,18 +40,6 @@ bool is_operation_aborted(const std::exception_ptr& e) {
   }
 }
 
-// A cancelled coroutine throws at every co_await; cleanup after a cancellation must still do
-// I/O. This turns that off for the cleanup and restores it after.
-struct throw_if_cancelled_off {
-  bool previous;
-};
-
-asio::awaitable<throw_if_cancelled_off> suspend_cancellation_throws() {
-  bool previous = co_await asio::this_coro::throw_if_cancelled();
-  co_await asio::this_coro::throw_if_cancelled(false);
-  co_return throw_if_cancelled_off{previous};
-}
-
 void no_notices(void*, const char*) {
   // Server notices (NOTICE, WARNING) are not printed: libpq's default writes them to stderr,
   // and a library must not write to its user's stderr.
@@ -61,7 +49,8 @@ void no_notices(void*, const char*) {
 
 std::size_t pg_connection::key_hash::operator()(const key_view& k) const noexcept {
   std::size_t h = std::hash<std::string_view>()(k.sql);
-  for (std::size_t i = 0; i < k.count; ++i) h = h * 31 + k.types[i];
+  for (std::size_t i = 0; i < k.count; ++i)
+    h = h * 31 + k.types[i];
   return h;
 }
 
@@ -85,9 +74,8 @@ void pg_connection::attach_socket() {
   if (fd < 0) fail_connection("the connection has no socket");
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  int family = ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0
-                   ? addr.ss_family
-                   : AF_INET;
+  int family =
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 ? addr.ss_family : AF_INET;
   socket_.assign(asio::generic::stream_protocol(family, 0), fd, ec);
   if (ec) fail_connection("cannot watch the connection's socket: " + ec.message());
 }
@@ -114,7 +102,8 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
   if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
     self->fail_connection("cannot enter pipeline mode");
   if (options.statement_timeout.count() > 0) {
-    std::string set = "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
+    std::string set =
+        "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
     co_await self->exchange(control_list(set), nullptr);
   }
   co_return self;
@@ -127,9 +116,9 @@ asio::awaitable<void> pg_connection::connect_loop(std::chrono::steady_clock::tim
   for (;;) {
     if (poll == PGRES_POLLING_OK) break;
     if (poll == PGRES_POLLING_FAILED)
-      throw error(sqlstate::connection_not_established,
-                  "cannot connect to " + options_.display_name + ": " +
-                      libpq_message(PQerrorMessage(conn_)));
+      throw error(sqlstate::connection_not_established, "cannot connect to " +
+                                                            options_.display_name + ": " +
+                                                            libpq_message(PQerrorMessage(conn_)));
     attach_socket();
     timer.expires_at(deadline);
     auto ready = poll == PGRES_POLLING_READING ? wait_readable() : wait_writable();
@@ -137,9 +126,9 @@ asio::awaitable<void> pg_connection::connect_loop(std::chrono::steady_clock::tim
     if (which.index() == 1)
       throw error(sqlstate::connection_not_established,
                   "cannot connect to " + options_.display_name + ": timed out after " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                         options_.connect_timeout)
-                                         .count()) +
+                      std::to_string(
+                          std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout)
+                              .count()) +
                       " s");
     poll = PQconnectPoll(conn_);
   }
@@ -168,15 +157,14 @@ asio::awaitable<void> pg_connection::wait_writable() {
 
 bool pg_connection::check_idle() noexcept {
   if (broken()) return false;
-  if (!PQconsumeInput(conn_)) {
-    broken_ = true;
-    return false;
-  }
-  // Anything the server sent unasked while idle (it only does so when it is about to close
-  // the connection: a FATAL error) makes the connection unusable.
-  if (!PQisBusy(conn_)) {
-    if (PGresult* r = PQgetResult(conn_)) {
-      PQclear(r);
+  // An idle server sends nothing unasked but notices and, when it is about to close the
+  // connection, a FATAL error. Peek without blocking: end of file means the connection is gone;
+  // data means read it (libpq treats an error while idle as a notice) and look again.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    char byte;
+    const ssize_t n = ::recv(PQsocket(conn_), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return !broken();
+    if (n <= 0 || !PQconsumeInput(conn_)) {
       broken_ = true;
       return false;
     }
@@ -297,8 +285,8 @@ void pg_connection::send_statement(const statement& st, std::vector<expect>& exp
     if (!PQsendPrepare(conn_, pending_name_.c_str(), sql.c_str(), count, types_.data()))
       fail_connection("cannot send the statement");
     expected.push_back(expect::prepare);
-    if (!PQsendQueryPrepared(conn_, pending_name_.c_str(), count, values_.data(),
-                             lengths_.data(), formats_.data(), 0))
+    if (!PQsendQueryPrepared(conn_, pending_name_.c_str(), count, values_.data(), lengths_.data(),
+                             formats_.data(), 0))
       fail_connection("cannot send the statement");
     lru_.push_front(prepared_key{sql, std::vector<Oid>(types_.begin(), types_.end())});
     prepared_.emplace(lru_.front(), prepared_entry{pending_name_, lru_.begin()});
@@ -419,7 +407,12 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
     cancelled = true;
   }
   if (cancelled) {
+    // A cancelled coroutine throws at every co_await (asio's throw_if_cancelled), this one
+    // included: the cleanup's I/O must still happen, so switch that off around it.
+    const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
+    co_await asio::this_coro::throw_if_cancelled(false);
     co_await recover_after_cancel(1);
+    co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
     throw boost::system::system_error(asio::error::operation_aborted);
   }
   pending_eviction_.clear();
@@ -427,7 +420,6 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
 }
 
 asio::awaitable<void> pg_connection::recover_after_cancel(std::size_t expected_syncs) {
-  throw_if_cancelled_off saved = co_await suspend_cancellation_throws();
   try {
     // Stop the statement on the server. libpq 15's PQcancel blocks, so ask the server to
     // cancel it from a second, short-lived connection, driven by this same executor.
@@ -461,7 +453,6 @@ asio::awaitable<void> pg_connection::recover_after_cancel(std::size_t expected_s
   } catch (...) {
     broken_ = true;
   }
-  co_await asio::this_coro::throw_if_cancelled(saved.previous);
 }
 
 }  // namespace awaitdb::detail

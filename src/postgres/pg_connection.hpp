@@ -69,9 +69,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   /// True when the connection can no longer be used (lost, or left in an unknown state).
   bool broken() const noexcept { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
   /// libpq's view of the transaction state (idle, in a transaction, failed transaction).
-  PGTransactionStatusType transaction_status() const noexcept {
-    return PQtransactionStatus(conn_);
-  }
+  PGTransactionStatusType transaction_status() const noexcept { return PQtransactionStatus(conn_); }
   /// Reads whatever the server sent while the connection was idle (a termination notice, for
   /// example), without waiting. Returns false when the connection turned out to be dead.
   bool check_idle() noexcept;

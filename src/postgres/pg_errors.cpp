@@ -12,7 +12,8 @@ std::string field(const PGresult* r, int code) {
 
 std::string libpq_message(const char* message) {
   std::string out = message ? message : "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+    out.pop_back();
   for (auto& ch : out)
     if (ch == '\n' || ch == '\t') ch = ' ';
   // libpq does not print passwords; a password given in a URL could only leak through an
@@ -34,8 +35,9 @@ error server_error(const PGresult* r, PGconn* conn) {
   }
   std::string message;
   if (state.starts_with("22")) {
-    message = "invalid data (a value does not fit its type or format); the server's message "
-              "is in server_message()";
+    message =
+        "invalid data (a value does not fit its type or format); the server's message "
+        "is in server_message()";
   } else {
     message = primary;
   }

@@ -9,22 +9,28 @@
 namespace awaitdb::detail {
 
 namespace oid {
-constexpr Oid boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, oid = 26,
-              float4 = 700, float8 = 701, numeric = 1700;
+constexpr Oid boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, oid = 26, float4 = 700,
+              float8 = 701, numeric = 1700;
 }
 
 cell_kind pg_cell_kind(Oid type) noexcept {
   switch (type) {
-    case oid::boolean: return cell_kind::boolean;
+    case oid::boolean:
+      return cell_kind::boolean;
     case oid::int2:
     case oid::int4:
     case oid::int8:
-    case oid::oid: return cell_kind::integer;
+    case oid::oid:
+      return cell_kind::integer;
     case oid::float4:
-    case oid::float8: return cell_kind::real;
-    case oid::numeric: return cell_kind::numeric;
-    case oid::bytea: return cell_kind::hex_blob;
-    default: return cell_kind::text;
+    case oid::float8:
+      return cell_kind::real;
+    case oid::numeric:
+      return cell_kind::numeric;
+    case oid::bytea:
+      return cell_kind::hex_blob;
+    default:
+      return cell_kind::text;
   }
 }
 
@@ -32,7 +38,8 @@ pg_result::pg_result(pg_result_ptr r) : result_(std::move(r)) {
   rows_ = static_cast<std::size_t>(PQntuples(result_.get()));
   int n = PQnfields(result_.get());
   kinds_.reserve(static_cast<std::size_t>(n));
-  for (int c = 0; c < n; ++c) kinds_.push_back(pg_cell_kind(PQftype(result_.get(), c)));
+  for (int c = 0; c < n; ++c)
+    kinds_.push_back(pg_cell_kind(PQftype(result_.get(), c)));
 }
 
 std::string_view pg_result::column_name(std::size_t column) const noexcept {
@@ -73,6 +80,12 @@ cell pg_result::at(std::size_t row, std::size_t column) const {
 }
 
 std::uint64_t pg_affected_rows(const PGresult* r) noexcept {
+  // Rows changed: PQcmdTuples also counts the rows a SELECT (or FETCH, MOVE, CREATE TABLE AS)
+  // returned, which SQLite does not; only INSERT, UPDATE, DELETE and MERGE count.
+  std::string_view tag = PQcmdStatus(const_cast<PGresult*>(r));
+  if (!tag.starts_with("INSERT") && !tag.starts_with("UPDATE") && !tag.starts_with("DELETE") &&
+      !tag.starts_with("MERGE"))
+    return 0;
   const char* text = PQcmdTuples(const_cast<PGresult*>(r));
   std::uint64_t n = 0;
   if (text && *text) std::from_chars(text, text + std::char_traits<char>::length(text), n);

@@ -9,7 +9,6 @@
 #include "../placeholders.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_errors.hpp"
-
 #include <awaitdb/error.hpp>
 
 #include <sqlite3.h>
@@ -53,7 +52,8 @@ class statement_cache {
   ~statement_cache() { clear(); }
 
   void clear() {
-    for (auto& [sql, p] : lru_) sqlite3_finalize(p.stmt);
+    for (auto& [sql, p] : lru_)
+      sqlite3_finalize(p.stmt);
     lru_.clear();
     by_sql_.clear();
   }
@@ -155,8 +155,8 @@ class sqlite_result final : public result_source {
       // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
       // like PostgreSQL's.
       const char* decl = sqlite3_column_decltype(stmt, static_cast<int>(c));
-      boolean_[c] = decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 ||
-                             sqlite3_stricmp(decl, "BOOL") == 0);
+      boolean_[c] =
+          decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0);
     }
   }
 
@@ -228,8 +228,7 @@ class sqlite_tx final : public tx_state {
 
 class sqlite_backend final : public backend {
  public:
-  explicit sqlite_backend(const sqlite_options& options)
-      : cache_(options.statement_cache_size) {
+  explicit sqlite_backend(const sqlite_options& options) : cache_(options.statement_cache_size) {
     int flags = SQLITE_OPEN_NOMUTEX;  // the backend serializes every use of the connection
     switch (options.mode) {
       case sqlite_options::access::read_only:
@@ -244,8 +243,8 @@ class sqlite_backend final : public backend {
     }
     int rc = sqlite3_open_v2(options.path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
-      std::string message = "cannot open SQLite database \"" + options.path + "\": " +
-                            (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+      std::string message = "cannot open SQLite database \"" + options.path +
+                            "\": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
       sqlite3_close_v2(db_);
       db_ = nullptr;
       throw error(sqlstate::connection_not_established, message);
@@ -429,13 +428,13 @@ class sqlite_backend final : public backend {
         break;
       case param_kind::text:
         // A null pointer would bind NULL: an empty string must stay an empty string.
-        rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "",
-                                 p.bytes.size(), SQLITE_STATIC, SQLITE_UTF8);
+        rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "", p.bytes.size(),
+                                 SQLITE_STATIC, SQLITE_UTF8);
         break;
       case param_kind::blob:
-        rc = p.bytes.empty() ? sqlite3_bind_zeroblob(stmt, index, 0)
-                             : sqlite3_bind_blob64(stmt, index, p.bytes.data(),
-                                                   p.bytes.size(), SQLITE_STATIC);
+        rc = p.bytes.empty()
+                 ? sqlite3_bind_zeroblob(stmt, index, 0)
+                 : sqlite3_bind_blob64(stmt, index, p.bytes.data(), p.bytes.size(), SQLITE_STATIC);
         break;
     }
     if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(index));
@@ -447,8 +446,7 @@ class sqlite_backend final : public backend {
     if (st.param_count != p.placeholder_count)
       throw error(sqlstate::wrong_parameter_count,
                   "the statement takes " + std::to_string(p.placeholder_count) +
-                      " parameters ($1..$N) but " + std::to_string(st.param_count) +
-                      " were given");
+                      " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
     sqlite3_stmt* stmt = p.stmt;
     reset_on_exit reset{stmt};
     for (std::size_t i = 0; i < st.param_count; ++i)
@@ -471,7 +469,8 @@ class sqlite_backend final : public backend {
     auto out = std::make_shared<sqlite_result>();
     out->read_columns(stmt);
     int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) out->read_row(stmt);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+      out->read_row(stmt);
     if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
     st.rows = result(std::move(out));
   }

@@ -114,10 +114,14 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
       if (!ec) self->finish(t, node_state::timed_out);
     });
   }
-  node_state state = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                                   void(error_code, node_state)>(
-      [self, t, executor](handler_type handler) { self->park(t, std::move(handler), executor); },
-      asio::use_awaitable);
+  // A named initiation: GCC 12 destroys the captures of a lambda written inside a co_await
+  // expression twice.
+  auto park = [self, t, executor](handler_type handler) {
+    self->park(t, std::move(handler), executor);
+  };
+  node_state state =
+      co_await asio::async_initiate<decltype(asio::use_awaitable), void(error_code, node_state)>(
+          std::move(park), asio::use_awaitable);
   if (timer) timer->cancel();
   switch (state) {
     case node_state::signalled:

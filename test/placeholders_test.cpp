@@ -1,0 +1,35 @@
+#include "placeholders.hpp"
+
+#include <gtest/gtest.h>
+
+namespace awaitdb::detail {
+namespace {
+
+TEST(placeholders, highest_number_counts) {
+  EXPECT_EQ(highest_placeholder("SELECT 1"), 0u);
+  EXPECT_EQ(highest_placeholder("SELECT $1"), 1u);
+  EXPECT_EQ(highest_placeholder("SELECT $2, $1, $2"), 2u);
+  EXPECT_EQ(highest_placeholder("UPDATE t SET a=$10 WHERE b=$3"), 10u);
+}
+
+TEST(placeholders, ignores_literals_comments_and_identifiers) {
+  EXPECT_EQ(highest_placeholder("SELECT '$5', $1"), 1u);
+  EXPECT_EQ(highest_placeholder("SELECT 'it''s $7', $1"), 1u);
+  EXPECT_EQ(highest_placeholder("SELECT E'\\'$7', $2"), 2u);
+  EXPECT_EQ(highest_placeholder("SELECT \"col$9\", $1"), 1u);
+  EXPECT_EQ(highest_placeholder("SELECT a$3 FROM t -- $8\n WHERE x = $1"), 1u);
+  EXPECT_EQ(highest_placeholder("SELECT /* $4 /* $5 */ */ $2"), 2u);
+  EXPECT_EQ(highest_placeholder("SELECT $$ $3 $$, $tag$ $4 $tag$, $1"), 1u);
+}
+
+TEST(placeholders, sqlite_names) {
+  EXPECT_EQ(placeholder_number("$1"), 1u);
+  EXPECT_EQ(placeholder_number("$42"), 42u);
+  EXPECT_EQ(placeholder_number("$0"), 0u);
+  EXPECT_EQ(placeholder_number(":name"), 0u);
+  EXPECT_EQ(placeholder_number("$a"), 0u);
+  EXPECT_EQ(placeholder_number("?"), 0u);
+}
+
+}  // namespace
+}  // namespace awaitdb::detail

@@ -1,0 +1,372 @@
+// What is particular to PostgreSQL: no threads, the pool, cancellation on the server,
+// connection loss, URL passthrough.
+#include "support.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <dirent.h>
+
+namespace awaitdb::test {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  if (DIR* dir = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(dir))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(dir);
+  }
+  return n;
+}
+
+class postgres : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto u = postgres_url();
+    ASSERT_TRUE(u) << "AWAITDB_TEST_POSTGRES_URL is not set: run the tests with scripts/test";
+    url_ = *u;
+  }
+  std::string url(std::string_view options) const {
+    return url_ + (url_.find('?') == std::string::npos ? "?" : "&") + std::string(options);
+  }
+  // "host:port" of the test server.
+  std::string host_port() const {
+    auto at = url_.find('@');
+    return url_.substr(at + 1, url_.find('/', at) - at - 1);
+  }
+  std::string url_;
+};
+
+asio::awaitable<std::int64_t> active_sleeps(const database& observer) {
+  result r = co_await observer.query(
+      "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+      "'SELECT pg\\_sleep(30)%'");
+  co_return r[0].get<std::int64_t>(0);
+}
+
+// Waits (up to `limit`) until no `SELECT pg_sleep(30)` runs on the server; returns how long.
+asio::awaitable<clock::duration> time_until_gone(const database& observer,
+                                                 std::chrono::milliseconds limit) {
+  auto start = clock::now();
+  while (co_await active_sleeps(observer) > 0 && clock::now() - start < limit)
+    co_await sleep_for(std::chrono::milliseconds(10));
+  co_return clock::now() - start;
+}
+
+TEST_F(postgres, no_thread_is_created) {
+  std::size_t before = 0, after = 0;
+  run([&]() -> asio::awaitable<void> {
+    before = thread_count();
+    database db = co_await open(url_);
+    auto ex = co_await asio::this_coro::executor;
+    int done = 0;
+    for (int task = 0; task < 10; ++task)
+      asio::co_spawn(
+          ex,
+          [&, task]() -> asio::awaitable<void> {
+            for (int i = 0; i < 100; ++i) {
+              result r = co_await db.query("SELECT $1::int + $2", task, i);
+              EXPECT_EQ(r[0].get<std::int32_t>(0), task + i);
+            }
+            ++done;
+          },
+          asio::detached);
+    while (done < 10)
+      co_await sleep_for(std::chrono::milliseconds(5));
+    after = thread_count();
+    EXPECT_GE(db.stats().size, 1u);
+  });
+  std::printf("[ threads ] before open: %zu, after 1000 queries: %zu\n", before, after);
+  EXPECT_EQ(before, after);
+}
+
+TEST_F(postgres, pool_is_bounded_and_reports_its_state) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=2"));
+    auto ex = co_await asio::this_coro::executor;
+    int done = 0;
+    std::size_t max_size = 0, max_waiting = 0;
+    for (int task = 0; task < 8; ++task)
+      asio::co_spawn(
+          ex,
+          [&]() -> asio::awaitable<void> {
+            co_await db.query("SELECT pg_sleep(0.05)");
+            ++done;
+          },
+          asio::detached);
+    while (done < 8) {
+      pool_stats s = db.stats();
+      max_size = std::max(max_size, s.size);
+      max_waiting = std::max(max_waiting, s.waiting);
+      EXPECT_LE(s.in_use, 2u);
+      co_await sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(max_size, 2u);
+    EXPECT_GE(max_waiting, 1u);
+    pool_stats s = db.stats();
+    EXPECT_EQ(s.in_use, 0u);
+    EXPECT_EQ(s.idle, 2u);
+    EXPECT_EQ(s.waiting, 0u);
+  });
+}
+
+TEST_F(postgres, acquire_times_out_with_a_clear_error) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1&pool_acquire_timeout_ms=200"));
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer hold(ex, std::chrono::seconds(10));
+    asio::co_spawn(ex, db.transaction([&]() -> asio::awaitable<void> {
+      co_await db.query("SELECT 1");  // pins the only connection
+      co_await hold.async_wait(asio::use_awaitable);
+    }),
+                   [](std::exception_ptr) {});
+    co_await sleep_for(std::chrono::milliseconds(50));
+    auto start = clock::now();
+    std::string m = co_await expect_sqlstate("53300", [&] { return db.query("SELECT 1"); });
+    auto waited = clock::now() - start;
+    EXPECT_GE(waited, std::chrono::milliseconds(150));
+    EXPECT_LT(waited, std::chrono::seconds(2));
+    EXPECT_NE(m.find("waiting for a connection"), std::string::npos) << m;
+    hold.cancel();
+    EXPECT_EQ((co_await db.query("SELECT 2"))[0].get<std::int32_t>(0), 2);
+  });
+}
+
+TEST_F(postgres, a_connection_returned_inside_a_transaction_is_cleaned) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    // A raw BEGIN outside db.transaction returns the connection to the pool inside a
+    // transaction; the pool rolls it back before lending it again. SAVEPOINT fails (25P01)
+    // outside a transaction block, so it tells where the next statement runs.
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    co_await db.execute("BEGIN");
+    co_await expect_sqlstate("25P01", [&] { return db.execute("SAVEPOINT probe"); });
+    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+    EXPECT_EQ(db.stats().size, 1u);  // cleaned and reused, not replaced
+  });
+}
+
+TEST_F(postgres, transactions_pin_one_connection_from_begin_to_commit) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=4"));
+    auto ex = co_await asio::this_coro::executor;
+    int done = 0;
+    for (int task = 0; task < 6; ++task)
+      asio::co_spawn(
+          ex,
+          [&]() -> asio::awaitable<void> {
+            co_await db.transaction([&]() -> asio::awaitable<void> {
+              row first = (co_await db.query("SELECT pg_backend_pid(), txid_current()"))[0];
+              co_await sleep_for(std::chrono::milliseconds(20));
+              row second = (co_await db.query("SELECT pg_backend_pid(), txid_current()"))[0];
+              EXPECT_EQ(first.get<std::int32_t>(0), second.get<std::int32_t>(0));
+              EXPECT_EQ(first.get<std::int64_t>(1), second.get<std::int64_t>(1));
+            });
+            ++done;
+          },
+          asio::detached);
+    while (done < 6)
+      co_await sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(db.stats().in_use, 0u);
+  });
+}
+
+TEST_F(postgres, cancellation_with_a_timer_stops_the_statement_on_the_server) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database observer = co_await open(url_);
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    auto start = clock::now();
+    auto which =
+        co_await (db.query("SELECT pg_sleep(30)") || sleep_for(std::chrono::milliseconds(100)));
+    auto resumed = clock::now() - start;
+    EXPECT_EQ(which.index(), 1u);
+    auto gone = co_await time_until_gone(observer, std::chrono::seconds(5));
+    std::printf(
+        "[ cancel  ] resumed %lld ms after the call (timer 100 ms); pg_sleep gone "
+        "%lld ms later\n",
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(resumed).count()),
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(gone).count()));
+    EXPECT_LT(resumed, std::chrono::seconds(2));
+    EXPECT_EQ(co_await active_sleeps(observer), 0);
+    EXPECT_LT(gone, std::chrono::seconds(1));
+    // The connection was proven clean and is reused.
+    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+    EXPECT_EQ(db.stats().size, 1u);
+  });
+}
+
+TEST_F(postgres, cancellation_signal_gives_operation_aborted) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database observer = co_await open(url_);
+    auto ex = co_await asio::this_coro::executor;
+    asio::cancellation_signal signal;
+    asio::steady_timer timer(ex, std::chrono::milliseconds(100));
+    timer.async_wait(
+        [&](boost::system::error_code) { signal.emit(asio::cancellation_type::terminal); });
+    try {
+      co_await asio::co_spawn(ex, db.query("SELECT pg_sleep(30)"),
+                              asio::bind_cancellation_slot(signal.slot(), asio::use_awaitable));
+      ADD_FAILURE() << "not cancelled";
+    } catch (const boost::system::system_error& e) {
+      EXPECT_EQ(e.code(), asio::error::operation_aborted);
+    }
+    EXPECT_LT(co_await time_until_gone(observer, std::chrono::seconds(5)), std::chrono::seconds(1));
+    EXPECT_EQ((co_await db.query("SELECT 1"))[0].get<std::int32_t>(0), 1);
+  });
+}
+
+TEST_F(postgres, cancellation_inside_a_transaction_rolls_it_back) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database observer = co_await open(url_);
+    co_await db.execute("DROP TABLE IF EXISTS t");
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    auto which = co_await (db.transaction([&]() -> asio::awaitable<void> {
+      co_await db.execute("INSERT INTO t VALUES (1)");
+      co_await db.query("SELECT pg_sleep(30)");
+    }) || sleep_for(std::chrono::milliseconds(100)));
+    EXPECT_EQ(which.index(), 1u);
+    EXPECT_LT(co_await time_until_gone(observer, std::chrono::seconds(5)), std::chrono::seconds(1));
+    EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 0);
+  });
+}
+
+TEST_F(postgres, statement_timeout_stops_the_statement) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("statement_timeout_ms=200"));
+    auto start = clock::now();
+    co_await expect_sqlstate("57014", [&] { return db.query("SELECT pg_sleep(30)"); });
+    EXPECT_LT(clock::now() - start, std::chrono::seconds(2));
+    EXPECT_EQ((co_await db.query("SELECT 1"))[0].get<std::int32_t>(0), 1);
+  });
+}
+
+TEST_F(postgres, a_terminated_backend_fails_promptly_and_is_replaced) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database admin = co_await open(url_);
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          co_await sleep_for(std::chrono::milliseconds(100));
+          co_await admin.query("SELECT pg_terminate_backend($1)", pid);
+        },
+        asio::detached);
+    auto start = clock::now();
+    try {
+      co_await db.query("SELECT pg_sleep(30)");
+      ADD_FAILURE() << "no error";
+    } catch (const error& e) {
+      EXPECT_TRUE(e.is_connection_error()) << e.sqlstate() << " " << e.what();
+    }
+    EXPECT_LT(clock::now() - start, std::chrono::seconds(3));
+    // The pool replaced the connection.
+    int new_pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    EXPECT_NE(new_pid, pid);
+    // Terminated while idle in the pool: the next query does not even notice.
+    co_await admin.query("SELECT pg_terminate_backend($1)", new_pid);
+    co_await sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ((co_await db.query("SELECT 3"))[0].get<std::int32_t>(0), 3);
+  });
+}
+
+TEST_F(postgres, refused_connection_names_host_and_port_without_password) {
+  run([&]() -> asio::awaitable<void> {
+    try {
+      co_await open("postgresql://someone:very-secret-pw@127.0.0.1:1/db?connect_timeout=5");
+      ADD_FAILURE() << "connected to port 1";
+    } catch (const error& e) {
+      std::string m = e.what();
+      EXPECT_EQ(e.sqlstate().substr(0, 2), "08") << m;
+      EXPECT_NE(m.find("127.0.0.1"), std::string::npos) << m;
+      EXPECT_NE(m.find("port 1"), std::string::npos) << m;
+      EXPECT_EQ(m.find("very-secret-pw"), std::string::npos) << m;
+    }
+    // A wrong password: refused by the server; neither password in the message.
+    std::string wrong = url_;
+    wrong.replace(wrong.find("awaitdb-test-secret"), 19, "not-the-password");
+    try {
+      co_await open(wrong);
+      ADD_FAILURE() << "logged in with a wrong password";
+    } catch (const error& e) {
+      std::string m = e.what();
+      EXPECT_EQ(e.sqlstate().substr(0, 2), "08") << m;
+      EXPECT_EQ(m.find("not-the-password"), std::string::npos) << m;
+      EXPECT_EQ(m.find("awaitdb-test-secret"), std::string::npos) << m;
+    }
+  });
+}
+
+TEST_F(postgres, libpq_options_and_several_hosts_pass_through) {
+  run([&]() -> asio::awaitable<void> {
+    // The first host refuses; libpq moves on to the second.
+    std::string multi = url_;
+    multi.replace(multi.find(host_port()), host_port().size(), "127.0.0.1:1," + host_port());
+    database db =
+        co_await open(multi + "?target_session_attrs=read-write&application_name=awaitdb-test");
+    row r = (co_await db.query("SELECT current_setting('application_name')"))[0];
+    EXPECT_EQ(r.get<std::string>(0), "awaitdb-test");
+  });
+}
+
+TEST_F(postgres, unnamed_statements_and_a_small_cache) {
+  for (std::string options : {"named_statements=off", "statement_cache_size=2"}) {
+    run([&]() -> asio::awaitable<void> {
+      database db = co_await open(url(options));
+      for (int round = 0; round < 3; ++round)
+        for (int k = 0; k < 6; ++k) {
+          std::string sql = "SELECT $1::int + " + std::to_string(k);
+          EXPECT_EQ((co_await db.query(sql, 10))[0].get<std::int32_t>(0), 10 + k) << options;
+        }
+      result prepared = co_await db.query(
+          "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'awaitdb%'");
+      EXPECT_LE(prepared[0].get<std::int64_t>(0), 2) << options;
+    });
+  }
+}
+
+TEST_F(postgres, postgres_types) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url_);
+    row r =
+        (co_await db.query("SELECT sum(x), avg(x), 2.5::numeric, 'NaN'::float8, "
+                           "'{\"a\":1}'::jsonb, now() IS NOT NULL "
+                           "FROM (VALUES (1::bigint), (2::bigint)) v(x)"))[0];
+    EXPECT_EQ(r.get<std::int64_t>(0), 3);  // sum(bigint) is NUMERIC
+    EXPECT_EQ(r.get<double>(1), 1.5);
+    EXPECT_THROW((void)r.get<std::int64_t>(2), error);
+    EXPECT_EQ(r.get<double>(2), 2.5);
+    EXPECT_TRUE(std::isnan(r.get<double>(3)));
+    EXPECT_EQ(r.get<std::string>(4), "{\"a\": 1}");
+    EXPECT_TRUE(r.get<bool>(5));
+    // Text cannot carry a NUL byte: a clear error, and the connection is unharmed.
+    // (The argument must outlive the lazy awaitable the lambda returns: named, not temporary.)
+    const std::string with_nul("a\0b", 3);
+    co_await expect_sqlstate("22021", [&] { return db.query("SELECT $1::text", with_nul); });
+    EXPECT_EQ((co_await db.query("SELECT $1::text", "ok"))[0].get<std::string>(0), "ok");
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::test

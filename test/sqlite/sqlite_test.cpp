@@ -1,0 +1,121 @@
+// What is particular to SQLite: inline completion, file options, read-only mode, the cache.
+#include "support.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace awaitdb::test {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+class sqlite_file : public testing::Test {
+ protected:
+  void TearDown() override { remove_sqlite_file(path_); }
+  std::string path_ = temp_sqlite_path();
+};
+
+TEST(sqlite, queries_complete_inline_without_suspending) {
+  run([]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite::memory:");
+    co_await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    auto posted_ran = std::make_shared<bool>(false);
+    // On a single-threaded io_context, a posted handler runs only when this coroutine
+    // suspends. It must not have run after all these statements.
+    auto mark = [posted_ran] { *posted_ran = true; };  // (named: see wait_list.cpp on GCC 12)
+    auto ex = co_await asio::this_coro::executor;
+    asio::post(ex, std::move(mark));
+    for (int i = 0; i < 100; ++i) {
+      co_await db.execute("INSERT INTO t (v) VALUES ($1)", "x");
+      result r = co_await db.query("SELECT count(*) FROM t WHERE v = $1", "x");
+      EXPECT_EQ(r[0].get<std::int64_t>(0), i + 1);
+    }
+    EXPECT_FALSE(*posted_ran) << "an SQLite statement suspended the coroutine";
+  });
+}
+
+TEST_F(sqlite_file, file_databases_use_wal_foreign_keys_and_busy_timeout) {
+  run([this]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite:" + path_ + "?busy_timeout=250");
+    EXPECT_EQ((co_await db.query("PRAGMA journal_mode"))[0].get<std::string>(0), "wal");
+    EXPECT_EQ((co_await db.query("PRAGMA foreign_keys"))[0].get<std::int64_t>(0), 1);
+    EXPECT_EQ((co_await db.query("PRAGMA busy_timeout"))[0].get<std::int64_t>(0), 250);
+    database plain = co_await open("sqlite:" + path_ + "?foreign_keys=off&journal_mode=delete");
+    EXPECT_EQ((co_await plain.query("PRAGMA foreign_keys"))[0].get<std::int64_t>(0), 0);
+    EXPECT_EQ((co_await plain.query("PRAGMA busy_timeout"))[0].get<std::int64_t>(0), 5000);
+  });
+}
+
+TEST_F(sqlite_file, read_only_mode) {
+  run([this]() -> asio::awaitable<void> {
+    // A missing file in read-only mode: a clear connection error naming the file.
+    try {
+      co_await open("sqlite:" + path_ + "?mode=ro");
+      ADD_FAILURE() << "opened a missing file read-only";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate().substr(0, 2), "08") << e.what();
+      EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
+    }
+    {
+      database rw = co_await open("sqlite:" + path_);
+      co_await rw.execute("CREATE TABLE t (v INTEGER)");
+      co_await rw.execute("INSERT INTO t VALUES (1)");
+      co_await rw.close();
+    }
+    database ro = co_await open("sqlite:" + path_ + "?mode=ro");
+    EXPECT_EQ((co_await ro.query("SELECT v FROM t"))[0].get<std::int64_t>(0), 1);
+    co_await expect_sqlstate("25006", [&] { return ro.execute("INSERT INTO t VALUES (2)"); });
+    // mode=rw does not create a file.
+    remove_sqlite_file(path_);
+    co_await expect_sqlstate(
+        "08001", [&]() -> asio::awaitable<void> { co_await open("sqlite:" + path_ + "?mode=rw"); });
+  });
+}
+
+TEST(sqlite, statement_cache_is_bounded_and_correct) {
+  run([]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite::memory:?statement_cache_size=2");
+    for (int round = 0; round < 3; ++round)
+      for (int k = 0; k < 10; ++k) {
+        std::string sql = "SELECT $1 + " + std::to_string(k);
+        EXPECT_EQ((co_await db.query(sql, 100))[0].get<std::int64_t>(0), 100 + k);
+      }
+    database uncached = co_await open("sqlite::memory:?statement_cache_size=0");
+    for (int k = 0; k < 3; ++k)
+      EXPECT_EQ((co_await uncached.query("SELECT $1", k))[0].get<std::int64_t>(0), k);
+  });
+}
+
+TEST(sqlite, a_statement_waiting_for_a_transaction_can_be_cancelled) {
+  run([]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite::memory:");
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer hold(ex, std::chrono::seconds(10));
+    bool in_tx = false;
+    asio::co_spawn(ex, db.transaction([&]() -> asio::awaitable<void> {
+      in_tx = true;
+      co_await hold.async_wait(asio::use_awaitable);
+    }),
+                   [](std::exception_ptr) {});
+    asio::steady_timer tick(ex, std::chrono::milliseconds(5));
+    while (!in_tx) {
+      co_await tick.async_wait(asio::use_awaitable);
+      tick.expires_after(std::chrono::milliseconds(5));
+    }
+    asio::steady_timer limit(ex, std::chrono::milliseconds(30));
+    auto which = co_await (db.query("SELECT 1") || limit.async_wait(asio::use_awaitable));
+    EXPECT_EQ(which.index(), 1u);  // the query waited for the transaction, then was cancelled
+    EXPECT_EQ(db.stats().waiting, 0u);
+    EXPECT_EQ(db.stats().in_use, 1u);
+    hold.cancel();  // the transaction ends (its timer wait throws: rolled back)
+    co_await db.execute("INSERT INTO t VALUES (1)");
+    EXPECT_EQ(db.stats().in_use, 0u);
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::test

@@ -1,0 +1,100 @@
+#include "url.hpp"
+
+#include <awaitdb/error.hpp>
+
+#include <gtest/gtest.h>
+
+namespace awaitdb::detail {
+namespace {
+
+sqlite_options sqlite(std::string_view url) {
+  return std::get<sqlite_options>(parse_url(url));
+}
+postgres_options postgres(std::string_view url) {
+  return std::get<postgres_options>(parse_url(url));
+}
+
+std::string error_of(std::string_view url) {
+  try {
+    parse_url(url);
+  } catch (const error& e) {
+    EXPECT_EQ(e.sqlstate().substr(0, 2), "08") << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for " << url;
+  return {};
+}
+
+TEST(url, sqlite_forms) {
+  EXPECT_EQ(sqlite("sqlite:app.db").path, "app.db");
+  EXPECT_EQ(sqlite("sqlite:/var/lib/app.db").path, "/var/lib/app.db");
+  EXPECT_EQ(sqlite("sqlite:///var/lib/app.db").path, "/var/lib/app.db");
+  EXPECT_TRUE(sqlite("sqlite::memory:").memory);
+  EXPECT_FALSE(sqlite("sqlite:app.db").memory);
+  EXPECT_EQ(sqlite("sqlite:my%20app.db").path, "my app.db");
+}
+
+TEST(url, sqlite_options) {
+  auto o = sqlite(
+      "sqlite:app.db?mode=ro&busy_timeout=250&statement_cache_size=3&foreign_keys=off"
+      "&journal_mode=delete");
+  EXPECT_EQ(o.mode, sqlite_options::access::read_only);
+  EXPECT_EQ(o.busy_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(o.statement_cache_size, 3u);
+  EXPECT_FALSE(o.foreign_keys);
+  EXPECT_EQ(o.journal_mode, "delete");
+  auto d = sqlite("sqlite:app.db");
+  EXPECT_EQ(d.mode, sqlite_options::access::read_write_create);
+  EXPECT_TRUE(d.foreign_keys);
+  EXPECT_EQ(d.journal_mode, "wal");
+}
+
+TEST(url, malformed_urls_are_clear_errors) {
+  EXPECT_NE(error_of("").find("no scheme"), std::string::npos);
+  EXPECT_NE(error_of("mysql://x").find("unsupported scheme \"mysql\""), std::string::npos);
+  EXPECT_NE(error_of("sqlite:").find("file path"), std::string::npos);
+  EXPECT_NE(error_of("sqlite:a.db?mode=xx").find("mode=xx"), std::string::npos);
+  EXPECT_NE(error_of("sqlite:a.db?busy_timeout=-1").find("busy_timeout"), std::string::npos);
+  EXPECT_NE(error_of("sqlite:a.db?colour=blue").find("unknown sqlite option \"colour\""),
+            std::string::npos);
+  EXPECT_NE(error_of("sqlite:a.db?mode").find("has no value"), std::string::npos);
+  EXPECT_NE(error_of("sqlite:a%zz.db").find("percent"), std::string::npos);
+  EXPECT_NE(error_of("sqlite::memory:?mode=ro").find("read-only"), std::string::npos);
+  EXPECT_NE(error_of("postgresql://u@h/db?pool_max_size=0").find("pool_max_size"),
+            std::string::npos);
+}
+
+TEST(url, postgres_options_are_stripped_before_libpq) {
+  auto o = postgres(
+      "postgresql://u:pw@127.0.0.1:5432/app?sslmode=disable&pool_max_size=4"
+      "&pool_acquire_timeout_ms=1500&connect_timeout=3&statement_timeout_ms=250"
+      "&named_statements=off&target_session_attrs=read-write&pipeline=off");
+  EXPECT_EQ(o.libpq_url,
+            "postgresql://u:pw@127.0.0.1:5432/app?sslmode=disable&target_session_attrs=read-write");
+  EXPECT_EQ(o.pool_max_size, 4u);
+  EXPECT_EQ(o.pool_acquire_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(o.connect_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(o.statement_timeout, std::chrono::milliseconds(250));
+  EXPECT_FALSE(o.named_statements);
+  EXPECT_EQ(o.statement_cache_size, 0u);
+  EXPECT_FALSE(o.pipeline);
+  EXPECT_EQ(postgres("postgres://h/db").libpq_url, "postgres://h/db");
+  // Several hosts pass through untouched.
+  EXPECT_EQ(postgres("postgresql://h1:1,h2:2/db?pool_max_size=2").libpq_url,
+            "postgresql://h1:1,h2:2/db");
+}
+
+TEST(url, passwords_never_reach_messages) {
+  EXPECT_EQ(redact_url("postgresql://ann:s3cret@h:5432/db"), "postgresql://ann:***@h:5432/db");
+  EXPECT_EQ(redact_url("postgresql://ann@h/db?password=s3cret&sslmode=require"),
+            "postgresql://ann@h/db?password=***&sslmode=require");
+  EXPECT_EQ(redact_url("postgresql://h/db"), "postgresql://h/db");
+  EXPECT_EQ(postgres("postgresql://ann:s3cret@h/db").display_name, "postgresql://ann:***@h/db");
+  std::string message = error_of("postgresql://ann:s3cret@h/db?pool_max_size=x");
+  EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+  message = error_of("mongodb://ann:s3cret@h/db");
+  EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace awaitdb::detail
