@@ -1,0 +1,12 @@
+# Fails when the first C++ block of README.md differs from examples/readme.cpp.
+file(READ ${README} readme)
+file(READ ${EXAMPLE} example)
+string(FIND "${readme}" "```cpp\n" start)
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} snippet)
+string(FIND "${example}" "${snippet}" found)
+if(found EQUAL -1)
+  message(FATAL_ERROR "README.md's program and examples/readme.cpp differ")
+endif()
