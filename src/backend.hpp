@@ -74,6 +74,9 @@ class backend {
 
   virtual awaitdb::engine kind() const noexcept = 0;
 
+  /// Runs one statement at once if that needs no waiting (SQLite, uncontended); returns
+  /// false, having done nothing, when it must be `run` instead.
+  virtual bool try_run_inline(statement& st, tx_state* tx) = 0;
   /// Runs one statement; `tx` is the caller's transaction level on this backend, or null.
   /// The caller has checked that `tx` is open and not aborted.
   virtual asio::awaitable<void> run(statement& st, tx_state* tx) = 0;

@@ -26,12 +26,13 @@ void check_usable(const tx_state& tx) {
                 "transaction or savepoint");
 }
 
+// The one coroutine frame of a statement (SQLite runs inline within it).
 asio::awaitable<void> run_statement(detail::backend& b, detail::statement& st) {
   auto ex = co_await asio::this_coro::executor;
   tx_state* tx = detail::find_transaction(ex, b);
   if (tx) check_usable(*tx);
   try {
-    co_await b.run(st, tx);
+    if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
   } catch (...) {
     // Any failure inside a transaction aborts it, on both engines (PostgreSQL's rule).
     if (tx) tx->set_aborted(true);

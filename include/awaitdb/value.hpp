@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,34 +91,41 @@ inline constexpr bool is_bindable = requires(const T& v) {
 };
 
 /// The parameters of one statement, owned by the statement's coroutine frame. Up to
-/// `inline_capacity` parameters need no allocation.
+/// `inline_capacity` parameters need no allocation; unused slots are never initialized or
+/// copied (this is on every statement's path).
 class param_list {
  public:
   static constexpr std::size_t inline_capacity = 8;
 
-  param_list() = default;
+  param_list() noexcept = default;
   param_list(std::initializer_list<param> ps) : size_(ps.size()) {
-    param* out = inline_;
+    param* out = inline_data();
     if (size_ > inline_capacity) {
       heap_ = std::make_unique<param[]>(size_);
       out = heap_.get();
     }
     std::size_t i = 0;
     for (const param& p : ps)
-      out[i++] = p;
+      ::new (static_cast<void*>(out + i++)) param(p);
   }
   param_list(param_list&& other) noexcept : heap_(std::move(other.heap_)), size_(other.size_) {
-    for (std::size_t i = 0; i < inline_capacity && i < size_; ++i)
-      inline_[i] = other.inline_[i];
+    if (!heap_)
+      for (std::size_t i = 0; i < size_; ++i)
+        ::new (static_cast<void*>(inline_data() + i)) param(other.inline_data()[i]);
   }
   param_list& operator=(param_list&&) = delete;
 
-  const param* data() const noexcept { return heap_ ? heap_.get() : inline_; }
+  const param* data() const noexcept { return heap_ ? heap_.get() : inline_data(); }
   std::size_t size() const noexcept { return size_; }
   const param& operator[](std::size_t i) const noexcept { return data()[i]; }
 
  private:
-  param inline_[inline_capacity];
+  // `param` is trivially destructible: raw storage needs no cleanup.
+  static_assert(std::is_trivially_destructible_v<param>);
+  param* inline_data() noexcept { return reinterpret_cast<param*>(storage_); }
+  const param* inline_data() const noexcept { return reinterpret_cast<const param*>(storage_); }
+
+  alignas(param) unsigned char storage_[inline_capacity * sizeof(param)];
   std::unique_ptr<param[]> heap_;
   std::size_t size_ = 0;
 };

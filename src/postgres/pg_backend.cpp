@@ -165,6 +165,8 @@ class pg_backend final : public backend {
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
 
+  bool try_run_inline(statement&, tx_state*) override { return false; }
+
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
     if (!tx) {
       // (Not `lease borrowed{pool_, co_await ...}`: GCC 12 destroys co_await temporaries in

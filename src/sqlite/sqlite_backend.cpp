@@ -61,6 +61,8 @@ class statement_cache {
   /// The prepared form of `sql`; prepares it on a miss. The reference is valid until the next
   /// call (the cache may evict) or `clear`.
   prepared& get(sqlite3* db, std::string_view sql) {
+    // A loop repeating one statement hits the front of the list: no hashing.
+    if (!lru_.empty() && lru_.front().first == sql) return lru_.front().second;
     if (auto it = by_sql_.find(sql); it != by_sql_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
       return it->second->second;
@@ -132,31 +134,37 @@ class statement_cache {
 };
 
 /// A complete SQLite result, copied out of the statement (which is reset for reuse).
+///
+/// One allocation for a small result (a point lookup): this object, whose inline slots hold the
+/// columns' descriptions followed by the cells; larger results move them to a vector. Text and
+/// blobs go to an arena (a short string needs no allocation).
 class sqlite_result final : public result_source {
  public:
   std::size_t rows() const noexcept override { return rows_; }
   std::size_t columns() const noexcept override { return columns_; }
   std::string_view column_name(std::size_t column) const noexcept override {
-    const auto& [offset, size] = names_[column];
-    return std::string_view(arena_.data() + offset, size);
+    const stored& c = slot(column);
+    return std::string_view(arena_.data() + c.offset, c.size);
   }
   cell at(std::size_t row, std::size_t column) const override {
-    const stored& s = cells_[row * columns_ + column];
+    const stored& s = slot(columns_ + row * columns_ + column);
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
 
   void read_columns(sqlite3_stmt* stmt) {
     columns_ = static_cast<std::size_t>(sqlite3_column_count(stmt));
-    names_.reserve(columns_);
-    boolean_.assign(columns_, false);
     for (std::size_t c = 0; c < columns_; ++c) {
       std::string_view name = sqlite3_column_name(stmt, static_cast<int>(c));
-      names_.emplace_back(append(name), name.size());
+      stored d;
+      d.offset = append(name);
+      d.size = name.size();
       // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
       // like PostgreSQL's.
       const char* decl = sqlite3_column_decltype(stmt, static_cast<int>(c));
-      boolean_[c] =
-          decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0);
+      d.kind = decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0)
+                   ? cell_kind::boolean
+                   : cell_kind::integer;
+      push(d);
     }
   }
 
@@ -166,10 +174,10 @@ class sqlite_result final : public result_source {
       stored s;
       switch (sqlite3_column_type(stmt, col)) {
         case SQLITE_INTEGER:
-          s.kind = boolean_[c] ? cell_kind::boolean : cell_kind::integer;
           s.integer = sqlite3_column_int64(stmt, col);
-          if (s.kind == cell_kind::boolean && s.integer != 0 && s.integer != 1)
-            s.kind = cell_kind::integer;
+          s.kind = slot(c).kind == cell_kind::boolean && (s.integer == 0 || s.integer == 1)
+                       ? cell_kind::boolean
+                       : cell_kind::integer;
           break;
         case SQLITE_FLOAT:
           s.kind = cell_kind::real;
@@ -192,7 +200,7 @@ class sqlite_result final : public result_source {
         default:
           break;  // NULL
       }
-      cells_.push_back(s);
+      push(s);
     }
     ++rows_;
   }
@@ -212,11 +220,23 @@ class sqlite_result final : public result_source {
     return offset;
   }
 
+  const stored& slot(std::size_t i) const noexcept { return heap_.empty() ? inline_[i] : heap_[i]; }
+  void push(const stored& s) {
+    if (heap_.empty() && used_ < inline_capacity) {
+      inline_[used_++] = s;
+      return;
+    }
+    if (heap_.empty()) heap_.assign(inline_, inline_ + used_);
+    heap_.push_back(s);
+  }
+
+  static constexpr std::size_t inline_capacity = 4;
   std::size_t rows_ = 0;
   std::size_t columns_ = 0;
-  std::vector<std::pair<std::size_t, std::size_t>> names_;
-  std::vector<bool> boolean_;
-  std::vector<stored> cells_;
+  // The columns' descriptions, then rows_ * columns_ cells: inline while they fit.
+  stored inline_[inline_capacity];
+  std::size_t used_ = 0;
+  std::vector<stored> heap_;
   std::string arena_;
 };
 
@@ -271,6 +291,19 @@ class sqlite_backend final : public backend {
   }
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
+
+  bool try_run_inline(statement& st, tx_state* tx) override {
+    std::unique_lock lock(mutex_);
+    check_open();
+    if (tx) {
+      if (owner_ != &tx->top())
+        throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+    } else if (owner_) {
+      return false;  // another task's transaction holds the connection: run() waits
+    }
+    execute(st);
+    return true;
+  }
 
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
     for (;;) {

@@ -1,0 +1,171 @@
+// awaitdb-bench: the workloads W1, W2 and W3 of docs/benchmarks.md, run through awaitdb.
+// Prints one TSV line on standard output:
+//   awaitdb <TAB> workload <TAB> C <TAB> connections <TAB> throughput_per_s <TAB> p50_us <TAB>
+//   p99_us
+#include "bench_common.hpp"
+#include <awaitdb/awaitdb.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+namespace asio = boost::asio;
+using namespace awaitdb_bench;
+
+namespace {
+
+constexpr const char* w1_sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+
+struct shared_state {
+  const options* opts;
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> done{false};
+  recorder rec;
+  std::uint64_t allocations_at_start = 0;
+  std::uint64_t ops_at_start = 0;
+  std::atomic<std::uint64_t> ops{0};
+  int failures = 0;
+};
+
+asio::awaitable<void> w1_client(awaitdb::database db, shared_state& s, unsigned seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<std::int32_t> aid(1, 1'000'000);
+  while (!s.done.load(std::memory_order_relaxed)) {
+    const auto start = clock_type::now();
+    awaitdb::result r = co_await db.query(w1_sql, aid(random));
+    if (r.size() != 1) throw std::runtime_error("W1: no such account");
+    s.ops.fetch_add(1, std::memory_order_relaxed);
+    if (s.measuring.load(std::memory_order_relaxed)) s.rec.add(clock_type::now() - start);
+  }
+}
+
+asio::awaitable<void> w2_client(awaitdb::database db, shared_state& s, unsigned seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<std::int32_t> aid(1, 1'000'000), delta(-5000, 5000), tid(1, 100),
+      bid(1, 10);
+  while (!s.done.load(std::memory_order_relaxed)) {
+    const std::int32_t a = aid(random), d = delta(random), t = tid(random), b = bid(random);
+    const auto start = clock_type::now();
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      co_await db.execute("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", d,
+                          a);
+      co_await db.query("SELECT abalance FROM pgbench_accounts WHERE aid = $1", a);
+      co_await db.execute(
+          "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+          "VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)",
+          t, b, a, d);
+    });
+    s.ops.fetch_add(1, std::memory_order_relaxed);
+    if (s.measuring.load(std::memory_order_relaxed)) s.rec.add(clock_type::now() - start);
+  }
+}
+
+asio::awaitable<void> sleep_for(std::chrono::duration<double> d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor,
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+asio::awaitable<void> run_postgres(const options& o, result_line& out) {
+  std::string url = o.url.empty() ? "postgresql://" : o.url;
+  if (o.connections > 0)
+    url += std::string(url.find('?') == std::string::npos ? "?" : "&") +
+           "pool_max_size=" + std::to_string(o.connections);
+  awaitdb::database db = co_await awaitdb::open(url);
+  auto ex = co_await asio::this_coro::executor;
+  shared_state s;
+  s.opts = &o;
+  int running = o.clients;
+  std::exception_ptr failure;
+  for (int i = 0; i < o.clients; ++i) {
+    auto client = o.workload == "w1" ? w1_client(db, s, 1000 + i) : w2_client(db, s, 1000 + i);
+    asio::co_spawn(ex, std::move(client), [&](std::exception_ptr e) {
+      if (e && !failure) failure = e;
+      --running;
+    });
+  }
+  co_await sleep_for(std::chrono::duration<double>(o.warmup));
+  s.ops_at_start = s.ops.load();
+  s.allocations_at_start = awaitdb_bench::allocation_count();
+  s.measuring = true;
+  const auto start = clock_type::now();
+  co_await sleep_for(std::chrono::duration<double>(o.seconds));
+  s.measuring = false;
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+  const std::uint64_t ops = s.ops.load() - s.ops_at_start;
+  const std::uint64_t allocs = awaitdb_bench::allocation_count() - s.allocations_at_start;
+  s.done = true;
+  while (running > 0)
+    co_await sleep_for(std::chrono::milliseconds(1));
+  if (failure) std::rethrow_exception(failure);
+  out.connections = static_cast<int>(db.stats().size);
+  co_await db.close();
+  out.throughput = static_cast<double>(ops) / elapsed;
+  out.p50_us = s.rec.percentile_us(0.50);
+  out.p99_us = s.rec.percentile_us(0.99);
+  if (o.count_allocations)
+    std::fprintf(stderr, "allocations per %s: %.2f (operator new, whole process)\n",
+                 o.workload == "w1" ? "query" : "transaction",
+                 static_cast<double>(allocs) / static_cast<double>(ops ? ops : 1));
+}
+
+asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
+  prepare_sqlite_kv(o.sqlite_db);
+  awaitdb::database db = co_await awaitdb::open("sqlite:" + o.sqlite_db);
+  std::mt19937 random(42);
+  std::uniform_int_distribution<std::int64_t> id(1, kv_rows);
+  recorder rec;
+  rec.reserve(o.ops);
+  // Warm the statement cache and the page cache, as the reference does.
+  for (int i = 0; i < 1000; ++i)
+    co_await db.query("SELECT v FROM kv WHERE id = $1", id(random));
+  const std::uint64_t allocs_before = awaitdb_bench::allocation_count();
+  const auto start = clock_type::now();
+  std::int64_t checksum = 0;
+  for (std::uint64_t i = 0; i < o.ops; ++i) {
+    const auto t0 = clock_type::now();
+    awaitdb::result r = co_await db.query("SELECT v FROM kv WHERE id = $1", id(random));
+    checksum += r[0].get<std::int64_t>(0);
+    rec.add(clock_type::now() - t0);
+  }
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+  const std::uint64_t allocs = awaitdb_bench::allocation_count() - allocs_before;
+  co_await db.close();
+  std::fprintf(stderr, "w3 checksum %lld, %.3f s\n", static_cast<long long>(checksum), elapsed);
+  if (o.count_allocations)
+    std::fprintf(stderr, "allocations per query: %.2f (operator new, whole process)\n",
+                 static_cast<double>(allocs) / static_cast<double>(o.ops));
+  out.connections = 1;
+  out.throughput = static_cast<double>(o.ops) / elapsed;
+  out.p50_us = rec.percentile_us(0.50);
+  out.p99_us = rec.percentile_us(0.99);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o = parse_options(argc, argv, "awaitdb-bench");
+  result_line out{"awaitdb", o.workload, o.clients};
+  asio::io_context io(1);
+  int status = 0;
+  asio::co_spawn(io, o.workload == "w3" ? run_sqlite(o, out) : run_postgres(o, out),
+                 [&](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     std::fprintf(stderr, "awaitdb-bench: %s\n", x.what());
+                   }
+                   status = 1;
+                 });
+  io.run();
+  if (status == 0) print(out);
+  return status;
+}
