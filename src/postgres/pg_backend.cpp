@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -25,9 +26,20 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   /// released, within the acquire timeout.
   asio::awaitable<std::shared_ptr<pg_connection>> acquire() {
     const auto deadline = std::chrono::steady_clock::now() + options_.pool_acquire_timeout;
+    bool woken = false;  // signalled by a release: one connection (or slot) is ours
     for (;;) {
       std::unique_lock lock(mutex_);
       if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+      if (woken) {
+        woken = false;
+        --woken_;
+      } else if (woken_ > 0 || waiters_.size() > 0) {
+        // Others are already waiting, or were woken and have not taken their connection yet:
+        // queue behind them. Taking it here would starve them under load.
+        co_await wait_for_release(lock, deadline);
+        woken = true;
+        continue;
+      }
       while (!idle_.empty()) {
         std::shared_ptr<pg_connection> c = std::move(idle_.back());
         idle_.pop_back();
@@ -50,15 +62,11 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         lock.lock();
         --size_;
         --in_use_;
-        lock.unlock();
-        waiters_.notify_one();
+        wake_one_locked();
         std::rethrow_exception(failure);
       }
-      if (co_await waiters_.wait(lock, deadline, /*pass_on=*/true) == wait_list::outcome::timed_out)
-        throw error(sqlstate::too_many_connections,
-                    "timed out after " + std::to_string(options_.pool_acquire_timeout.count()) +
-                        " ms waiting for a connection: all " +
-                        std::to_string(options_.pool_max_size) + " are in use");
+      co_await wait_for_release(lock, deadline);
+      woken = true;
     }
   }
 
@@ -68,21 +76,21 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     std::unique_lock lock(mutex_);
     const bool usable = !closed_ && !c->broken();
     const auto status = usable ? c->transaction_status() : PQTRANS_UNKNOWN;
-    if (status == PQTRANS_IDLE) {
-      --in_use_;
-      idle_.push_back(std::move(c));
-    } else if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
+    if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
       lock.unlock();
       asio::co_spawn(executor_, roll_back_and_release(shared_from_this(), std::move(c)),
                      asio::detached);
       return;
-    } else {
-      --in_use_;
-      --size_;
     }
+    --in_use_;
+    if (status == PQTRANS_IDLE) {
+      idle_.push_back(std::move(c));
+    } else {
+      --size_;  // dropped: its slot lets a waiter open a new one
+    }
+    wake_one_locked();
     lock.unlock();
     c.reset();  // closes a dropped connection, outside the lock
-    waiters_.notify_one();
   }
 
   pool_stats stats() const {
@@ -108,6 +116,28 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   }
 
  private:
+  // A connection or a slot became free: hand it to the oldest waiter, who takes it before any
+  // task arriving later.
+  void wake_one_locked() {
+    if (waiters_.notify_one()) ++woken_;
+  }
+
+  asio::awaitable<void> wait_for_release(std::unique_lock<std::mutex>& lock,
+                                         std::chrono::steady_clock::time_point deadline) {
+    // A waiter that was signalled but gives up (cancelled) passes its turn on.
+    // (A named std::function, passed by reference: see wait_list.cpp on GCC 12.)
+    const std::function<void()> pass_on = [this] {
+      std::lock_guard guard(mutex_);
+      --woken_;
+      wake_one_locked();
+    };
+    if (co_await waiters_.wait(lock, deadline, pass_on) == wait_list::outcome::timed_out)
+      throw error(sqlstate::too_many_connections,
+                  "timed out after " + std::to_string(options_.pool_acquire_timeout.count()) +
+                      " ms waiting for a connection: all " +
+                      std::to_string(options_.pool_max_size) + " are in use");
+  }
+
   static asio::awaitable<void> roll_back_and_release(std::shared_ptr<pg_pool> self,
                                                      std::shared_ptr<pg_connection> c) {
     try {
@@ -125,6 +155,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   std::size_t size_ = 0;    // open or opening
   std::size_t in_use_ = 0;  // lent out, opening, or being cleaned
   wait_list waiters_;
+  std::size_t woken_ = 0;  // waiters signalled by a release that have not taken it yet
   bool closed_ = false;
 };
 

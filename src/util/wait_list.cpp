@@ -135,7 +135,8 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
 
 asio::awaitable<wait_list::outcome> wait_list::wait(
     std::unique_lock<std::mutex>& held,
-    std::optional<std::chrono::steady_clock::time_point> deadline, bool pass_on) {
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    const std::function<void()>& unused_signal) {
   ticket t = enqueue();
   held.unlock();
   std::exception_ptr failure;
@@ -146,7 +147,7 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
     failure = std::current_exception();
   }
   if (failure) {
-    if (abandon(t) && pass_on) notify_one();
+    if (abandon(t) && unused_signal) unused_signal();
     std::rethrow_exception(failure);
   }
   co_return result;

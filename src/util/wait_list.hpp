@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,12 +40,12 @@ class wait_list {
 
   /// Joins the list while `held` is locked, releases it, and waits, all in one step (a
   /// cancelled coroutine throws at its next `co_await`, so joining and waiting must not be
-  /// split across two). On failure the ticket leaves the list; with `pass_on`, a signal it had
-  /// already received goes to the next waiter (for `notify_one` users).
+  /// split across two). On failure the ticket leaves the list, and if it had been signalled
+  /// already, `unused_signal` is called (a `notify_one` user passes the signal on there).
   boost::asio::awaitable<outcome> wait(
       std::unique_lock<std::mutex>& held,
       std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
-      bool pass_on = false);
+      const std::function<void()>& unused_signal = {});
 
   /// Signals the oldest waiting ticket; false when there was none.
   bool notify_one();

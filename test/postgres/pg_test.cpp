@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <dirent.h>
 
 namespace awaitdb::test {
@@ -122,6 +123,36 @@ TEST_F(postgres, pool_is_bounded_and_reports_its_state) {
     EXPECT_EQ(s.in_use, 0u);
     EXPECT_EQ(s.idle, 2u);
     EXPECT_EQ(s.waiting, 0u);
+  });
+}
+
+TEST_F(postgres, the_pool_serves_waiting_tasks_in_order) {
+  // A task that releases a connection and asks again at once must not overtake tasks already
+  // waiting: with 8 tasks on a pool of 2, none starves.
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=2&pool_acquire_timeout_ms=5000"));
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int tasks = 8;
+    std::vector<int> done(tasks, 0);
+    int finished = 0;
+    const auto until = clock::now() + std::chrono::milliseconds(800);
+    for (int t = 0; t < tasks; ++t)
+      asio::co_spawn(
+          ex,
+          [&, t]() -> asio::awaitable<void> {
+            while (clock::now() < until) {
+              co_await db.query("SELECT 1");
+              ++done[t];
+            }
+            ++finished;
+          },
+          asio::detached);
+    while (finished < tasks)
+      co_await sleep_for(std::chrono::milliseconds(5));
+    const int least = *std::min_element(done.begin(), done.end());
+    const int most = *std::max_element(done.begin(), done.end());
+    EXPECT_GT(least, 0);
+    EXPECT_GE(least * 2, most) << "some tasks were starved: " << least << " vs " << most;
   });
 }
 
