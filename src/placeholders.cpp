@@ -1,5 +1,7 @@
 #include "placeholders.hpp"
 
+#include <string>
+
 namespace awaitdb::detail {
 namespace {
 
@@ -102,6 +104,41 @@ std::size_t highest_placeholder(std::string_view sql) noexcept {
     }
   }
   return highest;
+}
+
+bool is_transaction_control(std::string_view sql) noexcept {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+      ++i;
+    if (sql.substr(i, 2) == "--") {
+      while (i < sql.size() && sql[i] != '\n')
+        ++i;
+    } else if (sql.substr(i, 2) == "/*") {
+      std::size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  std::size_t j = i;
+  while (j < sql.size() && is_ident_start(sql[j]))
+    ++j;
+  std::string word(sql.substr(i, j - i));
+  for (char& c : word)
+    c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  static constexpr std::string_view keywords[] = {"BEGIN",    "START", "COMMIT",    "END",
+                                                  "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE"};
+  for (std::string_view k : keywords)
+    if (word == k) return true;
+  if (word == "PREPARE") {
+    std::string_view rest = sql.substr(j);
+    while (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n'))
+      rest.remove_prefix(1);
+    return rest.size() >= 11 &&
+           (rest.substr(0, 11) == "TRANSACTION" || rest.substr(0, 11) == "transaction");
+  }
+  return false;
 }
 
 std::size_t placeholder_number(std::string_view name) noexcept {

@@ -22,6 +22,21 @@ TEST(placeholders, ignores_literals_comments_and_identifiers) {
   EXPECT_EQ(highest_placeholder("SELECT $$ $3 $$, $tag$ $4 $tag$, $1"), 1u);
 }
 
+TEST(placeholders, transaction_control_is_recognized) {
+  EXPECT_TRUE(is_transaction_control("BEGIN"));
+  EXPECT_TRUE(is_transaction_control("  begin isolation level serializable"));
+  EXPECT_TRUE(is_transaction_control("-- note\n/* x */ Commit"));
+  EXPECT_TRUE(is_transaction_control("START TRANSACTION"));
+  EXPECT_TRUE(is_transaction_control("rollback to savepoint a"));
+  EXPECT_TRUE(is_transaction_control("SAVEPOINT a"));
+  EXPECT_TRUE(is_transaction_control("PREPARE TRANSACTION 'x'"));
+  EXPECT_FALSE(is_transaction_control("PREPARE q AS SELECT 1"));
+  EXPECT_FALSE(is_transaction_control("SELECT 'BEGIN'"));
+  EXPECT_FALSE(is_transaction_control("BEGINNING"));
+  EXPECT_FALSE(is_transaction_control("UPDATE t SET a = 1"));
+  EXPECT_FALSE(is_transaction_control(""));
+}
+
 TEST(placeholders, sqlite_names) {
   EXPECT_EQ(placeholder_number("$1"), 1u);
   EXPECT_EQ(placeholder_number("$42"), 42u);

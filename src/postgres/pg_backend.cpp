@@ -2,12 +2,14 @@
 // that pin one of them for the task that opened them.
 #include "pg_backend.hpp"
 
+#include "../placeholders.hpp"
 #include "../util/wait_list.hpp"
 #include "pg_connection.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -49,6 +51,18 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         }
         --size_;  // it died while idle (server restart, terminated backend): replace it
       }
+      for (auto it = shared_.begin(); it != shared_.end(); ++it)
+        if ((*it)->quiet()) {
+          // A pipelining connection with nothing in flight can be lent exclusively.
+          std::shared_ptr<pg_connection> c = std::move(*it);
+          shared_.erase(it);
+          if (!c->check_idle()) {
+            --size_;
+            break;
+          }
+          ++in_use_;
+          co_return c;
+        }
       if (size_ < options_.pool_max_size) {
         ++size_;
         ++in_use_;
@@ -65,6 +79,72 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         wake_one_locked();
         std::rethrow_exception(failure);
       }
+      co_await wait_for_release(lock, deadline);
+      woken = true;
+    }
+  }
+
+  /// A connection to pipeline a statement on (shared with other tasks' statements): the least
+  /// busy one, unless all have `pipeline_depth` statements in flight and the pool may grow.
+  asio::awaitable<std::shared_ptr<pg_connection>> acquire_shared() {
+    const auto deadline = std::chrono::steady_clock::now() + options_.pool_acquire_timeout;
+    bool woken = false;
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+      if (woken) {
+        woken = false;
+        --woken_;
+      }
+      std::erase_if(shared_, [this](const std::shared_ptr<pg_connection>& c) {
+        if (!c->broken()) return false;
+        --size_;
+        return true;
+      });
+      std::shared_ptr<pg_connection> best;
+      for (const auto& c : shared_)
+        if (!best || c->in_flight() < best->in_flight()) best = c;
+      if (best && best->in_flight() < pipeline_depth) {
+        // Idle for a while, the server may have dropped it: look before sending.
+        if (best->in_flight() == 0 && !best->check_idle()) continue;
+        co_return best;
+      }
+      if (!idle_.empty()) {
+        std::shared_ptr<pg_connection> c = std::move(idle_.back());
+        idle_.pop_back();
+        if (!c->check_idle()) {
+          --size_;
+          continue;
+        }
+        shared_.push_back(c);
+        co_return c;
+      }
+      // While a connection is being opened, pipeline deeper rather than open more: a burst
+      // of tasks would otherwise open the whole pool at once.
+      if (best && opening_shared_ > 0) co_return best;
+      if (size_ < options_.pool_max_size) {
+        ++size_;
+        ++opening_shared_;
+        lock.unlock();
+        std::exception_ptr failure;
+        std::shared_ptr<pg_connection> c;
+        try {
+          c = co_await pg_connection::connect(executor_, options_);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        lock.lock();
+        --opening_shared_;
+        if (failure) {
+          --size_;
+          wake_one_locked();
+          std::rethrow_exception(failure);
+        }
+        shared_.push_back(c);
+        co_return c;
+      }
+      if (best) co_return best;  // the pool is full: pipeline deeper
+      // Every connection is pinned by a transaction: wait for one to come back.
       co_await wait_for_release(lock, deadline);
       woken = true;
     }
@@ -98,7 +178,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     pool_stats s;
     s.size = size_;
     s.idle = idle_.size();
-    s.in_use = in_use_;
+    for (const auto& c : shared_)
+      if (c->in_flight() == 0) ++s.idle;
+    s.in_use = s.size - s.idle;
     s.waiting = waiters_.size();
     return s;
   }
@@ -109,6 +191,8 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       std::lock_guard lock(mutex_);
       closed_ = true;
       idle.swap(idle_);
+      idle.insert(idle.end(), shared_.begin(), shared_.end());
+      shared_.clear();
       size_ -= idle.size();
     }
     idle.clear();
@@ -152,6 +236,10 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   const postgres_options options_;
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<pg_connection>> idle_;
+  std::vector<std::shared_ptr<pg_connection>> shared_;  // pipelining statements of many tasks
+  // Statements in flight on one connection before the pool opens another (if it may).
+  static constexpr std::size_t pipeline_depth = 32;
+  std::size_t opening_shared_ = 0;  // connections being opened for pipelining
   std::size_t size_ = 0;    // open or opening
   std::size_t in_use_ = 0;  // lent out, opening, or being cleaned
   wait_list waiters_;
@@ -199,6 +287,13 @@ class pg_backend final : public backend {
   bool try_run_inline(statement&, tx_state*) override { return false; }
 
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
+    // Transaction control sent directly (not through db.transaction) gets a connection of its
+    // own: on a shared one it would pull other tasks' statements into its transaction.
+    if (!tx && pool_->options().pipeline && !is_transaction_control(st.sql)) {
+      std::shared_ptr<pg_connection> conn = co_await pool_->acquire_shared();
+      co_await conn->pipelined(st);
+      co_return;
+    }
     if (!tx) {
       // (Not `lease borrowed{pool_, co_await ...}`: GCC 12 destroys co_await temporaries in
       // braced initializers twice.)

@@ -3,6 +3,8 @@
 #include "../placeholders.hpp"
 #include "pg_errors.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -156,6 +158,7 @@ asio::awaitable<void> pg_connection::wait_writable() {
 }
 
 bool pg_connection::check_idle() noexcept {
+  std::lock_guard lock(mutex_);
   if (broken()) return false;
   // An idle server sends nothing unasked but notices and, when it is about to close the
   // connection, a FATAL error. Peek without blocking: end of file means the connection is gone;
@@ -253,7 +256,8 @@ void pg_connection::encode_params(const statement& st) {
     values_[i] = offsets_[i] == std::string::npos ? nullptr : scratch_.data() + offsets_[i];
 }
 
-void pg_connection::send_statement(const statement& st, std::vector<expect>& expected) {
+void pg_connection::send_statement(const statement& st, sink& out) {
+  std::vector<expect>& expected = out.expected;
   const std::size_t n = st.param_count;
   const int count = static_cast<int>(n);
   if (options_.statement_cache_size == 0) {
@@ -272,24 +276,23 @@ void pg_connection::send_statement(const statement& st, std::vector<expect>& exp
     if (prepared_.size() >= options_.statement_cache_size) {
       // Evict the least recently used statement, in this same round trip.
       auto victim = prepared_.find(lru_.back());
-      pending_eviction_ = "DEALLOCATE " + victim->second.name;
+      const std::string deallocate = "DEALLOCATE " + victim->second.name;
       prepared_.erase(victim);
       lru_.pop_back();
-      if (!PQsendQueryParams(conn_, pending_eviction_.c_str(), 0, nullptr, nullptr, nullptr,
-                             nullptr, 0))
+      if (!PQsendQueryParams(conn_, deallocate.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
         fail_connection("cannot send the statement");
       expected.push_back(expect::deallocate);
     }
-    pending_name_ = "awaitdb_" + std::to_string(next_statement_id_++);
+    out.prepared_name = "awaitdb_" + std::to_string(next_statement_id_++);
     std::string sql(st.sql);
-    if (!PQsendPrepare(conn_, pending_name_.c_str(), sql.c_str(), count, types_.data()))
+    if (!PQsendPrepare(conn_, out.prepared_name.c_str(), sql.c_str(), count, types_.data()))
       fail_connection("cannot send the statement");
     expected.push_back(expect::prepare);
-    if (!PQsendQueryPrepared(conn_, pending_name_.c_str(), count, values_.data(), lengths_.data(),
-                             formats_.data(), 0))
+    if (!PQsendQueryPrepared(conn_, out.prepared_name.c_str(), count, values_.data(),
+                             lengths_.data(), formats_.data(), 0))
       fail_connection("cannot send the statement");
     lru_.push_front(prepared_key{sql, std::vector<Oid>(types_.begin(), types_.end())});
-    prepared_.emplace(lru_.front(), prepared_entry{pending_name_, lru_.begin()});
+    prepared_.emplace(lru_.front(), prepared_entry{out.prepared_name, lru_.begin()});
   } else {
     lru_.splice(lru_.begin(), lru_, found->second.lru);
     if (!PQsendQueryPrepared(conn_, found->second.name.c_str(), count, values_.data(),
@@ -308,72 +311,77 @@ asio::awaitable<void> pg_connection::flush() {
   }
 }
 
-asio::awaitable<void> pg_connection::read_results(const std::vector<expect>& expected,
-                                                  statement* st, std::exception_ptr& failure) {
-  std::size_t next = 0;  // index in `expected` of the command whose results come next
-  bool command_has_result = false;
+bool pg_connection::consume(sink& s, pg_result_ptr r) {
+  if (!r) {
+    // The end of one command's results.
+    if (s.command_has_result) ++s.next;
+    s.command_has_result = false;
+    return false;
+  }
+  s.command_has_result = true;
+  const ExecStatusType status = PQresultStatus(r.get());
+  if (status == PGRES_PIPELINE_SYNC) return true;
+  if (s.next >= s.expected.size()) {
+    broken_ = true;  // libpq and this driver disagree on the protocol state
+    if (!s.failure)
+      s.failure =
+          std::make_exception_ptr(error(sqlstate::internal_error, "unexpected server result"));
+    return false;
+  }
+  const expect what = s.expected[s.next];
+  if (status == PGRES_FATAL_ERROR) {
+    error e = server_error(r.get(), conn_);
+    if (what == expect::prepare) {
+      // Not prepared after all: forget it, so the next call prepares again.
+      for (auto it = prepared_.begin(); it != prepared_.end(); ++it)
+        if (it->second.name == s.prepared_name) {
+          lru_.erase(it->second.lru);
+          prepared_.erase(it);
+          break;
+        }
+    }
+    if (e.is_connection_error()) broken_ = true;
+    if (!s.failure) s.failure = std::make_exception_ptr(std::move(e));
+    return false;
+  }
+  if (status == PGRES_PIPELINE_ABORTED || what != expect::statement || !s.st) return false;
+  statement& st = *s.st;
+  if (status == PGRES_TUPLES_OK) {
+    if (st.mode == result_mode::rows)
+      st.rows = result(std::make_shared<pg_result>(std::move(r)));
+    else
+      st.affected = pg_affected_rows(r.get());
+  } else if (status == PGRES_COMMAND_OK) {
+    st.affected = pg_affected_rows(r.get());
+    if (st.mode == result_mode::rows) st.rows = result();
+  } else if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+    broken_ = true;
+    if (!s.failure)
+      s.failure = std::make_exception_ptr(
+          error(sqlstate::feature_not_supported, "COPY is not supported through query()"));
+  }
+  return false;
+}
+
+asio::awaitable<void> pg_connection::read_results(sink& s) {
   for (;;) {
     while (PQisBusy(conn_)) {
       co_await wait_readable();
       if (!PQconsumeInput(conn_)) {
         broken_ = true;
-        if (!failure) failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
+        if (!s.failure)
+          s.failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
         co_return;
       }
     }
     pg_result_ptr r(PQgetResult(conn_));
-    if (!r) {
-      // End of one command's results.
-      if (command_has_result) ++next;
-      command_has_result = false;
-      if (PQstatus(conn_) == CONNECTION_BAD) {
-        broken_ = true;
-        if (!failure) failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
-        co_return;
-      }
-      continue;
-    }
-    command_has_result = true;
-    const ExecStatusType status = PQresultStatus(r.get());
-    if (status == PGRES_PIPELINE_SYNC) co_return;
-    if (next >= expected.size()) {
-      broken_ = true;  // libpq and this driver disagree on the protocol state
-      if (!failure)
-        failure = std::make_exception_ptr(
-            error(sqlstate::internal_error, "unexpected result from the server"));
-      continue;
-    }
-    const expect what = expected[next];
-    if (status == PGRES_FATAL_ERROR) {
-      error e = server_error(r.get(), conn_);
-      if (what == expect::prepare) {
-        // Not prepared after all: forget it, so the next call prepares again.
-        for (auto it = prepared_.begin(); it != prepared_.end(); ++it)
-          if (it->second.name == pending_name_) {
-            lru_.erase(it->second.lru);
-            prepared_.erase(it);
-            break;
-          }
-      }
-      if (e.is_connection_error()) broken_ = true;
-      if (!failure) failure = std::make_exception_ptr(std::move(e));
-      continue;
-    }
-    if (status == PGRES_PIPELINE_ABORTED || what != expect::statement || !st) continue;
-    if (status == PGRES_TUPLES_OK) {
-      if (st->mode == result_mode::rows)
-        st->rows = result(std::make_shared<pg_result>(std::move(r)));
-      else
-        st->affected = pg_affected_rows(r.get());
-    } else if (status == PGRES_COMMAND_OK) {
-      st->affected = pg_affected_rows(r.get());
-      if (st->mode == result_mode::rows) st->rows = result();
-    } else if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+    if (!r && PQstatus(conn_) == CONNECTION_BAD) {
       broken_ = true;
-      if (!failure)
-        failure = std::make_exception_ptr(
-            error(sqlstate::feature_not_supported, "COPY is not supported through query()"));
+      if (!s.failure)
+        s.failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
+      co_return;
     }
+    if (consume(s, std::move(r))) co_return;
   }
 }
 
@@ -382,22 +390,22 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
   // Everything that can fail for the caller's reasons (parameter count, values) fails here,
   // before anything is queued in libpq.
   if (st) encode_params(*st);
-  std::vector<expect> expected;
-  expected.reserve(controls.size() + 3);
+  sink out;
+  out.st = st;
+  out.expected.reserve(controls.size() + 3);
   for (std::string_view sql : controls) {
     std::string text(sql);
     if (!PQsendQueryParams(conn_, text.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
       fail_connection("cannot send the statement");
-    expected.push_back(expect::control);
+    out.expected.push_back(expect::control);
   }
-  if (st) send_statement(*st, expected);
+  if (st) send_statement(*st, out);
   if (!PQpipelineSync(conn_)) fail_connection("cannot send the statement");
 
-  std::exception_ptr failure;
   bool cancelled = false;
   try {
     co_await flush();
-    co_await read_results(expected, st, failure);
+    co_await read_results(out);
   } catch (...) {
     std::exception_ptr e = std::current_exception();
     if (!is_operation_aborted(e)) {
@@ -415,22 +423,12 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
     co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
     throw boost::system::system_error(asio::error::operation_aborted);
   }
-  pending_eviction_.clear();
-  if (failure) std::rethrow_exception(failure);
+  if (out.failure) std::rethrow_exception(out.failure);
 }
 
 asio::awaitable<void> pg_connection::recover_after_cancel(std::size_t expected_syncs) {
   try {
-    // Stop the statement on the server. libpq 15's PQcancel blocks, so ask the server to
-    // cancel it from a second, short-lived connection, driven by this same executor.
-    auto canceller = co_await pg_connection::connect(executor_, options_);
-    statement cancel;
-    cancel.sql = "SELECT pg_cancel_backend($1)";
-    param pid{param_kind::int32, backend_pid(), 0, {}};
-    cancel.params = &pid;
-    cancel.param_count = 1;
-    cancel.mode = result_mode::count;
-    co_await canceller->exchange(control_list(), &cancel);
+    co_await cancel_on_server();
 
     // Read what is left of this exchange (the cancelled statement's error, then the Sync),
     // within a bound: a connection that cannot be proven clean is not reused.
@@ -453,6 +451,234 @@ asio::awaitable<void> pg_connection::recover_after_cancel(std::size_t expected_s
   } catch (...) {
     broken_ = true;
   }
+}
+
+asio::awaitable<void> pg_connection::cancel_on_server() {
+  // libpq 15's PQcancel blocks, so ask the server to cancel the statement from a second,
+  // short-lived connection, driven by this same executor.
+  auto canceller = co_await pg_connection::connect(executor_, options_);
+  statement cancel;
+  cancel.sql = "SELECT pg_cancel_backend($1)";
+  param pid{param_kind::int32, backend_pid(), 0, {}};
+  cancel.params = &pid;
+  cancel.param_count = 1;
+  cancel.mode = result_mode::count;
+  co_await canceller->exchange(control_list(), &cancel);
+}
+
+// ---- Shared use: pipelining across tasks
+//
+// Every task sends its statement and a Sync under mutex_, in the order they reach the server,
+// and joins `inflight_`. One task at a time, the leader, reads: it hands each statement's
+// results to its sink, wakes the owners whose Sync has arrived, and when its own has arrived
+// passes the role to the oldest task still waiting (or, if only abandoned statements remain,
+// to a detached drainer). Nobody reads on behalf of a statement nobody waits for except to
+// drop its results, so a cancelled awaiter can leave at once.
+
+struct pg_connection::pending : sink {
+  wait_list::ticket ticket;  // the owner's wake-up, when it is not the leader
+  bool done = false;         // results (or failure) complete
+  bool abandoned = false;    // the owner left (cancelled): drop its results
+};
+
+bool pg_connection::quiet() noexcept {
+  std::lock_guard lock(mutex_);
+  return inflight_.empty() && !leader_ && !cancelling_;
+}
+
+asio::awaitable<void> pg_connection::pipelined(statement& st) {
+  auto me = std::make_shared<pending>();
+  me->st = &st;
+  bool lead_now = false;
+  {
+    std::unique_lock lock(mutex_);
+    while (cancelling_) {
+      // A statement alone in flight is being cancelled on the server: sending now could put
+      // another statement in the way of that cancel.
+      co_await cancel_done_.wait(lock);
+      lock.lock();
+    }
+    if (broken()) throw connection_error(conn_, "connection lost");
+    encode_params(st);  // the caller's errors surface here, before anything is sent
+    send_statement(st, *me);
+    if (!PQpipelineSync(conn_)) fail_connection("cannot send the statement");
+    inflight_.push_back(me);
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    if (!leader_)
+      leader_ = lead_now = true;
+    else
+      me->ticket = wakeups_.enqueue();
+  }
+  if (!lead_now) {
+    std::exception_ptr cancelled;
+    try {
+      co_await wakeups_.wait(me->ticket);
+    } catch (...) {
+      cancelled = std::current_exception();
+    }
+    bool drain = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (cancelled && !me->done) {
+        me->abandoned = true;
+        me->st = nullptr;  // the statement dies with its awaiter: its results are dropped
+        // Leadership may have been handed over just as the wait was cancelled: pass it on.
+        if (wakeups_.abandon(me->ticket)) drain = hand_over_locked();
+      }
+      lead_now = !me->done && !me->abandoned;
+    }
+    if (drain) start_drainer(false);
+    if (cancelled && !me->done) std::rethrow_exception(cancelled);
+  }
+  if (lead_now) co_await lead(me);
+  if (me->failure) std::rethrow_exception(me->failure);
+}
+
+bool pg_connection::hand_over_locked() {
+  for (const auto& p : inflight_)
+    if (!p->done && !p->abandoned) {
+      wakeups_.notify(p->ticket);  // leader_ stays set: the role passes to its owner
+      return false;
+    }
+  if (inflight_.empty()) {
+    leader_ = false;
+    return false;
+  }
+  return true;  // only abandoned statements remain: a drainer reads them
+}
+
+void pg_connection::fail_all_locked(std::vector<std::shared_ptr<pending>>& wake,
+                                    std::string_view context) {
+  broken_ = true;
+  for (const auto& p : inflight_) {
+    if (!p->failure) p->failure = std::make_exception_ptr(connection_error(conn_, context));
+    p->done = true;
+    wake.push_back(p);
+  }
+  inflight_.clear();
+  in_flight_.store(0, std::memory_order_relaxed);
+  leader_ = false;
+}
+
+asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
+  std::vector<std::shared_ptr<pending>> wake;
+  auto wake_all = [&] {
+    for (const auto& p : wake)
+      if (p != me && !p->abandoned && p->ticket) wakeups_.notify(p->ticket);
+    wake.clear();
+  };
+  for (;;) {
+    bool want_write = false, finished = false, drain = false;
+    {
+      std::lock_guard lock(mutex_);
+      const int flushed = PQflush(conn_);
+      if (flushed < 0) {
+        fail_all_locked(wake, "cannot send to the server");
+      } else {
+        want_write = flushed == 1;
+        while (!inflight_.empty() && !PQisBusy(conn_)) {
+          pg_result_ptr r(PQgetResult(conn_));
+          if (!r && PQstatus(conn_) == CONNECTION_BAD) {
+            fail_all_locked(wake, "connection lost");
+            break;
+          }
+          std::shared_ptr<pending> front = inflight_.front();
+          if (consume(*front, std::move(r))) {
+            front->done = true;
+            inflight_.pop_front();
+            in_flight_.fetch_sub(1, std::memory_order_relaxed);
+            wake.push_back(front);
+          }
+        }
+      }
+      const bool mine_done = me ? me->done : true;
+      if (mine_done || !leader_) {
+        finished = true;
+        if (leader_) {
+          drain = hand_over_locked();
+          // The drainer keeps the role while only abandoned statements remain.
+          if (drain && !me) {
+            drain = false;
+            finished = false;
+          }
+        }
+      }
+    }
+    wake_all();
+    if (finished) {
+      if (drain) start_drainer(false);
+      co_return;
+    }
+    std::exception_ptr cancelled;
+    try {
+      if (want_write) {
+        co_await (wait_writable() || wait_readable());
+      } else {
+        co_await wait_readable();
+      }
+    } catch (...) {
+      cancelled = std::current_exception();
+    }
+    if (cancelled) {
+      // This task stops waiting now. Its statement is dropped when its results come; if it is
+      // the only one in flight, the drainer also cancels it on the server.
+      bool drain_now = false, alone = false;
+      {
+        std::lock_guard lock(mutex_);
+        if (me) {
+          if (!me->done) {
+            me->abandoned = true;
+            me->st = nullptr;  // the statement dies with its awaiter: its results are dropped
+          }
+          alone = inflight_.size() == 1 && inflight_.front() == me;
+          drain_now = hand_over_locked();
+        } else {
+          fail_all_locked(wake, "the connection could not be drained");
+        }
+      }
+      wake_all();
+      if (drain_now) start_drainer(alone);
+      std::rethrow_exception(cancelled);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (!PQconsumeInput(conn_)) fail_all_locked(wake, "connection lost");
+    }
+    wake_all();
+  }
+}
+
+void pg_connection::start_drainer(bool cancel) {
+  asio::co_spawn(executor_, drain(shared_from_this(), cancel), asio::detached);
+}
+
+asio::awaitable<void> pg_connection::drain(std::shared_ptr<pg_connection> self, bool cancel) {
+  if (cancel) {
+    {
+      std::lock_guard lock(self->mutex_);
+      // Only while the abandoned statement is alone: a cancel must never hit another one.
+      cancel = self->inflight_.size() == 1 && self->inflight_.front()->abandoned;
+      self->cancelling_ = cancel;
+    }
+    if (cancel) {
+      try {
+        co_await self->cancel_on_server();
+      } catch (...) {
+        // The statement runs to its end instead; the drain below still bounds the wait.
+      }
+    }
+  }
+  asio::steady_timer limit(self->executor_, std::chrono::seconds(cancel ? 5 : 3600));
+  auto which = co_await (self->lead(nullptr) || limit.async_wait(asio::use_awaitable));
+  std::vector<std::shared_ptr<pending>> wake;
+  {
+    std::lock_guard lock(self->mutex_);
+    if (which.index() == 1) self->fail_all_locked(wake, "the connection could not be drained");
+    self->cancelling_ = false;
+  }
+  for (const auto& p : wake)
+    if (!p->abandoned && p->ticket) self->wakeups_.notify(p->ticket);
+  self->cancel_done_.notify_all();
 }
 
 }  // namespace awaitdb::detail

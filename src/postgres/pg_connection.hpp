@@ -13,9 +13,12 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,6 +68,17 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   /// is cancelled, cancels the statement on the server, waits (briefly) for the connection to
   /// be clean, and throws `operation_aborted`; if it cannot be made clean it is marked broken.
   boost::asio::awaitable<void> exchange(control_list controls, statement* st);
+
+  /// Shared use, pipelining across tasks: sends `st` with a Sync of its own behind whatever
+  /// other tasks have in flight on this connection, and waits for its results. One statement's
+  /// failure fails only its own awaiter; each statement is its own implicit transaction.
+  /// Thread-safe. Cancelled, the awaiter resumes at once; its results are read and dropped,
+  /// and when it was the only statement in flight it is also cancelled on the server.
+  boost::asio::awaitable<void> pipelined(statement& st);
+  /// Statements in flight in shared use.
+  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  /// True when nothing is in flight or being drained: the pool may lend it exclusively.
+  bool quiet() noexcept;
 
   /// True when the connection can no longer be used (lost, or left in an unknown state).
   bool broken() const noexcept { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
@@ -120,13 +134,33 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   // What one exchange expects back, in order.
   enum class expect : std::uint8_t { control, prepare, deallocate, statement };
 
+  // Where the results of one exchange go, as PQgetResult returns them.
+  struct sink {
+    std::vector<expect> expected;
+    std::size_t next = 0;  // index in `expected` of the command whose results come next
+    bool command_has_result = false;
+    statement* st = nullptr;
+    std::string prepared_name;  // prepared in this exchange (forgotten if the Parse fails)
+    std::exception_ptr failure;
+  };
+  // A statement in flight in shared use.
+  struct pending;
+
   boost::asio::awaitable<void> connect_loop(std::chrono::steady_clock::time_point deadline);
   void attach_socket();
   void encode_params(const statement& st);
-  void send_statement(const statement& st, std::vector<expect>& expected);
+  void send_statement(const statement& st, sink& out);
   boost::asio::awaitable<void> flush();
-  boost::asio::awaitable<void> read_results(const std::vector<expect>& expected, statement* st,
-                                            std::exception_ptr& failure);
+  /// Applies one PQgetResult() value (null: the end of a command) to `s`; true at its Sync.
+  bool consume(sink& s, pg_result_ptr r);
+  boost::asio::awaitable<void> read_results(sink& s);
+  // Shared use: the task that reads for everyone ("leader"), and the hand-over of that role.
+  boost::asio::awaitable<void> lead(std::shared_ptr<pending> me);
+  bool hand_over_locked();
+  void fail_all_locked(std::vector<std::shared_ptr<pending>>& wake, std::string_view context);
+  void start_drainer(bool cancel_on_server);
+  static boost::asio::awaitable<void> drain(std::shared_ptr<pg_connection> self, bool cancel);
+  boost::asio::awaitable<void> cancel_on_server();
   boost::asio::awaitable<void> wait_readable();
   boost::asio::awaitable<void> wait_writable();
   boost::asio::awaitable<void> recover_after_cancel(std::size_t expected_syncs);
@@ -143,8 +177,16 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   std::list<prepared_key> lru_;
   std::unordered_map<prepared_key, prepared_entry, key_hash, key_equal> prepared_;
   std::uint64_t next_statement_id_ = 0;
-  std::string pending_name_;      // a statement being prepared in this exchange
-  std::string pending_eviction_;  // a statement deallocated in this exchange
+
+  // Shared use. mutex_ guards libpq and everything below while several tasks use the
+  // connection; exclusive use (exchange) needs no lock.
+  std::mutex mutex_;
+  std::deque<std::shared_ptr<pending>> inflight_;
+  bool leader_ = false;      // a task (or the drainer) is reading for everyone
+  bool cancelling_ = false;  // a server-side cancel is under way: new statements wait
+  wait_list wakeups_;        // followers: their results are in, or they lead now
+  wait_list cancel_done_;    // statements waiting for a cancel to finish
+  std::atomic<std::size_t> in_flight_{0};
 
   // Reused for every statement: parameter text, pointers, lengths, formats, types.
   std::string scratch_;

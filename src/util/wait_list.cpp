@@ -153,6 +153,10 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
   co_return result;
 }
 
+void wait_list::notify(const ticket& t) {
+  impl_->finish(t, node_state::signalled);
+}
+
 bool wait_list::notify_one() {
   std::unique_lock lock(impl_->mutex);
   while (!impl_->queue.empty()) {

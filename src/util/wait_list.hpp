@@ -47,6 +47,8 @@ class wait_list {
       std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
       const std::function<void()>& unused_signal = {});
 
+  /// Signals this ticket (whether or not its owner is waiting yet).
+  void notify(const ticket& t);
   /// Signals the oldest waiting ticket; false when there was none.
   bool notify_one();
   /// Signals every ticket in the list.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <dirent.h>
+#include <set>
 
 namespace awaitdb::test {
 namespace {
@@ -98,7 +99,8 @@ TEST_F(postgres, no_thread_is_created) {
 
 TEST_F(postgres, pool_is_bounded_and_reports_its_state) {
   run([&]() -> asio::awaitable<void> {
-    database db = co_await open(url("pool_max_size=2"));
+    // Exclusive use (pipeline=off): at most 2 statements at once, the others wait.
+    database db = co_await open(url("pool_max_size=2&pipeline=off"));
     auto ex = co_await asio::this_coro::executor;
     int done = 0;
     std::size_t max_size = 0, max_waiting = 0;
@@ -396,6 +398,143 @@ TEST_F(postgres, postgres_types) {
     const std::string with_nul("a\0b", 3);
     co_await expect_sqlstate("22021", [&] { return db.query("SELECT $1::text", with_nul); });
     EXPECT_EQ((co_await db.query("SELECT $1::text", "ok"))[0].get<std::string>(0), "ok");
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::test
+
+namespace awaitdb::test {
+namespace {
+
+// ---- Pipelining across tasks (one connection: every statement below shares it)
+
+TEST_F(postgres, pipelined_statements_fail_only_their_own_awaiter) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int tasks = 60;
+    int ok = 0, failed = 0, finished = 0;
+    std::set<std::int32_t> pids;
+    for (int i = 0; i < tasks; ++i)
+      asio::co_spawn(
+          ex,
+          [&, i]() -> asio::awaitable<void> {
+            try {
+              // Every third divides by zero; its neighbours, sent around it, must not care.
+              row r = (co_await db.query("SELECT $1::int / $2::int, pg_backend_pid()", i,
+                                         i % 3 == 1 ? 0 : 1))[0];
+              EXPECT_EQ(r.get<std::int32_t>(0), i);
+              pids.insert(r.get<std::int32_t>(1));
+              ++ok;
+            } catch (const error& e) {
+              EXPECT_EQ(e.sqlstate(), "22012") << e.what();
+              EXPECT_EQ(i % 3, 1);
+              ++failed;
+            }
+            ++finished;
+          },
+          asio::detached);
+    while (finished < tasks)
+      co_await sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(ok, 40);
+    EXPECT_EQ(failed, 20);
+    EXPECT_EQ(pids.size(), 1u);  // all on one connection, pipelined
+  });
+}
+
+TEST_F(postgres, pipelined_statements_of_a_task_stay_in_order) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    co_await db.execute("DROP TABLE IF EXISTS counters");
+    co_await db.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)");
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int tasks = 16, steps = 25;
+    int finished = 0;
+    for (int t = 0; t < tasks; ++t)
+      asio::co_spawn(
+          ex,
+          [&, t]() -> asio::awaitable<void> {
+            co_await db.execute("INSERT INTO counters VALUES ($1, 0)", t);
+            for (int k = 1; k <= steps; ++k) {
+              co_await db.execute("UPDATE counters SET v = v + 1 WHERE id = $1", t);
+              // Each statement sees every earlier one of its task, whatever others interleave.
+              EXPECT_EQ((co_await db.query("SELECT v FROM counters WHERE id = $1", t))[0]
+                            .get<std::int32_t>(0),
+                        k);
+            }
+            ++finished;
+          },
+          asio::detached);
+    while (finished < tasks)
+      co_await sleep_for(std::chrono::milliseconds(2));
+    row sum = (co_await db.query("SELECT sum(v) FROM counters"))[0];
+    EXPECT_EQ(sum.get<std::int64_t>(0), tasks * steps);
+  });
+}
+
+TEST_F(postgres, cancelling_one_pipelined_statement_leaves_the_others) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    auto ex = co_await asio::this_coro::executor;
+    int others_ok = 0, finished = 0;
+    // A slow statement first, then others pipelined behind it on the same connection.
+    auto slow = asio::co_spawn(
+        ex, db.query("SELECT pg_sleep(0.4)") || sleep_for(std::chrono::milliseconds(50)),
+        asio::use_awaitable);
+    for (int i = 0; i < 5; ++i)
+      asio::co_spawn(
+          ex,
+          [&, i]() -> asio::awaitable<void> {
+            co_await sleep_for(std::chrono::milliseconds(10));
+            EXPECT_EQ((co_await db.query("SELECT $1::int", i))[0].get<std::int32_t>(0), i);
+            ++others_ok;
+            ++finished;
+          },
+          asio::detached);
+    auto start = clock::now();
+    auto which = co_await std::move(slow);
+    EXPECT_EQ(which.index(), 1u);
+    EXPECT_LT(clock::now() - start, std::chrono::milliseconds(300));  // resumed at once
+    while (finished < 5)
+      co_await sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(others_ok, 5);
+    EXPECT_EQ((co_await db.query("SELECT 7"))[0].get<std::int32_t>(0), 7);
+  });
+}
+
+TEST_F(postgres, losing_the_connection_fails_every_pipelined_statement) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database admin = co_await open(url_);
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int tasks = 10;
+    int connection_errors = 0, finished = 0;
+    for (int i = 0; i < tasks; ++i)
+      asio::co_spawn(
+          ex,
+          [&]() -> asio::awaitable<void> {
+            try {
+              co_await db.query("SELECT pg_sleep(5)");
+              ADD_FAILURE() << "survived a terminated backend";
+            } catch (const error& e) {
+              if (e.is_connection_error())
+                ++connection_errors;
+              else
+                ADD_FAILURE() << e.what();
+            }
+            ++finished;
+          },
+          asio::detached);
+    co_await sleep_for(std::chrono::milliseconds(100));
+    auto start = clock::now();
+    co_await admin.query("SELECT pg_terminate_backend($1)", pid);
+    while (finished < tasks)
+      co_await sleep_for(std::chrono::milliseconds(2));
+    EXPECT_LT(clock::now() - start, std::chrono::seconds(2));  // none hung
+    EXPECT_EQ(connection_errors, tasks);
+    EXPECT_NE((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
   });
 }
 
