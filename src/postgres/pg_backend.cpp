@@ -64,20 +64,8 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
           co_return c;
         }
       if (size_ < options_.pool_max_size) {
-        ++size_;
         ++in_use_;
-        lock.unlock();
-        std::exception_ptr failure;
-        try {
-          co_return co_await pg_connection::connect(executor_, options_);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        lock.lock();
-        --size_;
-        --in_use_;
-        wake_one_locked();
-        std::rethrow_exception(failure);
+        co_return co_await open_connection(lock, in_use_);
       }
       co_await wait_for_release(lock, deadline);
       woken = true;
@@ -123,23 +111,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       // of tasks would otherwise open the whole pool at once.
       if (best && opening_shared_ > 0) co_return best;
       if (size_ < options_.pool_max_size) {
-        ++size_;
         ++opening_shared_;
-        lock.unlock();
-        std::exception_ptr failure;
-        std::shared_ptr<pg_connection> c;
-        try {
-          c = co_await pg_connection::connect(executor_, options_);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        lock.lock();
+        std::shared_ptr<pg_connection> c = co_await open_connection(lock, opening_shared_);
         --opening_shared_;
-        if (failure) {
-          --size_;
-          wake_one_locked();
-          std::rethrow_exception(failure);
-        }
         shared_.push_back(c);
         co_return c;
       }
@@ -200,6 +174,30 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   }
 
  private:
+  /// Opens one more connection (the caller checked the pool may grow; `lock` is held, and is
+  /// held again on return). On failure undoes the caller's `counter` increment, gives the slot
+  /// to a waiter, and throws.
+  asio::awaitable<std::shared_ptr<pg_connection>> open_connection(
+      std::unique_lock<std::mutex>& lock, std::size_t& counter) {
+    ++size_;
+    lock.unlock();
+    std::exception_ptr failure;
+    std::shared_ptr<pg_connection> c;
+    try {
+      c = co_await pg_connection::connect(executor_, options_);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    lock.lock();
+    if (failure) {
+      --size_;
+      --counter;
+      wake_one_locked();
+      std::rethrow_exception(failure);
+    }
+    co_return c;
+  }
+
   // A connection or a slot became free: hand it to the oldest waiter, who takes it before any
   // task arriving later.
   void wake_one_locked() {
@@ -240,8 +238,8 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   // Statements in flight on one connection before the pool opens another (if it may).
   static constexpr std::size_t pipeline_depth = 32;
   std::size_t opening_shared_ = 0;  // connections being opened for pipelining
-  std::size_t size_ = 0;    // open or opening
-  std::size_t in_use_ = 0;  // lent out, opening, or being cleaned
+  std::size_t size_ = 0;            // open or opening
+  std::size_t in_use_ = 0;          // lent out, opening, or being cleaned
   wait_list waiters_;
   std::size_t woken_ = 0;  // waiters signalled by a release that have not taken it yet
   bool closed_ = false;
