@@ -93,8 +93,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       for (const auto& c : shared_)
         if (!best || c->in_flight() < best->in_flight()) best = c;
       if (best && best->in_flight() < pipeline_depth) {
-        // Idle for a while, the server may have dropped it: look before sending.
-        if (best->in_flight() == 0 && !best->check_idle()) continue;
+        // Idle for a while, the server may have dropped it: look before sending. (Not on
+        // every statement: that would be a system call on the hot path.)
+        if (best->idle_for() > std::chrono::milliseconds(20) && !best->check_idle()) continue;
         co_return best;
       }
       if (!idle_.empty()) {

@@ -481,6 +481,13 @@ struct pg_connection::pending : sink {
   bool abandoned = false;    // the owner left (cancelled): drop its results
 };
 
+std::chrono::steady_clock::duration pg_connection::idle_for() const noexcept {
+  if (in_flight() > 0) return {};
+  const auto since = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(idle_since_.load(std::memory_order_relaxed)));
+  return std::chrono::steady_clock::now() - since;
+}
+
 bool pg_connection::quiet() noexcept {
   std::lock_guard lock(mutex_);
   return inflight_.empty() && !leader_ && !cancelling_;
@@ -586,7 +593,9 @@ asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
           if (consume(*front, std::move(r))) {
             front->done = true;
             inflight_.pop_front();
-            in_flight_.fetch_sub(1, std::memory_order_relaxed);
+            if (in_flight_.fetch_sub(1, std::memory_order_relaxed) == 1)
+              idle_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                                std::memory_order_relaxed);
             wake.push_back(front);
           }
         }

@@ -87,6 +87,8 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   /// Reads whatever the server sent while the connection was idle (a termination notice, for
   /// example), without waiting. Returns false when the connection turned out to be dead.
   bool check_idle() noexcept;
+  /// How long the connection has had nothing in flight (zero while busy).
+  std::chrono::steady_clock::duration idle_for() const noexcept;
 
   int backend_pid() const noexcept { return PQbackendPID(conn_); }
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
@@ -187,6 +189,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   wait_list wakeups_;        // followers: their results are in, or they lead now
   wait_list cancel_done_;    // statements waiting for a cancel to finish
   std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::chrono::steady_clock::rep> idle_since_{0};  // when in_flight_ last hit 0
 
   // Reused for every statement: parameter text, pointers, lengths, formats, types.
   std::string scratch_;
