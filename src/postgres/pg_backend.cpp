@@ -94,8 +94,12 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         if (!best || c->in_flight() < best->in_flight()) best = c;
       if (best && best->in_flight() < pipeline_depth) {
         // Idle for a while, the server may have dropped it: look before sending. (Not on
-        // every statement: that would be a system call on the hot path.)
-        if (best->idle_for() > std::chrono::milliseconds(20) && !best->check_idle()) continue;
+        // every statement: that would be a system call on the hot path. And only when nobody
+        // uses it: reading its socket under a waiting leader would steal the leader's data.)
+        if (best->idle_for() > std::chrono::milliseconds(20) && best->quiet() &&
+            !best->check_idle())
+          continue;
+        best->claim();
         co_return best;
       }
       if (!idle_.empty()) {
@@ -106,19 +110,27 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
           continue;
         }
         shared_.push_back(c);
+        c->claim();
         co_return c;
       }
       // While a connection is being opened, pipeline deeper rather than open more: a burst
       // of tasks would otherwise open the whole pool at once.
-      if (best && opening_shared_ > 0) co_return best;
+      if (best && opening_shared_ > 0) {
+        best->claim();
+        co_return best;
+      }
       if (size_ < options_.pool_max_size) {
         ++opening_shared_;
         std::shared_ptr<pg_connection> c = co_await open_connection(lock, opening_shared_);
         --opening_shared_;
         shared_.push_back(c);
+        c->claim();
         co_return c;
       }
-      if (best) co_return best;  // the pool is full: pipeline deeper
+      if (best) {  // the pool is full: pipeline deeper
+        best->claim();
+        co_return best;
+      }
       // Every connection is pinned by a transaction: wait for one to come back.
       co_await wait_for_release(lock, deadline);
       woken = true;
@@ -290,6 +302,10 @@ class pg_backend final : public backend {
     // own: on a shared one it would pull other tasks' statements into its transaction.
     if (!tx && pool_->options().pipeline && !is_transaction_control(st.sql)) {
       std::shared_ptr<pg_connection> conn = co_await pool_->acquire_shared();
+      struct claim_guard {
+        pg_connection& c;
+        ~claim_guard() { c.unclaim(); }
+      } claimed{*conn};
       co_await conn->pipelined(st);
       co_return;
     }

@@ -490,7 +490,8 @@ std::chrono::steady_clock::duration pg_connection::idle_for() const noexcept {
 
 bool pg_connection::quiet() noexcept {
   std::lock_guard lock(mutex_);
-  return inflight_.empty() && !leader_ && !cancelling_;
+  return claims_.load(std::memory_order_acquire) == 0 && inflight_.empty() && !leader_ &&
+         !cancelling_;
 }
 
 asio::awaitable<void> pg_connection::pipelined(statement& st) {

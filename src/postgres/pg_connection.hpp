@@ -77,8 +77,13 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   boost::asio::awaitable<void> pipelined(statement& st);
   /// Statements in flight in shared use.
   std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
-  /// True when nothing is in flight or being drained: the pool may lend it exclusively.
+  /// True when nobody holds a claim and nothing is in flight or being drained: the pool may
+  /// lend it exclusively, or look at its socket.
   bool quiet() noexcept;
+  /// A task about to pipeline on this connection holds a claim (taken under the pool's lock),
+  /// so that the pool neither lends it exclusively nor reads its socket meanwhile.
+  void claim() noexcept { claims_.fetch_add(1, std::memory_order_acq_rel); }
+  void unclaim() noexcept { claims_.fetch_sub(1, std::memory_order_acq_rel); }
 
   /// True when the connection can no longer be used (lost, or left in an unknown state).
   bool broken() const noexcept { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
@@ -189,6 +194,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   wait_list wakeups_;        // followers: their results are in, or they lead now
   wait_list cancel_done_;    // statements waiting for a cancel to finish
   std::atomic<std::size_t> in_flight_{0};
+  std::atomic<int> claims_{0};
   std::atomic<std::chrono::steady_clock::rep> idle_since_{0};  // when in_flight_ last hit 0
 
   // Reused for every statement: parameter text, pointers, lengths, formats, types.
