@@ -14,13 +14,6 @@ namespace awaitdb::detail {
 
 class async_mutex {
  public:
-  bool try_lock() {
-    std::lock_guard guard(mutex_);
-    if (locked_) return false;
-    locked_ = true;
-    return true;
-  }
-
   /// Takes the mutex if it is free (returns null) or joins the queue (returns the ticket to
   /// `wait_turn` on). Synchronous: the place in line is taken when this returns.
   wait_list::ticket lock_or_enqueue() {
