@@ -28,6 +28,9 @@ struct pool_stats {
   std::size_t idle = 0;     // open and unused
   std::size_t in_use = 0;   // running a statement or pinned by a transaction
   std::size_t waiting = 0;  // tasks waiting for a connection
+  /// PostgreSQL: statements sent and awaiting their results, over all connections (more than
+  /// `in_use` when statements are pipelined). SQLite: always 0 (statements run inline).
+  std::size_t in_flight = 0;
 };
 
 namespace detail {

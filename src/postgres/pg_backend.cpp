@@ -20,7 +20,9 @@ namespace {
 class pg_pool : public std::enable_shared_from_this<pg_pool> {
  public:
   pg_pool(asio::any_io_executor executor, postgres_options options)
-      : executor_(std::move(executor)), options_(std::move(options)) {}
+      : executor_(std::move(executor))
+      , state_(std::make_shared<pg_pool_state>(std::move(options)))
+      , options_(state_->options) {}
 
   const postgres_options& options() const noexcept { return options_; }
 
@@ -141,7 +143,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   /// broken, or mid-statement, is closed (the pool opens a new one when needed).
   void release(std::shared_ptr<pg_connection> c) noexcept {
     std::unique_lock lock(mutex_);
-    const bool usable = !closed_ && !c->broken();
+    const bool usable = !closed_ && !c->broken() && c->quiet();
     const auto status = usable ? c->transaction_status() : PQTRANS_UNKNOWN;
     if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
       lock.unlock();
@@ -169,6 +171,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       if (c->in_flight() == 0) ++s.idle;
     s.in_use = s.size - s.idle;
     s.waiting = waiters_.size();
+    s.in_flight = state_->in_flight.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -197,7 +200,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     std::exception_ptr failure;
     std::shared_ptr<pg_connection> c;
     try {
-      c = co_await pg_connection::connect(executor_, options_);
+      c = co_await pg_connection::connect(executor_, state_);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -244,7 +247,8 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   }
 
   asio::any_io_executor executor_;
-  const postgres_options options_;
+  const std::shared_ptr<pg_pool_state> state_;
+  const postgres_options& options_;  // state_->options
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<pg_connection>> idle_;
   std::vector<std::shared_ptr<pg_connection>> shared_;  // pipelining statements of many tasks
@@ -267,12 +271,6 @@ struct lease {
   }
 };
 
-/// Holds a connection's turn for the scope.
-struct turn_guard {
-  pg_connection& conn;
-  ~turn_guard() { conn.turn.unlock(); }
-};
-
 class pg_tx final : public tx_state {
  public:
   pg_tx(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing,
@@ -283,9 +281,7 @@ class pg_tx final : public tx_state {
   pg_tx& top_level() const noexcept { return static_cast<pg_tx&>(top()); }
 
   const std::shared_ptr<pg_connection> conn;
-  // On the top level, changed only while holding the connection's turn:
-  bool begin_sent = false;  // BEGIN goes out with the first statement, not in a round trip
-  bool finished = false;    // committed or rolled back: the connection went back to the pool
+  pinned_tx pin;  // used on the top level only; guarded by the connection
 };
 
 class pg_backend final : public backend {
@@ -306,7 +302,7 @@ class pg_backend final : public backend {
         pg_connection& c;
         ~claim_guard() { c.unclaim(); }
       } claimed{*conn};
-      co_await conn->pipelined(st);
+      co_await conn->pipelined(control_list(), &st);
       co_return;
     }
     if (!tx) {
@@ -317,17 +313,10 @@ class pg_backend final : public backend {
       co_await borrowed.conn->exchange(control_list(), &st);
       co_return;
     }
+    // Inside a transaction: pipelined on its connection, in the order sent, so that
+    // concurrent statements of the transaction share round trips.
     pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
-    pg_connection& conn = *top.conn;
-    co_await conn.turn.lock();
-    turn_guard hold{conn};
-    check_not_finished(top);
-    if (!top.begin_sent) {
-      top.begin_sent = true;
-      co_await conn.exchange(control_list("BEGIN"), &st);
-    } else {
-      co_await conn.exchange(control_list(), &st);
-    }
+    co_await top.conn->pipelined(control_list(), &st, &top.pin);
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
@@ -343,16 +332,7 @@ class pg_backend final : public backend {
     pg_tx& top = static_cast<pg_tx&>(*enclosing).top_level();
     auto level = std::make_shared<pg_tx>(*this, std::move(parent), enclosing, top.conn);
     const std::string savepoint = "SAVEPOINT " + level->savepoint_name();
-    pg_connection& conn = *top.conn;
-    co_await conn.turn.lock();
-    turn_guard hold{conn};
-    check_not_finished(top);
-    if (!top.begin_sent) {
-      top.begin_sent = true;
-      co_await conn.exchange(control_list("BEGIN", savepoint), nullptr);
-    } else {
-      co_await conn.exchange(control_list(savepoint), nullptr);
-    }
+    co_await top.conn->pipelined(control_list(savepoint), nullptr, &top.pin);
     co_return level;
   }
 
@@ -360,21 +340,18 @@ class pg_backend final : public backend {
     auto& level = static_cast<pg_tx&>(tx);
     pg_tx& top = level.top_level();
     pg_connection& conn = *top.conn;
-    co_await conn.turn.lock();
-    turn_guard hold{conn};
-    check_not_finished(top);
     std::exception_ptr failure;
     if (level.depth() > 0) {
       const std::string release = "RELEASE SAVEPOINT " + level.savepoint_name();
       try {
-        co_await conn.exchange(control_list(release), nullptr);
+        co_await conn.pipelined(control_list(release), nullptr, &top.pin);
       } catch (...) {
         failure = std::current_exception();
       }
       if (failure) {
         const std::string undo = "ROLLBACK TO SAVEPOINT " + level.savepoint_name();
         try {
-          co_await conn.exchange(control_list(undo, release), nullptr);
+          co_await conn.pipelined(control_list(undo, release), nullptr, &top.pin);
         } catch (...) {
           // The transaction itself is failing; its own rollback follows.
         }
@@ -382,27 +359,36 @@ class pg_backend final : public backend {
       }
       co_return;
     }
-    if (top.begin_sent) {
-      try {
-        co_await conn.exchange(control_list("COMMIT"), nullptr);
-      } catch (...) {
-        failure = std::current_exception();
-      }
+    if (!conn.finish(top.pin))
+      throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+    // From here on this call gives the connection back, whatever happens.
+    try {
+      co_await conn.pipelined(control_list("COMMIT"), nullptr, &top.pin, pin_use::ending);
+    } catch (...) {
+      failure = std::current_exception();
     }
-    top.finished = true;
     pool_->release(top.conn);  // rolls back first if COMMIT did not end the transaction
     if (failure) std::rethrow_exception(failure);
   }
 
   void rollback(tx_state& tx) noexcept override {
     auto& level = static_cast<pg_tx&>(tx);
-    // Take a place in the connection's queue now, so that nothing the task sends afterwards
-    // overtakes the rollback; the rollback itself runs without the caller waiting for it.
-    wait_list::ticket ticket = level.top_level().conn->turn.lock_or_enqueue();
-    asio::co_spawn(level.top_level().conn->executor(),
-                   finish_rollback(pool_, std::static_pointer_cast<pg_tx>(level.shared_from_this()),
-                                   std::move(ticket)),
-                   asio::detached);
+    pg_tx& top = level.top_level();
+    // Queued now, so that nothing the task sends afterwards overtakes the rollback: it goes
+    // out ahead of the task's next statement, or on its own without the caller waiting.
+    switch (top.conn->owe_rollback(top.pin, level.depth() > 0 ? level.savepoint_name() : "")) {
+      case rollback_step::none:
+        return;
+      case rollback_step::release:
+        pool_->release(top.conn);
+        return;
+      case rollback_step::flush:
+        asio::co_spawn(
+            top.conn->executor(),
+            finish_rollback(pool_, std::static_pointer_cast<pg_tx>(level.shared_from_this())),
+            asio::detached);
+        return;
+    }
   }
 
   pool_stats stats() const override { return pool_->stats(); }
@@ -413,35 +399,19 @@ class pg_backend final : public backend {
   }
 
  private:
-  static void check_not_finished(const pg_tx& top) {
-    if (top.finished)
-      throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
-  }
-
+  // Sends what a rollback queued, unless a later statement of the task took it along, and
+  // waits for it: its Sync answers after everything sent before it. A top-level rollback then
+  // gives the connection back.
   static asio::awaitable<void> finish_rollback(std::shared_ptr<pg_pool> pool,
-                                               std::shared_ptr<pg_tx> level,
-                                               wait_list::ticket ticket) {
+                                               std::shared_ptr<pg_tx> level) {
     pg_tx& top = level->top_level();
-    pg_connection& conn = *top.conn;
-    co_await conn.turn.wait_turn(std::move(ticket));
-    turn_guard hold{conn};
-    if (top.finished) co_return;
     try {
-      if (level->depth() > 0) {
-        const std::string undo = "ROLLBACK TO SAVEPOINT " + level->savepoint_name();
-        const std::string release = "RELEASE SAVEPOINT " + level->savepoint_name();
-        co_await conn.exchange(control_list(undo, release), nullptr);
-        co_return;
-      }
-      if (top.begin_sent) co_await conn.exchange(control_list("ROLLBACK"), nullptr);
+      co_await top.conn->pipelined(control_list(), nullptr, &top.pin, pin_use::flush_owed);
     } catch (...) {
       // A failed ROLLBACK leaves the connection broken or still in the transaction; the pool
       // drops it or rolls it back again.
     }
-    if (level->depth() == 0) {
-      top.finished = true;
-      pool->release(top.conn);
-    }
+    if (level->depth() == 0) pool->release(top.conn);
   }
 
   std::shared_ptr<pg_pool> pool_;

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <utility>
 
 namespace awaitdb::detail {
 
@@ -56,8 +57,11 @@ std::size_t pg_connection::key_hash::operator()(const key_view& k) const noexcep
   return h;
 }
 
-pg_connection::pg_connection(asio::any_io_executor executor, const postgres_options& options)
-    : executor_(std::move(executor)), options_(options), socket_(executor_) {}
+pg_connection::pg_connection(asio::any_io_executor executor, std::shared_ptr<pg_pool_state> pool)
+    : executor_(std::move(executor))
+    , pool_(std::move(pool))
+    , options_(pool_->options)
+    , socket_(executor_) {}
 
 pg_connection::~pg_connection() {
   if (socket_.is_open()) {
@@ -88,8 +92,9 @@ void pg_connection::fail_connection(std::string_view context) {
 }
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
-    asio::any_io_executor executor, const postgres_options& options) {
-  std::shared_ptr<pg_connection> self(new pg_connection(std::move(executor), options));
+    asio::any_io_executor executor, std::shared_ptr<pg_pool_state> pool) {
+  std::shared_ptr<pg_connection> self(new pg_connection(std::move(executor), std::move(pool)));
+  const postgres_options& options = self->options_;
   const char* keys[] = {"dbname", nullptr};
   const char* values[] = {options.libpq_url.c_str(), nullptr};
   self->conn_ = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
@@ -256,6 +261,12 @@ void pg_connection::encode_params(const statement& st) {
     values_[i] = offsets_[i] == std::string::npos ? nullptr : scratch_.data() + offsets_[i];
 }
 
+void pg_connection::send_control(const char* sql, sink& out) {
+  if (!PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
+    fail_connection("cannot send the statement");
+  out.expected.push_back(expect::control);
+}
+
 void pg_connection::send_statement(const statement& st, sink& out) {
   std::vector<expect>& expected = out.expected;
   const std::size_t n = st.param_count;
@@ -393,14 +404,15 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
   sink out;
   out.st = st;
   out.expected.reserve(controls.size() + 3);
-  for (std::string_view sql : controls) {
-    std::string text(sql);
-    if (!PQsendQueryParams(conn_, text.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
-      fail_connection("cannot send the statement");
-    out.expected.push_back(expect::control);
-  }
+  for (std::string_view sql : controls)
+    send_control(std::string(sql).c_str(), out);
   if (st) send_statement(*st, out);
   if (!PQpipelineSync(conn_)) fail_connection("cannot send the statement");
+  pool_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  struct answered {
+    std::atomic<std::size_t>& count;
+    ~answered() { count.fetch_sub(1, std::memory_order_relaxed); }
+  } counted{pool_->in_flight};
 
   bool cancelled = false;
   try {
@@ -456,7 +468,7 @@ asio::awaitable<void> pg_connection::recover_after_cancel(std::size_t expected_s
 asio::awaitable<void> pg_connection::cancel_on_server() {
   // libpq 15's PQcancel blocks, so ask the server to cancel the statement from a second,
   // short-lived connection, driven by this same executor.
-  auto canceller = co_await pg_connection::connect(executor_, options_);
+  auto canceller = co_await pg_connection::connect(executor_, pool_);
   statement cancel;
   cancel.sql = "SELECT pg_cancel_backend($1)";
   param pid{param_kind::int32, backend_pid(), 0, {}};
@@ -479,6 +491,7 @@ struct pg_connection::pending : sink {
   wait_list::ticket ticket;  // the owner's wake-up, when it is not the leader
   bool done = false;         // results (or failure) complete
   bool abandoned = false;    // the owner left (cancelled): drop its results
+  bool led = false;          // the owner started reading as the leader
 };
 
 std::chrono::steady_clock::duration pg_connection::idle_for() const noexcept {
@@ -494,24 +507,59 @@ bool pg_connection::quiet() noexcept {
          !cancelling_;
 }
 
-asio::awaitable<void> pg_connection::pipelined(statement& st) {
+bool pg_connection::finish(pinned_tx& pin) {
+  std::lock_guard lock(mutex_);
+  return !std::exchange(pin.finished, true);
+}
+
+rollback_step pg_connection::owe_rollback(pinned_tx& pin, std::string_view savepoint) {
+  std::lock_guard lock(mutex_);
+  if (pin.finished) return rollback_step::none;
+  if (savepoint.empty()) {
+    pin.finished = true;
+    if (pin.begin_owed) return rollback_step::release;  // BEGIN never went out
+    pin.owed.emplace_back("ROLLBACK");
+  } else {
+    pin.owed.push_back("ROLLBACK TO SAVEPOINT " + std::string(savepoint));
+    pin.owed.push_back("RELEASE SAVEPOINT " + std::string(savepoint));
+  }
+  return rollback_step::flush;
+}
+
+asio::awaitable<void> pg_connection::pipelined(control_list controls, statement* st,
+                                               pinned_tx* pin, pin_use use) {
   auto me = std::make_shared<pending>();
-  me->st = &st;
+  me->st = st;
   bool lead_now = false;
   {
     std::unique_lock lock(mutex_);
     while (cancelling_) {
-      // A statement alone in flight is being cancelled on the server: sending now could put
+      // A group alone in flight is being cancelled on the server: sending now could put
       // another statement in the way of that cancel.
       co_await cancel_done_.wait(lock);
       lock.lock();
     }
     if (broken()) throw connection_error(conn_, "connection lost");
-    encode_params(st);  // the caller's errors surface here, before anything is sent
-    send_statement(st, *me);
+    if (pin && use == pin_use::statement && pin->finished)
+      throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
+    if (pin && use == pin_use::ending && pin->begin_owed) co_return;  // nothing to end
+    if (st) encode_params(*st);  // the caller's errors surface here, before anything is sent
+    if (pin) {
+      if (pin->begin_owed) {
+        send_control("BEGIN", *me);
+        pin->begin_owed = false;
+      }
+      for (const std::string& sql : pin->owed)
+        send_control(sql.c_str(), *me);
+      pin->owed.clear();
+    }
+    for (std::string_view sql : controls)
+      send_control(std::string(sql).c_str(), *me);
+    if (st) send_statement(*st, *me);
     if (!PQpipelineSync(conn_)) fail_connection("cannot send the statement");
     inflight_.push_back(me);
     in_flight_.fetch_add(1, std::memory_order_relaxed);
+    pool_->in_flight.fetch_add(1, std::memory_order_relaxed);
     if (!leader_)
       leader_ = lead_now = true;
     else
@@ -538,7 +586,16 @@ asio::awaitable<void> pg_connection::pipelined(statement& st) {
     if (drain) start_drainer(false);
     if (cancelled && !me->done) std::rethrow_exception(cancelled);
   }
-  if (lead_now) co_await lead(me);
+  if (lead_now) {
+    try {
+      co_await lead(me);
+    } catch (...) {
+      // A cancelled coroutine throws at `co_await` before the awaited coroutine starts: the
+      // role must not be lost with it, or nobody would read for the others.
+      if (!me->led) step_down(me);
+      throw;
+    }
+  }
   if (me->failure) std::rethrow_exception(me->failure);
 }
 
@@ -563,12 +620,33 @@ void pg_connection::fail_all_locked(std::vector<std::shared_ptr<pending>>& wake,
     p->done = true;
     wake.push_back(p);
   }
+  pool_->in_flight.fetch_sub(inflight_.size(), std::memory_order_relaxed);
   inflight_.clear();
   in_flight_.store(0, std::memory_order_relaxed);
   leader_ = false;
 }
 
+void pg_connection::step_down(const std::shared_ptr<pending>& me) {
+  // This task stops waiting now. Its group is dropped when its results come; if it is the only
+  // one in flight, the drainer also cancels it on the server.
+  bool drain = false, alone = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!me->done) {
+      me->abandoned = true;
+      me->st = nullptr;  // the statement dies with its awaiter: its results are dropped
+    }
+    alone = inflight_.size() == 1 && inflight_.front() == me;
+    drain = hand_over_locked();
+    // Set now, not when the drainer starts: whatever this task sends next (a rollback, say)
+    // must wait behind the cancel rather than stand in its way.
+    if (drain && alone) cancelling_ = true;
+  }
+  if (drain) start_drainer(alone);
+}
+
 asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
+  if (me) me->led = true;
   std::vector<std::shared_ptr<pending>> wake;
   auto wake_all = [&] {
     for (const auto& p : wake)
@@ -594,6 +672,7 @@ asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
           if (consume(*front, std::move(r))) {
             front->done = true;
             inflight_.pop_front();
+            pool_->in_flight.fetch_sub(1, std::memory_order_relaxed);
             if (in_flight_.fetch_sub(1, std::memory_order_relaxed) == 1)
               idle_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                                 std::memory_order_relaxed);
@@ -630,24 +709,15 @@ asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
       cancelled = std::current_exception();
     }
     if (cancelled) {
-      // This task stops waiting now. Its statement is dropped when its results come; if it is
-      // the only one in flight, the drainer also cancels it on the server.
-      bool drain_now = false, alone = false;
-      {
-        std::lock_guard lock(mutex_);
-        if (me) {
-          if (!me->done) {
-            me->abandoned = true;
-            me->st = nullptr;  // the statement dies with its awaiter: its results are dropped
-          }
-          alone = inflight_.size() == 1 && inflight_.front() == me;
-          drain_now = hand_over_locked();
-        } else {
+      if (me) {
+        step_down(me);
+      } else {
+        {
+          std::lock_guard lock(mutex_);
           fail_all_locked(wake, "the connection could not be drained");
         }
+        wake_all();
       }
-      wake_all();
-      if (drain_now) start_drainer(alone);
       std::rethrow_exception(cancelled);
     }
     {
@@ -665,10 +735,10 @@ void pg_connection::start_drainer(bool cancel) {
 asio::awaitable<void> pg_connection::drain(std::shared_ptr<pg_connection> self, bool cancel) {
   if (cancel) {
     {
+      // The canceller set cancelling_, so nothing was sent since; the check is a safeguard:
+      // a cancel must never hit another statement.
       std::lock_guard lock(self->mutex_);
-      // Only while the abandoned statement is alone: a cancel must never hit another one.
       cancel = self->inflight_.size() == 1 && self->inflight_.front()->abandoned;
-      self->cancelling_ = cancel;
     }
     if (cancel) {
       try {

@@ -4,7 +4,7 @@
 
 #include "../backend.hpp"
 #include "../url.hpp"
-#include "../util/async_mutex.hpp"
+#include "../util/wait_list.hpp"
 #include "pg_result.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -44,20 +44,48 @@ class control_list {
   std::size_t size_ = 0;
 };
 
+/// What a pool's connections share with it. Connections may outlive the pool (a drainer can
+/// still be reading after `close`), so they hold it by shared_ptr.
+struct pg_pool_state {
+  explicit pg_pool_state(postgres_options o) : options(std::move(o)) {}
+  const postgres_options options;
+  /// Statement groups sent and not yet answered, over all connections.
+  std::atomic<std::size_t> in_flight{0};
+};
+
+/// The state of the transaction a connection is pinned to, guarded by the connection's lock:
+/// concurrent statements of one transaction are pipelined on it, in the order they are sent.
+struct pinned_tx {
+  bool begin_owed = true;  // BEGIN goes out with the first group sent, not in a round trip
+  bool finished = false;   // COMMIT or ROLLBACK is on its way: nothing more may be sent
+  std::vector<std::string> owed;  // queued by a rollback: sent ahead of the next group
+};
+
+/// How a group sent on a pinned connection relates to its transaction.
+enum class pin_use : std::uint8_t {
+  statement,   // inside the transaction (refused once it has finished)
+  ending,      // COMMIT, after `finish`: sends nothing if BEGIN never went out
+  flush_owed,  // sends what a rollback queued (possibly nothing: then a bare Sync)
+};
+
+/// What a rollback needs done after `owe_rollback`.
+enum class rollback_step : std::uint8_t { none, release, flush };
+
 /// A connection to a PostgreSQL server, always in libpq pipeline mode.
 ///
 /// Each exchange sends its statements and one Sync, flushes, and reads results until the
 /// Sync's answer, waiting for the socket's readiness with Asio. The socket belongs to libpq:
 /// Asio only watches it (it is released, never closed, by this object).
 ///
-/// One exchange at a time: the user of a connection (the pool's borrower, or a transaction)
-/// holds `turn` while it runs one.
+/// Two ways to use it: `exchange`, one round trip at a time by a sole user (the pool's
+/// borrower when pipelining is off), and `pipelined`, where many statements (of many tasks, or
+/// of one transaction) are in flight at once, each with its own Sync.
 class pg_connection : public std::enable_shared_from_this<pg_connection> {
  public:
   /// Connects (PQconnectStartParams / PQconnectPoll), within `options.connect_timeout`.
   /// Throws `awaitdb::error` (class 08) naming host and port, never the password.
   static boost::asio::awaitable<std::shared_ptr<pg_connection>> connect(
-      boost::asio::any_io_executor executor, const postgres_options& options);
+      boost::asio::any_io_executor executor, std::shared_ptr<pg_pool_state> pool);
 
   ~pg_connection();
   pg_connection(const pg_connection&) = delete;
@@ -69,12 +97,25 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   /// be clean, and throws `operation_aborted`; if it cannot be made clean it is marked broken.
   boost::asio::awaitable<void> exchange(control_list controls, statement* st);
 
-  /// Shared use, pipelining across tasks: sends `st` with a Sync of its own behind whatever
-  /// other tasks have in flight on this connection, and waits for its results. One statement's
-  /// failure fails only its own awaiter; each statement is its own implicit transaction.
-  /// Thread-safe. Cancelled, the awaiter resumes at once; its results are read and dropped,
-  /// and when it was the only statement in flight it is also cancelled on the server.
-  boost::asio::awaitable<void> pipelined(statement& st);
+  /// Pipelined use: sends `controls` and `st` (may be null) with a Sync of their own behind
+  /// whatever else is in flight on this connection, and waits for their results. One group's
+  /// failure fails only its own awaiter. Thread-safe. Cancelled, the awaiter resumes at once;
+  /// its results are read and dropped, and when it was the only group in flight it is also
+  /// cancelled on the server.
+  ///
+  /// Outside a transaction (`pin` null) each group is its own implicit transaction. On a
+  /// connection pinned to a transaction, `pin` adds BEGIN ahead of the first group and what a
+  /// rollback queued ahead of the next one, and refuses groups once the transaction finished.
+  boost::asio::awaitable<void> pipelined(control_list controls, statement* st,
+                                         pinned_tx* pin = nullptr,
+                                         pin_use use = pin_use::statement);
+  /// Queues the rollback of a pinned transaction (`savepoint` empty) or of one of its
+  /// savepoints, to go out ahead of anything sent later. Says what the caller must do next:
+  /// nothing (already finished), release the connection (nothing was ever sent), or send what
+  /// is queued (`pipelined` with `pin_use::flush_owed`).
+  rollback_step owe_rollback(pinned_tx& pin, std::string_view savepoint);
+  /// Marks a pinned transaction finished (about to commit); false if it already was.
+  bool finish(pinned_tx& pin);
   /// Statements in flight in shared use.
   std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
   /// True when nobody holds a claim and nothing is in flight or being drained: the pool may
@@ -98,11 +139,8 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   int backend_pid() const noexcept { return PQbackendPID(conn_); }
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
 
-  /// Held by whoever runs an exchange (statements of one transaction queue here in order).
-  async_mutex turn;
-
  private:
-  pg_connection(boost::asio::any_io_executor executor, const postgres_options& options);
+  pg_connection(boost::asio::any_io_executor executor, std::shared_ptr<pg_pool_state> pool);
 
   struct prepared_key {
     std::string sql;
@@ -156,6 +194,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   boost::asio::awaitable<void> connect_loop(std::chrono::steady_clock::time_point deadline);
   void attach_socket();
   void encode_params(const statement& st);
+  void send_control(const char* sql, sink& out);
   void send_statement(const statement& st, sink& out);
   boost::asio::awaitable<void> flush();
   /// Applies one PQgetResult() value (null: the end of a command) to `s`; true at its Sync.
@@ -164,6 +203,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   // Shared use: the task that reads for everyone ("leader"), and the hand-over of that role.
   boost::asio::awaitable<void> lead(std::shared_ptr<pending> me);
   bool hand_over_locked();
+  void step_down(const std::shared_ptr<pending>& me);
   void fail_all_locked(std::vector<std::shared_ptr<pending>>& wake, std::string_view context);
   void start_drainer(bool cancel_on_server);
   static boost::asio::awaitable<void> drain(std::shared_ptr<pg_connection> self, bool cancel);
@@ -174,7 +214,8 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   [[noreturn]] void fail_connection(std::string_view context);
 
   boost::asio::any_io_executor executor_;
-  const postgres_options& options_;
+  const std::shared_ptr<pg_pool_state> pool_;
+  const postgres_options& options_;  // pool_->options
   PGconn* conn_ = nullptr;
   boost::asio::generic::stream_protocol::socket socket_;
   bool broken_ = false;
@@ -193,7 +234,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   bool cancelling_ = false;  // a server-side cancel is under way: new statements wait
   wait_list wakeups_;        // followers: their results are in, or they lead now
   wait_list cancel_done_;    // statements waiting for a cancel to finish
-  std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> in_flight_{0};  // groups in inflight_ (readable without the lock)
   std::atomic<int> claims_{0};
   std::atomic<std::chrono::steady_clock::rep> idle_since_{0};  // when in_flight_ last hit 0
 

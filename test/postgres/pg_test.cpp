@@ -5,6 +5,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -503,6 +504,31 @@ TEST_F(postgres, cancelling_one_pipelined_statement_leaves_the_others) {
   });
 }
 
+TEST_F(postgres, a_task_cancelled_as_it_takes_over_reading_does_not_stall_the_connection) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    // The failing middle statement makes `&&` cancel the third just as the role of reading for
+    // the connection passes to it. Whoever reads next must still be found.
+    auto one = [&]() { return db.query("SELECT 1"); };
+    auto divide = [&]() { return db.query("SELECT 1 / 0"); };
+    auto two = [&]() { return db.query("SELECT 2"); };
+    for (int round = 0; round < 50; ++round) {
+      try {
+        try {
+          co_await (one() && divide() && two());
+        } catch (const asio::multiple_exceptions& e) {  // the third was cancelled as well
+          std::rethrow_exception(e.first_exception());
+        }
+        ADD_FAILURE() << "1 / 0 did not fail";
+      } catch (const error& e) {
+        EXPECT_EQ(e.sqlstate(), "22012");
+      }
+      EXPECT_EQ((co_await db.query("SELECT $1::int", round))[0].get<std::int32_t>(0), round);
+    }
+    EXPECT_EQ(db.stats().in_flight, 0u);
+  });
+}
+
 TEST_F(postgres, losing_the_connection_fails_every_pipelined_statement) {
   run([&]() -> asio::awaitable<void> {
     database db = co_await open(url("pool_max_size=1"));
@@ -535,6 +561,94 @@ TEST_F(postgres, losing_the_connection_fails_every_pipelined_statement) {
     EXPECT_LT(clock::now() - start, std::chrono::seconds(2));  // none hung
     EXPECT_EQ(connection_errors, tasks);
     EXPECT_NE((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+  });
+}
+
+// ---- Pipelining inside a transaction (on its pinned connection)
+
+TEST_F(postgres, concurrent_statements_of_a_transaction_are_pipelined_on_its_connection) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=2"));
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      // A slow statement, three sent behind it without waiting for it, and a look at what is
+      // in flight while the slow one runs.
+      auto slow = [&]() -> asio::awaitable<row> {
+        co_return (co_await db.query(
+            "SELECT 0, pg_backend_pid(), txid_current() FROM pg_sleep(0.5)"))[0];
+      };
+      auto quick = [&](int i) -> asio::awaitable<row> {
+        co_return (co_await db.query("SELECT $1::int, pg_backend_pid(), txid_current()", i))[0];
+      };
+      auto look = [&]() -> asio::awaitable<std::size_t> {
+        co_await sleep_for(std::chrono::milliseconds(100));
+        co_return db.stats().in_flight;
+      };
+      auto [r0, r1, r2, r3, seen] = co_await (slow() && quick(1) && quick(2) && quick(3) && look());
+      EXPECT_EQ(seen, 4u);  // one at a time, it would be 1
+      const row* rows[] = {&r0, &r1, &r2, &r3};
+      for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(rows[i]->get<std::int32_t>(0), i);
+        EXPECT_EQ(rows[i]->get<std::int32_t>(1), r0.get<std::int32_t>(1));  // one connection
+        EXPECT_EQ(rows[i]->get<std::int64_t>(2), r0.get<std::int64_t>(2));  // one transaction
+      }
+    });
+    EXPECT_EQ(db.stats().in_flight, 0u);
+  });
+}
+
+TEST_F(postgres, a_failure_among_pipelined_statements_of_a_transaction_rolls_it_all_back) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    co_await db.execute("DROP TABLE IF EXISTS t");
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    co_await expect_sqlstate("22012", [&] {
+      return db.transaction([&]() -> asio::awaitable<void> {
+        co_await db.execute("INSERT INTO t VALUES (1)");
+        auto insert = [&](int v) { return db.execute("INSERT INTO t VALUES ($1)", v); };
+        auto divide = [&]() { return db.query("SELECT 1 / 0"); };
+        // Three in flight at once; the middle one fails, and the third, already sent behind
+        // it, is refused by the server (25P02): asio reports both as multiple_exceptions.
+        try {
+          co_await (insert(2) && divide() && insert(3));
+        } catch (const asio::multiple_exceptions& e) {
+          std::rethrow_exception(e.first_exception());
+        }
+      });
+    });
+    EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 0);
+    // The same connection, clean: a new transaction commits on it.
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      co_await db.execute("INSERT INTO t VALUES (4)");
+    });
+    EXPECT_EQ((co_await db.query("SELECT sum(v), max(pg_backend_pid()) FROM t"))[0]
+                  .get<std::int64_t>(0),
+              4);
+    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+  });
+}
+
+TEST_F(postgres, cancelling_a_statement_inside_a_transaction_stops_it_and_aborts_the_transaction) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    database observer = co_await open(url_);
+    co_await db.execute("DROP TABLE IF EXISTS t");
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    co_await expect_sqlstate("25P02", [&] {
+      return db.transaction([&]() -> asio::awaitable<void> {
+        co_await db.execute("INSERT INTO t VALUES (1)");
+        auto which = co_await (db.query("SELECT pg_sleep(30)") ||
+                               sleep_for(std::chrono::milliseconds(100)));
+        EXPECT_EQ(which.index(), 1u);
+        // Cancelled on the server, not left running on the transaction's connection.
+        EXPECT_LT(co_await time_until_gone(observer, std::chrono::seconds(5)),
+                  std::chrono::seconds(1));
+        co_await expect_sqlstate("25P02", [&] { return db.query("SELECT 1"); });
+      });  // returns normally: the commit refuses (25P02) and rolls back
+    });
+    EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 0);
+    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
   });
 }
 
