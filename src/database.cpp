@@ -26,10 +26,22 @@ void check_usable(const tx_state& tx) {
                 "transaction or savepoint");
 }
 
-// The one coroutine frame of a statement (SQLite runs inline within it).
-asio::awaitable<void> run_statement(detail::backend& b, detail::statement& st) {
-  auto ex = co_await asio::this_coro::executor;
-  tx_state* tx = detail::find_transaction(ex, b);
+detail::backend& usable(detail::backend* b) {
+  if (!b) throw error(sqlstate::connection_does_not_exist, "the database is not open");
+  return *b;
+}
+
+// A statement's only coroutine frame (SQLite runs inline within it), with the parameters in it.
+template <class T>
+asio::awaitable<T> run_statement(detail::backend* backend, std::string_view sql,
+                                 detail::param_list params) {
+  detail::backend& b = usable(backend);
+  detail::statement st;
+  st.sql = sql;
+  st.params = params.data();
+  st.param_count = params.size();
+  st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
+  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, b);
   if (tx) check_usable(*tx);
   try {
     if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
@@ -38,6 +50,10 @@ asio::awaitable<void> run_statement(detail::backend& b, detail::statement& st) {
     if (tx) tx->set_aborted(true);
     throw;
   }
+  if constexpr (std::is_same_v<T, result>)
+    co_return std::move(st.rows);
+  else
+    co_return st.affected;
 }
 
 }  // namespace
@@ -46,32 +62,22 @@ database::database(std::shared_ptr<detail::backend> backend) noexcept
     : backend_(std::move(backend)) {}
 
 detail::backend& database::checked_backend() const {
-  if (!backend_) throw error(sqlstate::connection_does_not_exist, "the database is not open");
-  return *backend_;
+  return usable(backend_.get());
 }
 
 awaitdb::engine database::engine() const {
   return checked_backend().kind();
 }
 
+// Not coroutines themselves: the frame is run_statement's (a closed handle still fails when
+// the statement is awaited, not when it is created).
 asio::awaitable<result> database::run_query(std::string_view sql, detail::param_list params) const {
-  detail::statement st;
-  st.sql = sql;
-  st.params = params.data();
-  st.param_count = params.size();
-  co_await run_statement(checked_backend(), st);
-  co_return std::move(st.rows);
+  return run_statement<result>(backend_.get(), sql, std::move(params));
 }
 
 asio::awaitable<std::uint64_t> database::run_execute(std::string_view sql,
                                                      detail::param_list params) const {
-  detail::statement st;
-  st.sql = sql;
-  st.params = params.data();
-  st.param_count = params.size();
-  st.mode = detail::result_mode::count;
-  co_await run_statement(checked_backend(), st);
-  co_return st.affected;
+  return run_statement<std::uint64_t>(backend_.get(), sql, std::move(params));
 }
 
 asio::awaitable<detail::transaction_scope> database::begin_transaction() const {

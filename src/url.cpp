@@ -149,6 +149,8 @@ postgres_options parse_postgres(std::string_view url) {
       out.statement_cache_size = to_count(o, 0, 100'000);
     } else if (o.key == "pipeline") {
       out.pipeline = to_bool(o);
+    } else if (o.key == "pipeline_depth") {
+      out.pipeline_depth = to_count(o, 1, 100'000);
     } else {
       passthrough += passthrough.empty() ? '?' : '&';
       passthrough += o.raw;

@@ -32,6 +32,7 @@ struct postgres_options {
   bool named_statements = true;
   std::size_t statement_cache_size = 256;
   bool pipeline = true;
+  std::size_t pipeline_depth = 32;  // statements in flight on one connection before another
 };
 
 using database_options = std::variant<sqlite_options, postgres_options>;

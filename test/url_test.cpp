@@ -68,7 +68,7 @@ TEST(url, postgres_options_are_stripped_before_libpq) {
   auto o = postgres(
       "postgresql://u:pw@127.0.0.1:5432/app?sslmode=disable&pool_max_size=4"
       "&pool_acquire_timeout_ms=1500&connect_timeout=3&statement_timeout_ms=250"
-      "&named_statements=off&target_session_attrs=read-write&pipeline=off");
+      "&named_statements=off&target_session_attrs=read-write&pipeline=off&pipeline_depth=8");
   EXPECT_EQ(o.libpq_url,
             "postgresql://u:pw@127.0.0.1:5432/app?sslmode=disable&target_session_attrs=read-write");
   EXPECT_EQ(o.pool_max_size, 4u);
@@ -78,6 +78,8 @@ TEST(url, postgres_options_are_stripped_before_libpq) {
   EXPECT_FALSE(o.named_statements);
   EXPECT_EQ(o.statement_cache_size, 0u);
   EXPECT_FALSE(o.pipeline);
+  EXPECT_EQ(o.pipeline_depth, 8u);
+  EXPECT_EQ(postgres("postgres://h/db").pipeline_depth, 32u);
   EXPECT_EQ(postgres("postgres://h/db").libpq_url, "postgres://h/db");
   // Several hosts pass through untouched.
   EXPECT_EQ(postgres("postgresql://h1:1,h2:2/db?pool_max_size=2").libpq_url,

@@ -94,7 +94,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       std::shared_ptr<pg_connection> best;
       for (const auto& c : shared_)
         if (!best || c->in_flight() < best->in_flight()) best = c;
-      if (best && best->in_flight() < pipeline_depth) {
+      if (best && best->in_flight() < options_.pipeline_depth) {
         // Idle for a while, the server may have dropped it: look before sending. (Not on
         // every statement: that would be a system call on the hot path. And only when nobody
         // uses it: reading its socket under a waiting leader would steal the leader's data.)
@@ -252,8 +252,6 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<pg_connection>> idle_;
   std::vector<std::shared_ptr<pg_connection>> shared_;  // pipelining statements of many tasks
-  // Statements in flight on one connection before the pool opens another (if it may).
-  static constexpr std::size_t pipeline_depth = 32;
   std::size_t opening_shared_ = 0;  // connections being opened for pipelining
   std::size_t size_ = 0;            // open or opening
   std::size_t in_use_ = 0;          // lent out, opening, or being cleaned
