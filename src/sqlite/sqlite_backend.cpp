@@ -11,6 +11,8 @@
 #include "sqlite_errors.hpp"
 #include <awaitdb/error.hpp>
 
+#include <boost/asio/recycling_allocator.hpp>
+
 #include <sqlite3.h>
 
 #include <list>
@@ -36,6 +38,36 @@ struct prepared {
   sqlite3_stmt* stmt = nullptr;
   std::size_t placeholder_count = 0;  // the highest $N
   std::vector<int> index_of;          // index_of[N-1]: SQLite's index of $N, 0 if unused
+
+  // The result columns, read once rather than on every run: names (concatenated) and whether
+  // each is declared BOOL/BOOLEAN. Read again when SQLite re-prepared the statement after a
+  // schema change (which it does inside sqlite3_step).
+  struct column {
+    std::size_t name_offset = 0, name_size = 0;
+    bool boolean = false;
+  };
+  std::string names;
+  std::vector<column> columns;
+  int described_at = -1;  // SQLITE_STMTSTATUS_REPREPARE when `columns` was read
+
+  void describe() {
+    const int version = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
+    if (version == described_at) return;
+    names.clear();
+    columns.clear();
+    const int count = sqlite3_column_count(stmt);
+    for (int c = 0; c < count; ++c) {
+      std::string_view name = sqlite3_column_name(stmt, c);
+      // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
+      // like PostgreSQL's.
+      const char* decl = sqlite3_column_decltype(stmt, c);
+      columns.push_back(column{names.size(), name.size(),
+                               decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 ||
+                                        sqlite3_stricmp(decl, "BOOL") == 0)});
+      names.append(name);
+    }
+    described_at = version;
+  }
 };
 
 /// Resets a statement when a run ends, however it ends, so the cached statement is reusable
@@ -151,19 +183,13 @@ class sqlite_result final : public result_source {
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
 
-  void read_columns(sqlite3_stmt* stmt) {
-    columns_ = static_cast<std::size_t>(sqlite3_column_count(stmt));
-    for (std::size_t c = 0; c < columns_; ++c) {
-      std::string_view name = sqlite3_column_name(stmt, static_cast<int>(c));
+  void read_columns(const prepared& p) {
+    columns_ = p.columns.size();
+    for (const prepared::column& c : p.columns) {
       stored d;
-      d.offset = append(name);
-      d.size = name.size();
-      // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
-      // like PostgreSQL's.
-      const char* decl = sqlite3_column_decltype(stmt, static_cast<int>(c));
-      d.kind = decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0)
-                   ? cell_kind::boolean
-                   : cell_kind::integer;
+      d.offset = append(std::string_view(p.names).substr(c.name_offset, c.name_size));
+      d.size = c.name_size;
+      d.kind = c.boolean ? cell_kind::boolean : cell_kind::integer;
       push(d);
     }
   }
@@ -499,10 +525,13 @@ class sqlite_backend final : public backend {
       return;
     }
 
-    auto out = std::make_shared<sqlite_result>();
-    out->read_columns(stmt);
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+    // Asio's recycling allocator: a thread that runs one query after another reuses the
+    // memory of the previous result instead of going to the heap each time.
+    auto out = std::allocate_shared<sqlite_result>(asio::recycling_allocator<sqlite_result>());
+    int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
+    p.describe();
+    out->read_columns(p);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
       out->read_row(stmt);
     if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
     st.rows = result(std::move(out));

@@ -37,6 +37,29 @@ TEST(sqlite, queries_complete_inline_without_suspending) {
   });
 }
 
+TEST(sqlite, a_cached_statement_follows_schema_changes) {
+  run([]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite::memory:");
+    co_await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, flag INTEGER)");
+    co_await db.execute("INSERT INTO t (flag) VALUES (1)");
+    // The statement and its column descriptions are cached; after the table changes, SQLite
+    // re-prepares it and the result must describe the new columns.
+    result before = co_await db.query("SELECT * FROM t");
+    EXPECT_EQ(before.column_count(), 2u);
+    EXPECT_EQ(before.column_name(1), "flag");
+    co_await db.execute("ALTER TABLE t RENAME COLUMN flag TO active");
+    co_await db.execute("ALTER TABLE t ADD COLUMN ok BOOLEAN NOT NULL DEFAULT 1");
+    result after = co_await db.query("SELECT * FROM t");
+    CO_ASSERT(after.column_count() == 3u);
+    EXPECT_EQ(after.column_name(1), "active");
+    EXPECT_EQ(after.column_name(2), "ok");
+    EXPECT_TRUE(after[0].get<bool>("ok"));  // declared BOOLEAN: reads as a boolean
+    EXPECT_EQ(after[0].get<std::int64_t>("active"), 1);
+    // The first result still reads as it was.
+    EXPECT_EQ(before.column_name(1), "flag");
+  });
+}
+
 TEST_F(sqlite_file, file_databases_use_wal_foreign_keys_and_busy_timeout) {
   run([this]() -> asio::awaitable<void> {
     database db = co_await open("sqlite:" + path_ + "?busy_timeout=250");
