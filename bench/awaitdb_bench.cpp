@@ -28,7 +28,7 @@ struct shared_state {
   std::atomic<bool> measuring{false};
   std::atomic<bool> done{false};
   recorder rec;
-  std::uint64_t allocations_at_start = 0;
+  std::uint64_t allocations_at_start = 0, heap_at_start = 0;
   std::uint64_t ops_at_start = 0;
   std::atomic<std::uint64_t> ops{0};
   int failures = 0;
@@ -73,6 +73,15 @@ asio::awaitable<void> sleep_for(std::chrono::duration<double> d) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
+void print_allocations(const char* per, std::uint64_t allocs, std::uint64_t heap,
+                       std::uint64_t ops) {
+  const double n = static_cast<double>(ops ? ops : 1);
+  std::fprintf(stderr,
+               "allocations per %s: %.2f operator new; %.2f heap in all (malloc family: also "
+               "libpq's, SQLite's and coroutine frames), whole process\n",
+               per, static_cast<double>(allocs) / n, static_cast<double>(heap) / n);
+}
+
 asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   std::string url = o.url.empty() ? "postgresql://" : o.url;
   if (o.connections > 0)
@@ -94,6 +103,7 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   co_await sleep_for(std::chrono::duration<double>(o.warmup));
   s.ops_at_start = s.ops.load();
   s.allocations_at_start = awaitdb_bench::allocation_count();
+  s.heap_at_start = awaitdb_bench::heap_allocation_count();
   s.measuring = true;
   const auto start = clock_type::now();
   co_await sleep_for(std::chrono::duration<double>(o.seconds));
@@ -101,6 +111,7 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   const std::uint64_t ops = s.ops.load() - s.ops_at_start;
   const std::uint64_t allocs = awaitdb_bench::allocation_count() - s.allocations_at_start;
+  const std::uint64_t heap = awaitdb_bench::heap_allocation_count() - s.heap_at_start;
   s.done = true;
   while (running > 0)
     co_await sleep_for(std::chrono::milliseconds(1));
@@ -111,9 +122,7 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   out.p50_us = s.rec.percentile_us(0.50);
   out.p99_us = s.rec.percentile_us(0.99);
   if (o.count_allocations)
-    std::fprintf(stderr, "allocations per %s: %.2f (operator new, whole process)\n",
-                 o.workload == "w1" ? "query" : "transaction",
-                 static_cast<double>(allocs) / static_cast<double>(ops ? ops : 1));
+    print_allocations(o.workload == "w1" ? "query" : "transaction", allocs, heap, ops);
 }
 
 asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
@@ -127,6 +136,7 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   for (int i = 0; i < 1000; ++i)
     co_await db.query("SELECT v FROM kv WHERE id = $1", id(random));
   const std::uint64_t allocs_before = awaitdb_bench::allocation_count();
+  const std::uint64_t heap_before = awaitdb_bench::heap_allocation_count();
   const auto start = clock_type::now();
   std::int64_t checksum = 0;
   for (std::uint64_t i = 0; i < o.ops; ++i) {
@@ -137,11 +147,10 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   const std::uint64_t allocs = awaitdb_bench::allocation_count() - allocs_before;
+  const std::uint64_t heap = awaitdb_bench::heap_allocation_count() - heap_before;
   co_await db.close();
   std::fprintf(stderr, "w3 checksum %lld, %.3f s\n", static_cast<long long>(checksum), elapsed);
-  if (o.count_allocations)
-    std::fprintf(stderr, "allocations per query: %.2f (operator new, whole process)\n",
-                 static_cast<double>(allocs) / static_cast<double>(o.ops));
+  if (o.count_allocations) print_allocations("query", allocs, heap, o.ops);
   out.connections = 1;
   out.throughput = static_cast<double>(o.ops) / elapsed;
   out.p50_us = rec.percentile_us(0.50);

@@ -24,6 +24,7 @@ constexpr std::int64_t kv_rows = 100'000;
 
 /// Calls of operator new in the whole process so far (alloc_counter.cpp replaces it).
 std::uint64_t allocation_count() noexcept;
+std::uint64_t heap_allocation_count() noexcept;
 
 struct options {
   std::string workload;

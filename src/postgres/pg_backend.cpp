@@ -74,6 +74,21 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     }
   }
 
+  /// The steady state of `acquire_shared`, without a coroutine: a shared connection with room
+  /// in its pipeline that needs no look at its socket first, claimed; null otherwise.
+  std::shared_ptr<pg_connection> try_acquire_shared() {
+    std::lock_guard lock(mutex_);
+    if (closed_) return nullptr;
+    pg_connection* best = nullptr;
+    for (const auto& c : shared_)
+      if (!best || c->in_flight() < best->in_flight()) best = c.get();
+    if (!best || best->broken() || best->in_flight() >= options_.pipeline_depth ||
+        best->idle_for() > std::chrono::milliseconds(20))
+      return nullptr;
+    best->claim();
+    return best->shared_from_this();
+  }
+
   /// A connection to pipeline a statement on (shared with other tasks' statements): the least
   /// busy one, unless all have `pipeline_depth` statements in flight and the pool may grow.
   asio::awaitable<std::shared_ptr<pg_connection>> acquire_shared() {
@@ -295,7 +310,8 @@ class pg_backend final : public backend {
     // Transaction control sent directly (not through db.transaction) gets a connection of its
     // own: on a shared one it would pull other tasks' statements into its transaction.
     if (!tx && pool_->options().pipeline && !is_transaction_control(st.sql)) {
-      std::shared_ptr<pg_connection> conn = co_await pool_->acquire_shared();
+      std::shared_ptr<pg_connection> conn = pool_->try_acquire_shared();
+      if (!conn) conn = co_await pool_->acquire_shared();
       struct claim_guard {
         pg_connection& c;
         ~claim_guard() { c.unclaim(); }

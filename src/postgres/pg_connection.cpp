@@ -3,7 +3,10 @@
 #include "../placeholders.hpp"
 #include "pg_errors.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -142,24 +145,29 @@ asio::awaitable<void> pg_connection::connect_loop(std::chrono::steady_clock::tim
   attach_socket();
 }
 
-asio::awaitable<void> pg_connection::wait_readable() {
+auto pg_connection::readable() {
   // A one-byte MSG_PEEK receive, not async_wait: Asio tries a receive speculatively under
   // the reactor's lock before it queues the wait, so data that arrived (and an edge that was
   // consumed by another thread's epoll_wait) since libpq last read cannot be missed. The byte
-  // stays in the socket for libpq.
-  char byte;
-  error_code ec;
-  co_await socket_.async_receive(asio::buffer(&byte, 1), asio::socket_base::message_peek,
-                                 asio::redirect_error(asio::use_awaitable, ec));
+  // stays in the socket for libpq. Deferred: awaited directly, it costs no coroutine frame.
+  return socket_.async_receive(asio::buffer(&peek_byte_, 1), asio::socket_base::message_peek,
+                               asio::as_tuple(asio::deferred));
+}
+
+void pg_connection::check_wait(const error_code& ec) {
   if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
   // EOF and errors: readable as far as libpq is concerned; it reports them itself.
 }
 
+asio::awaitable<void> pg_connection::wait_readable() {
+  auto [ec, n] = co_await readable();
+  check_wait(ec);
+}
+
 asio::awaitable<void> pg_connection::wait_writable() {
-  error_code ec;
-  co_await socket_.async_wait(asio::socket_base::wait_write,
-                              asio::redirect_error(asio::use_awaitable, ec));
-  if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
+  auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write,
+                                          asio::as_tuple(asio::deferred));
+  check_wait(ec);
 }
 
 bool pg_connection::check_idle() noexcept {
@@ -268,7 +276,7 @@ void pg_connection::send_control(const char* sql, sink& out) {
 }
 
 void pg_connection::send_statement(const statement& st, sink& out) {
-  std::vector<expect>& expected = out.expected;
+  expect_list& expected = out.expected;
   const std::size_t n = st.param_count;
   const int count = static_cast<int>(n);
   if (options_.statement_cache_size == 0) {
@@ -359,7 +367,9 @@ bool pg_connection::consume(sink& s, pg_result_ptr r) {
   statement& st = *s.st;
   if (status == PGRES_TUPLES_OK) {
     if (st.mode == result_mode::rows)
-      st.rows = result(std::make_shared<pg_result>(std::move(r)));
+      // Asio's recycling allocator: a thread running query after query reuses the memory.
+      st.rows = result(std::allocate_shared<pg_result>(asio::recycling_allocator<pg_result>(),
+                                                       std::move(r)));
     else
       st.affected = pg_affected_rows(r.get());
   } else if (status == PGRES_COMMAND_OK) {
@@ -403,7 +413,6 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
   if (st) encode_params(*st);
   sink out;
   out.st = st;
-  out.expected.reserve(controls.size() + 3);
   for (std::string_view sql : controls)
     send_control(std::string(sql).c_str(), out);
   if (st) send_statement(*st, out);
@@ -676,7 +685,7 @@ asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
             if (in_flight_.fetch_sub(1, std::memory_order_relaxed) == 1)
               idle_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                                 std::memory_order_relaxed);
-            wake.push_back(front);
+            if (front != me) wake.push_back(front);  // (this task needs no waking)
           }
         }
       }
@@ -703,7 +712,8 @@ asio::awaitable<void> pg_connection::lead(std::shared_ptr<pending> me) {
       if (want_write) {
         co_await (wait_writable() || wait_readable());
       } else {
-        co_await wait_readable();
+        auto [ec, n] = co_await readable();
+        check_wait(ec);
       }
     } catch (...) {
       cancelled = std::current_exception();

@@ -179,9 +179,32 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   // What one exchange expects back, in order.
   enum class expect : std::uint8_t { control, prepare, deallocate, statement };
 
+  // What one group expects back: a few entries inline (a statement, its Parse, BEGIN ...),
+  // more only after a rollback queued several.
+  class expect_list {
+   public:
+    void push_back(expect e) {
+      if (size_ < inline_capacity)
+        inline_[size_] = e;
+      else
+        more_.push_back(e);
+      ++size_;
+    }
+    std::size_t size() const noexcept { return size_; }
+    expect operator[](std::size_t i) const noexcept {
+      return i < inline_capacity ? inline_[i] : more_[i - inline_capacity];
+    }
+
+   private:
+    static constexpr std::size_t inline_capacity = 6;
+    expect inline_[inline_capacity] = {};
+    std::size_t size_ = 0;
+    std::vector<expect> more_;
+  };
+
   // Where the results of one exchange go, as PQgetResult returns them.
   struct sink {
-    std::vector<expect> expected;
+    expect_list expected;
     std::size_t next = 0;  // index in `expected` of the command whose results come next
     bool command_has_result = false;
     statement* st = nullptr;
@@ -208,6 +231,8 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   void start_drainer(bool cancel_on_server);
   static boost::asio::awaitable<void> drain(std::shared_ptr<pg_connection> self, bool cancel);
   boost::asio::awaitable<void> cancel_on_server();
+  auto readable();
+  static void check_wait(const boost::system::error_code& ec);
   boost::asio::awaitable<void> wait_readable();
   boost::asio::awaitable<void> wait_writable();
   boost::asio::awaitable<void> recover_after_cancel(std::size_t expected_syncs);
@@ -219,6 +244,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   PGconn* conn_ = nullptr;
   boost::asio::generic::stream_protocol::socket socket_;
   bool broken_ = false;
+  char peek_byte_ = 0;  // where readable()'s peek lands (only one task reads at a time)
 
   // Named prepared statements of this connection: a bounded LRU keyed by SQL and parameter
   // types.
