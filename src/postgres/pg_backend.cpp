@@ -47,7 +47,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
       while (!idle_.empty()) {
         std::shared_ptr<pg_connection> c = std::move(idle_.back());
         idle_.pop_back();
-        if (c->check_idle()) {
+        // Idle for a while, the server may have dropped it: look first. (Not after every
+        // use: that is a system call per transaction on a busy pool.)
+        if (c->idle_for() <= recheck_after || c->check_idle()) {
           ++in_use_;
           co_return c;
         }
@@ -83,7 +85,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     for (const auto& c : shared_)
       if (!best || c->in_flight() < best->in_flight()) best = c.get();
     if (!best || best->broken() || best->in_flight() >= options_.pipeline_depth ||
-        best->idle_for() > std::chrono::milliseconds(20))
+        best->idle_for() > recheck_after)
       return nullptr;
     best->claim();
     return best->shared_from_this();
@@ -113,8 +115,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         // Idle for a while, the server may have dropped it: look before sending. (Not on
         // every statement: that would be a system call on the hot path. And only when nobody
         // uses it: reading its socket under a waiting leader would steal the leader's data.)
-        if (best->idle_for() > std::chrono::milliseconds(20) && best->quiet() &&
-            !best->check_idle())
+        if (best->idle_for() > recheck_after && best->quiet() && !best->check_idle())
           continue;
         best->claim();
         co_return best;
@@ -260,6 +261,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     }
     self->release(std::move(c));
   }
+
+  // How long a connection may sit idle before the pool looks at its socket before lending it.
+  static constexpr std::chrono::milliseconds recheck_after{20};
 
   asio::any_io_executor executor_;
   const std::shared_ptr<pg_pool_state> state_;

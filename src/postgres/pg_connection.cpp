@@ -419,9 +419,13 @@ asio::awaitable<void> pg_connection::exchange(control_list controls, statement* 
   if (!PQpipelineSync(conn_)) fail_connection("cannot send the statement");
   pool_->in_flight.fetch_add(1, std::memory_order_relaxed);
   struct answered {
-    std::atomic<std::size_t>& count;
-    ~answered() { count.fetch_sub(1, std::memory_order_relaxed); }
-  } counted{pool_->in_flight};
+    pg_connection& c;
+    ~answered() {
+      c.pool_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+      c.idle_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
+    }
+  } counted{*this};
 
   bool cancelled = false;
   try {
