@@ -8,6 +8,7 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -17,6 +18,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -85,6 +88,7 @@ void pg_connection::attach_socket() {
   socklen_t len = sizeof addr;
   int family =
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 ? addr.ss_family : AF_INET;
+  can_cork_ = family == AF_INET || family == AF_INET6;
   socket_.assign(asio::generic::stream_protocol(family, 0), fd, ec);
   if (ec) fail_connection("cannot watch the connection's socket: " + ec.message());
 }
@@ -557,6 +561,7 @@ asio::awaitable<void> pg_connection::pipelined(control_list controls, statement*
       throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
     if (pin && use == pin_use::ending && pin->begin_owed) co_return;  // nothing to end
     if (st) encode_params(*st);  // the caller's errors surface here, before anything is sent
+    if (!inflight_.empty()) cork_locked();
     if (pin) {
       if (pin->begin_owed) {
         send_control("BEGIN", *me);
@@ -610,6 +615,26 @@ asio::awaitable<void> pg_connection::pipelined(control_list controls, statement*
     }
   }
   if (me->failure) std::rethrow_exception(me->failure);
+}
+
+// libpq 15's PQpipelineSync always flushes: each statement is a send() and, left alone, a TCP
+// segment of its own, which costs both ends a trip through their network stacks. While the
+// connection is busy (statements already in flight), tasks resumed in the same round send one
+// after another; the socket is corked for that round, and a handler posted behind them uncorks
+// it, so the round leaves as one segment. An idle connection's statement goes out at once.
+void pg_connection::cork_locked() {
+  if (!can_cork_ || corked_) return;
+  const int on = 1;
+  if (::setsockopt(PQsocket(conn_), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) return;
+  corked_ = true;
+  auto uncork = [self = shared_from_this()] {
+    std::lock_guard lock(self->mutex_);
+    if (!self->corked_) return;
+    const int off = 0;
+    ::setsockopt(PQsocket(self->conn_), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    self->corked_ = false;
+  };
+  asio::post(executor_, std::move(uncork));
 }
 
 bool pg_connection::hand_over_locked() {

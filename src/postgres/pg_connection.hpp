@@ -226,6 +226,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   // Shared use: the task that reads for everyone ("leader"), and the hand-over of that role.
   boost::asio::awaitable<void> lead(std::shared_ptr<pending> me);
   bool hand_over_locked();
+  void cork_locked();
   void step_down(const std::shared_ptr<pending>& me);
   void fail_all_locked(std::vector<std::shared_ptr<pending>>& wake, std::string_view context);
   void start_drainer(bool cancel_on_server);
@@ -245,6 +246,8 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   boost::asio::generic::stream_protocol::socket socket_;
   bool broken_ = false;
   char peek_byte_ = 0;  // where readable()'s peek lands (only one task reads at a time)
+  bool can_cork_ = false;  // a TCP socket (TCP_CORK means nothing to a Unix socket)
+  bool corked_ = false;    // under mutex_: sends are being gathered; a posted handler uncorks
 
   // Named prepared statements of this connection: a bounded LRU keyed by SQL and parameter
   // types.
