@@ -81,9 +81,7 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   std::shared_ptr<pg_connection> try_acquire_shared() {
     std::lock_guard lock(mutex_);
     if (closed_) return nullptr;
-    pg_connection* best = nullptr;
-    for (const auto& c : shared_)
-      if (!best || c->in_flight() < best->in_flight()) best = c.get();
+    pg_connection* best = least_busy_locked();
     if (!best || best->broken() || best->in_flight() >= options_.pipeline_depth ||
         best->idle_for() > recheck_after)
       return nullptr;
@@ -108,15 +106,13 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
         --size_;
         return true;
       });
-      std::shared_ptr<pg_connection> best;
-      for (const auto& c : shared_)
-        if (!best || c->in_flight() < best->in_flight()) best = c;
+      pg_connection* least_busy = least_busy_locked();
+      std::shared_ptr<pg_connection> best = least_busy ? least_busy->shared_from_this() : nullptr;
       if (best && best->in_flight() < options_.pipeline_depth) {
         // Idle for a while, the server may have dropped it: look before sending. (Not on
         // every statement: that would be a system call on the hot path. And only when nobody
         // uses it: reading its socket under a waiting leader would steal the leader's data.)
-        if (best->idle_for() > recheck_after && best->quiet() && !best->check_idle())
-          continue;
+        if (best->idle_for() > recheck_after && best->quiet() && !best->check_idle()) continue;
         best->claim();
         co_return best;
       }
@@ -262,6 +258,14 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
     self->release(std::move(c));
   }
 
+  // The shared connection with the fewest statements in flight, or null.
+  pg_connection* least_busy_locked() const {
+    pg_connection* best = nullptr;
+    for (const auto& c : shared_)
+      if (!best || c->in_flight() < best->in_flight()) best = c.get();
+    return best;
+  }
+
   // How long a connection may sit idle before the pool looks at its socket before lending it.
   static constexpr std::chrono::milliseconds recheck_after{20};
 
@@ -271,9 +275,9 @@ class pg_pool : public std::enable_shared_from_this<pg_pool> {
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<pg_connection>> idle_;
   std::vector<std::shared_ptr<pg_connection>> shared_;  // pipelining statements of many tasks
-  std::size_t opening_shared_ = 0;  // connections being opened for pipelining
-  std::size_t size_ = 0;            // open or opening
-  std::size_t in_use_ = 0;          // lent out, opening, or being cleaned
+  std::size_t opening_shared_ = 0;                      // connections being opened for pipelining
+  std::size_t size_ = 0;                                // open or opening
+  std::size_t in_use_ = 0;                              // lent out, opening, or being cleaned
   wait_list waiters_;
   std::size_t woken_ = 0;  // waiters signalled by a release that have not taken it yet
   bool closed_ = false;

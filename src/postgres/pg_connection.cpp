@@ -6,11 +6,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -169,8 +169,8 @@ asio::awaitable<void> pg_connection::wait_readable() {
 }
 
 asio::awaitable<void> pg_connection::wait_writable() {
-  auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write,
-                                          asio::as_tuple(asio::deferred));
+  auto [ec] =
+      co_await socket_.async_wait(asio::socket_base::wait_write, asio::as_tuple(asio::deferred));
   check_wait(ec);
 }
 
@@ -372,8 +372,8 @@ bool pg_connection::consume(sink& s, pg_result_ptr r) {
   if (status == PGRES_TUPLES_OK) {
     if (st.mode == result_mode::rows)
       // Asio's recycling allocator: a thread running query after query reuses the memory.
-      st.rows = result(std::allocate_shared<pg_result>(asio::recycling_allocator<pg_result>(),
-                                                       std::move(r)));
+      st.rows = result(
+          std::allocate_shared<pg_result>(asio::recycling_allocator<pg_result>(), std::move(r)));
     else
       st.affected = pg_affected_rows(r.get());
   } else if (status == PGRES_COMMAND_OK) {
@@ -543,8 +543,8 @@ rollback_step pg_connection::owe_rollback(pinned_tx& pin, std::string_view savep
   return rollback_step::flush;
 }
 
-asio::awaitable<void> pg_connection::pipelined(control_list controls, statement* st,
-                                               pinned_tx* pin, pin_use use) {
+asio::awaitable<void> pg_connection::pipelined(control_list controls, statement* st, pinned_tx* pin,
+                                               pin_use use) {
   auto me = std::make_shared<pending>();
   me->st = st;
   bool lead_now = false;

@@ -56,8 +56,8 @@ struct pg_pool_state {
 /// The state of the transaction a connection is pinned to, guarded by the connection's lock:
 /// concurrent statements of one transaction are pipelined on it, in the order they are sent.
 struct pinned_tx {
-  bool begin_owed = true;  // BEGIN goes out with the first group sent, not in a round trip
-  bool finished = false;   // COMMIT or ROLLBACK is on its way: nothing more may be sent
+  bool begin_owed = true;         // BEGIN goes out with the first group sent, not in a round trip
+  bool finished = false;          // COMMIT or ROLLBACK is on its way: nothing more may be sent
   std::vector<std::string> owed;  // queued by a rollback: sent ahead of the next group
 };
 
@@ -245,7 +245,7 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   PGconn* conn_ = nullptr;
   boost::asio::generic::stream_protocol::socket socket_;
   bool broken_ = false;
-  char peek_byte_ = 0;  // where readable()'s peek lands (only one task reads at a time)
+  char peek_byte_ = 0;     // where readable()'s peek lands (only one task reads at a time)
   bool can_cork_ = false;  // a TCP socket (TCP_CORK means nothing to a Unix socket)
   bool corked_ = false;    // under mutex_: sends are being gathered; a posted handler uncorks
 
@@ -259,10 +259,10 @@ class pg_connection : public std::enable_shared_from_this<pg_connection> {
   // connection; exclusive use (exchange) needs no lock.
   std::mutex mutex_;
   std::deque<std::shared_ptr<pending>> inflight_;
-  bool leader_ = false;      // a task (or the drainer) is reading for everyone
-  bool cancelling_ = false;  // a server-side cancel is under way: new statements wait
-  wait_list wakeups_;        // followers: their results are in, or they lead now
-  wait_list cancel_done_;    // statements waiting for a cancel to finish
+  bool leader_ = false;                    // a task (or the drainer) is reading for everyone
+  bool cancelling_ = false;                // a server-side cancel is under way: new statements wait
+  wait_list wakeups_;                      // followers: their results are in, or they lead now
+  wait_list cancel_done_;                  // statements waiting for a cancel to finish
   std::atomic<std::size_t> in_flight_{0};  // groups in inflight_ (readable without the lock)
   std::atomic<int> claims_{0};
   std::atomic<std::chrono::steady_clock::rep> idle_since_{0};  // when in_flight_ last hit 0

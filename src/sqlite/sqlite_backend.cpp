@@ -61,9 +61,9 @@ struct prepared {
       // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
       // like PostgreSQL's.
       const char* decl = sqlite3_column_decltype(stmt, c);
-      columns.push_back(column{names.size(), name.size(),
-                               decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 ||
-                                        sqlite3_stricmp(decl, "BOOL") == 0)});
+      columns.push_back(column{
+          names.size(), name.size(),
+          decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0)});
       names.append(name);
     }
     described_at = version;

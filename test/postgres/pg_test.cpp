@@ -5,8 +5,8 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -573,8 +573,8 @@ TEST_F(postgres, concurrent_statements_of_a_transaction_are_pipelined_on_its_con
       // A slow statement, three sent behind it without waiting for it, and a look at what is
       // in flight while the slow one runs.
       auto slow = [&]() -> asio::awaitable<row> {
-        co_return (co_await db.query(
-            "SELECT 0, pg_backend_pid(), txid_current() FROM pg_sleep(0.5)"))[0];
+        co_return (
+            co_await db.query("SELECT 0, pg_backend_pid(), txid_current() FROM pg_sleep(0.5)"))[0];
       };
       auto quick = [&](int i) -> asio::awaitable<row> {
         co_return (co_await db.query("SELECT $1::int, pg_backend_pid(), txid_current()", i))[0];
@@ -618,12 +618,11 @@ TEST_F(postgres, a_failure_among_pipelined_statements_of_a_transaction_rolls_it_
     });
     EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 0);
     // The same connection, clean: a new transaction commits on it.
-    co_await db.transaction([&]() -> asio::awaitable<void> {
-      co_await db.execute("INSERT INTO t VALUES (4)");
-    });
-    EXPECT_EQ((co_await db.query("SELECT sum(v), max(pg_backend_pid()) FROM t"))[0]
-                  .get<std::int64_t>(0),
-              4);
+    co_await db.transaction(
+        [&]() -> asio::awaitable<void> { co_await db.execute("INSERT INTO t VALUES (4)"); });
+    EXPECT_EQ(
+        (co_await db.query("SELECT sum(v), max(pg_backend_pid()) FROM t"))[0].get<std::int64_t>(0),
+        4);
     EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
   });
 }
@@ -638,8 +637,8 @@ TEST_F(postgres, cancelling_a_statement_inside_a_transaction_stops_it_and_aborts
     co_await expect_sqlstate("25P02", [&] {
       return db.transaction([&]() -> asio::awaitable<void> {
         co_await db.execute("INSERT INTO t VALUES (1)");
-        auto which = co_await (db.query("SELECT pg_sleep(30)") ||
-                               sleep_for(std::chrono::milliseconds(100)));
+        auto which =
+            co_await (db.query("SELECT pg_sleep(30)") || sleep_for(std::chrono::milliseconds(100)));
         EXPECT_EQ(which.index(), 1u);
         // Cancelled on the server, not left running on the transaction's connection.
         EXPECT_LT(co_await time_until_gone(observer, std::chrono::seconds(5)),
