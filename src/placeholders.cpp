@@ -1,5 +1,7 @@
 #include "placeholders.hpp"
 
+#include <awaitdb/error.hpp>
+
 #include <string>
 
 namespace awaitdb::detail {
@@ -19,11 +21,26 @@ bool is_ident_char(char c) {
 }  // namespace
 
 std::size_t highest_placeholder(std::string_view sql) noexcept {
+  return scan_sql(sql).highest_placeholder;
+}
+
+void check_statement_text(const sql_scan& scan) {
+  if (scan.has_nul) throw error(sqlstate::syntax_error, "the SQL text contains a NUL byte");
+  if (scan.blank) throw error(sqlstate::syntax_error, "the SQL text holds no statement");
+}
+
+sql_scan scan_sql(std::string_view sql) noexcept {
+  sql_scan out;
+  out.has_nul = sql.find('\0') != std::string_view::npos;
   std::size_t highest = 0;
   const std::size_t n = sql.size();
   std::size_t i = 0;
   while (i < n) {
     char c = sql[i];
+    const char next = i + 1 < n ? sql[i + 1] : '\0';
+    const bool comment = (c == '-' && next == '-') || (c == '/' && next == '*');
+    if (!comment && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != ';')
+      out.blank = false;
     if (c == '\'') {
       // 'literal' with '' as a quote; E'...' also allows backslash escapes.
       bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
@@ -103,7 +120,8 @@ std::size_t highest_placeholder(std::string_view sql) noexcept {
       ++i;
     }
   }
-  return highest;
+  out.highest_placeholder = highest;
+  return out;
 }
 
 bool is_transaction_control(std::string_view sql) noexcept {
@@ -142,7 +160,8 @@ bool is_transaction_control(std::string_view sql) noexcept {
 }
 
 std::size_t placeholder_number(std::string_view name) noexcept {
-  if (name.size() < 2 || name[0] != '$' || name[1] == '0') return 0;
+  // "$01" is $1, as PostgreSQL reads it; "$0" and "$00" are no placeholder.
+  if (name.size() < 2 || name[0] != '$') return 0;
   std::size_t number = 0;
   for (char c : name.substr(1)) {
     if (!is_digit(c) || number > 100000) return 0;

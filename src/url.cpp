@@ -9,8 +9,13 @@
 namespace awaitdb::detail {
 namespace {
 
+// Thrown while parsing; `parse_url` turns it into an `awaitdb::error` with passwords scrubbed.
+struct url_problem {
+  std::string why;
+};
+
 [[noreturn]] void bad_url(const std::string& why) {
-  throw error(sqlstate::invalid_url, "invalid database URL: " + why);
+  throw url_problem{why};
 }
 
 int hex_value(char ch) {
@@ -82,6 +87,7 @@ sqlite_options parse_sqlite(std::string_view rest) {
   if (path.starts_with("//")) path.remove_prefix(2);  // sqlite:///abs/path.db
   if (path.empty()) bad_url("an sqlite: URL needs a file path or :memory:");
   out.path = percent_decode(path, "path");
+  if (out.path.find('\0') != std::string::npos) bad_url("the path contains a NUL byte");
   out.memory = out.path == ":memory:";
   for (const option& o : split_query(query)) {
     if (o.key == "mode") {
@@ -120,7 +126,8 @@ sqlite_options parse_sqlite(std::string_view rest) {
 
 postgres_options parse_postgres(std::string_view url) {
   postgres_options out;
-  out.display_name = redact_url(url);
+  out.secrets = secret_scrubber(url);
+  out.display_name = out.secrets.scrub(url);
   std::size_t q = url.find('?');
   std::string_view base = url.substr(0, q);
   std::size_t scheme_end = base.find("://");
@@ -164,38 +171,25 @@ postgres_options parse_postgres(std::string_view url) {
 }  // namespace
 
 std::string redact_url(std::string_view url) {
-  std::string out(url);
-  std::size_t scheme = out.find("://");
-  if (scheme != std::string::npos) {
-    std::size_t start = scheme + 3;
-    std::size_t end = out.find_first_of("/?", start);
-    std::size_t at = out.rfind('@', end == std::string::npos ? out.size() : end);
-    if (at != std::string::npos && at >= start) {
-      std::size_t colon = out.find(':', start);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    }
-  }
-  // A password given as a query parameter.
-  for (std::size_t pos = out.find("password="); pos != std::string::npos;
-       pos = out.find("password=", pos + 1)) {
-    if (pos > 0 && out[pos - 1] != '?' && out[pos - 1] != '&') continue;
-    std::size_t value = pos + 9;
-    std::size_t end = out.find('&', value);
-    out.replace(value, (end == std::string::npos ? out.size() : end) - value, "***");
-  }
-  return out;
+  return secret_scrubber(url).scrub(url);
 }
 
 database_options parse_url(std::string_view url) {
-  if (url.starts_with("sqlite:")) return parse_sqlite(url.substr(7));
-  if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-    return parse_postgres(url);
-  std::size_t colon = url.find(':');
-  if (colon == std::string_view::npos || colon == 0)
-    bad_url("\"" + redact_url(url) +
-            "\" has no scheme; use sqlite:PATH, sqlite::memory: or postgresql://...");
-  bad_url("unsupported scheme \"" + std::string(url.substr(0, colon)) +
-          "\"; use sqlite: or postgresql://");
+  try {
+    if (url.find('\0') != std::string_view::npos) bad_url("the URL contains a NUL byte");
+    if (url.starts_with("sqlite:")) return parse_sqlite(url.substr(7));
+    if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
+      return parse_postgres(url);
+    std::size_t colon = url.find(':');
+    if (colon == std::string_view::npos || colon == 0)
+      bad_url("\"" + std::string(url) +
+              "\" has no scheme; use sqlite:PATH, sqlite::memory: or postgresql://...");
+    bad_url("unsupported scheme \"" + std::string(url.substr(0, colon)) +
+            "\"; use sqlite: or postgresql://");
+  } catch (const url_problem& p) {
+    throw error(sqlstate::invalid_url,
+                "invalid database URL: " + secret_scrubber(url).scrub(p.why));
+  }
 }
 
 }  // namespace awaitdb::detail

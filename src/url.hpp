@@ -2,6 +2,8 @@
 #ifndef AWAITDB_SRC_URL_HPP
 #define AWAITDB_SRC_URL_HPP
 
+#include "secrets.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -25,6 +27,7 @@ struct sqlite_options {
 struct postgres_options {
   std::string libpq_url;     // the URL libpq sees: awaitdb's options removed
   std::string display_name;  // the URL with any password hidden, for messages
+  secret_scrubber secrets;   // applied to every message that may quote the URL
   std::size_t pool_max_size = 10;
   std::chrono::milliseconds pool_acquire_timeout{10000};
   std::chrono::milliseconds connect_timeout{10000};
@@ -41,7 +44,7 @@ using database_options = std::variant<sqlite_options, postgres_options>;
 /// contains a password.
 database_options parse_url(std::string_view url);
 
-/// `url` with the password (user-info or `password=` parameter) replaced by "***".
+/// `url` with every spelling of a password in it replaced by "***" (see secret_scrubber).
 std::string redact_url(std::string_view url);
 
 }  // namespace awaitdb::detail

@@ -1,5 +1,6 @@
 #include "pg_connection.hpp"
 
+#include "../param_check.hpp"
 #include "../placeholders.hpp"
 #include "pg_errors.hpp"
 
@@ -95,7 +96,7 @@ void pg_connection::attach_socket() {
 
 void pg_connection::fail_connection(std::string_view context) {
   broken_ = true;
-  throw connection_error(conn_, context);
+  throw connection_error(conn_, context, options_.secrets);
 }
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
@@ -109,7 +110,7 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
   if (PQstatus(self->conn_) == CONNECTION_BAD)
     throw error(sqlstate::connection_not_established,
                 "cannot connect to " + options.display_name + ": " +
-                    libpq_message(PQerrorMessage(self->conn_)));
+                    libpq_message(PQerrorMessage(self->conn_), options.secrets));
   PQsetNoticeProcessor(self->conn_, no_notices, nullptr);
   co_await self->connect_loop(std::chrono::steady_clock::now() + options.connect_timeout);
 
@@ -130,9 +131,9 @@ asio::awaitable<void> pg_connection::connect_loop(std::chrono::steady_clock::tim
   for (;;) {
     if (poll == PGRES_POLLING_OK) break;
     if (poll == PGRES_POLLING_FAILED)
-      throw error(sqlstate::connection_not_established, "cannot connect to " +
-                                                            options_.display_name + ": " +
-                                                            libpq_message(PQerrorMessage(conn_)));
+      throw error(sqlstate::connection_not_established,
+                  "cannot connect to " + options_.display_name + ": " +
+                      libpq_message(PQerrorMessage(conn_), options_.secrets));
     attach_socket();
     timer.expires_at(deadline);
     auto ready = poll == PGRES_POLLING_READING ? wait_readable() : wait_writable();
@@ -194,7 +195,9 @@ bool pg_connection::check_idle() noexcept {
 
 void pg_connection::encode_params(const statement& st) {
   const std::size_t n = st.param_count;
-  const std::size_t placeholders = highest_placeholder(st.sql);
+  const sql_scan scan = scan_sql(st.sql);
+  check_statement_text(scan);
+  const std::size_t placeholders = scan.highest_placeholder;
   if (n != placeholders)
     throw error(sqlstate::wrong_parameter_count,
                 "the statement takes " + std::to_string(placeholders) +
@@ -251,10 +254,8 @@ void pg_connection::encode_params(const statement& st) {
         break;
       case param_kind::text:
         // Text-format parameters are NUL-terminated C strings; PostgreSQL text cannot hold
-        // a NUL byte anyway.
-        if (p.bytes.find('\0') != std::string_view::npos)
-          throw error("22021", "text parameter $" + std::to_string(i + 1) +
-                                   " contains a NUL byte; pass binary data as awaitdb::blob");
+        // a NUL byte anyway. Checked here, as SQLite checks it, so both report the same.
+        check_text_parameter(p.bytes, i + 1);
         offsets_[i] = scratch_.size();
         scratch_.append(p.bytes);
         scratch_.push_back('\0');
@@ -353,7 +354,7 @@ bool pg_connection::consume(sink& s, pg_result_ptr r) {
   }
   const expect what = s.expected[s.next];
   if (status == PGRES_FATAL_ERROR) {
-    error e = server_error(r.get(), conn_);
+    error e = server_error(r.get(), conn_, options_.secrets);
     if (what == expect::prepare) {
       // Not prepared after all: forget it, so the next call prepares again.
       for (auto it = prepared_.begin(); it != prepared_.end(); ++it)
@@ -395,7 +396,8 @@ asio::awaitable<void> pg_connection::read_results(sink& s) {
       if (!PQconsumeInput(conn_)) {
         broken_ = true;
         if (!s.failure)
-          s.failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
+          s.failure =
+              std::make_exception_ptr(connection_error(conn_, "connection lost", options_.secrets));
         co_return;
       }
     }
@@ -403,7 +405,8 @@ asio::awaitable<void> pg_connection::read_results(sink& s) {
     if (!r && PQstatus(conn_) == CONNECTION_BAD) {
       broken_ = true;
       if (!s.failure)
-        s.failure = std::make_exception_ptr(connection_error(conn_, "connection lost"));
+        s.failure =
+            std::make_exception_ptr(connection_error(conn_, "connection lost", options_.secrets));
       co_return;
     }
     if (consume(s, std::move(r))) co_return;
@@ -411,7 +414,7 @@ asio::awaitable<void> pg_connection::read_results(sink& s) {
 }
 
 asio::awaitable<void> pg_connection::exchange(control_list controls, statement* st) {
-  if (broken()) throw connection_error(conn_, "connection lost");
+  if (broken()) throw connection_error(conn_, "connection lost", options_.secrets);
   // Everything that can fail for the caller's reasons (parameter count, values) fails here,
   // before anything is queued in libpq.
   if (st) encode_params(*st);
@@ -556,7 +559,7 @@ asio::awaitable<void> pg_connection::pipelined(control_list controls, statement*
       co_await cancel_done_.wait(lock);
       lock.lock();
     }
-    if (broken()) throw connection_error(conn_, "connection lost");
+    if (broken()) throw connection_error(conn_, "connection lost", options_.secrets);
     if (pin && use == pin_use::statement && pin->finished)
       throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
     if (pin && use == pin_use::ending && pin->begin_owed) co_return;  // nothing to end
@@ -654,7 +657,8 @@ void pg_connection::fail_all_locked(std::vector<std::shared_ptr<pending>>& wake,
                                     std::string_view context) {
   broken_ = true;
   for (const auto& p : inflight_) {
-    if (!p->failure) p->failure = std::make_exception_ptr(connection_error(conn_, context));
+    if (!p->failure)
+      p->failure = std::make_exception_ptr(connection_error(conn_, context, options_.secrets));
     p->done = true;
     wake.push_back(p);
   }

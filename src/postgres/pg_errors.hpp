@@ -2,6 +2,7 @@
 #ifndef AWAITDB_SRC_POSTGRES_PG_ERRORS_HPP
 #define AWAITDB_SRC_POSTGRES_PG_ERRORS_HPP
 
+#include "../secrets.hpp"
 #include <awaitdb/error.hpp>
 
 #include <libpq-fe.h>
@@ -11,17 +12,22 @@
 
 namespace awaitdb::detail {
 
-/// The error a failed result reports. `what()` holds the server's primary message, except for
-/// class 22 (data exceptions), whose messages quote the offending value: there it holds a
-/// description of the code, and the server's text stays in `server_message()`.
-error server_error(const PGresult* result, PGconn* conn);
+/// The error a failed result reports. `what()` holds only text the library wrote: the
+/// condition the SQLSTATE names and, where the server says so, which parameter ($N) it concerns.
+/// The server's own text, which may quote parameter values, goes to `server_message()`,
+/// `detail()` and `hint()`.
+error server_error(const PGresult* result, PGconn* conn, const secret_scrubber& secrets);
 
 /// A failure of the connection itself (class 08), with libpq's message (which names the host
-/// and port, never the password) after `context`.
-error connection_error(PGconn* conn, std::string_view context);
+/// and port) after `context`, scrubbed of any password.
+error connection_error(PGconn* conn, std::string_view context, const secret_scrubber& secrets);
 
-/// libpq's message, trimmed of its trailing newline and of any password.
-std::string libpq_message(const char* message);
+/// libpq's message, on one line, scrubbed of any password.
+std::string libpq_message(const char* message, const secret_scrubber& secrets);
+
+/// "$N" when libpq's CONTEXT field says the error concerns parameter N ("... parameter $2 =
+/// ..."), else "". Only the number is taken, never the value that follows it.
+std::string parameter_in_context(std::string_view context);
 
 }  // namespace awaitdb::detail
 

@@ -6,6 +6,7 @@
 // (suspending, never blocking the thread) instead of landing inside the transaction.
 #include "sqlite_backend.hpp"
 
+#include "../param_check.hpp"
 #include "../placeholders.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_errors.hpp"
@@ -15,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <list>
 #include <mutex>
 #include <string>
@@ -25,19 +27,16 @@ namespace awaitdb::detail {
 namespace {
 
 [[noreturn]] void throw_sqlite(sqlite3* db, int code, std::string_view context = {}) {
-  int extended = db ? sqlite3_extended_errcode(db) : code;
-  if ((extended & 0xff) != (code & 0xff)) extended = code;
-  std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
-  if (!context.empty()) message = std::string(context) + ": " + message;
-  throw error(sqlite_sqlstate(extended, message), message);
+  throw sqlite_error(db, code, context);
 }
 
-/// A prepared statement and how its `$N` placeholders map to SQLite's parameter indexes
-/// (SQLite numbers named parameters by first appearance, so "$2 ... $1" would bind backwards).
+/// A prepared statement and how SQLite's parameter indexes map to `$N` placeholders (SQLite
+/// numbers named parameters by first appearance, so "$2 ... $1" would bind backwards, and "$01"
+/// is a parameter of its own that PostgreSQL reads as $1).
 struct prepared {
   sqlite3_stmt* stmt = nullptr;
-  std::size_t placeholder_count = 0;  // the highest $N
-  std::vector<int> index_of;          // index_of[N-1]: SQLite's index of $N, 0 if unused
+  std::size_t placeholder_count = 0;   // the highest $N
+  std::vector<std::size_t> number_of;  // number_of[i - 1]: the N of SQLite's parameter i
 
   // The result columns, read once rather than on every run: names (concatenated) and whether
   // each is declared BOOL/BOOLEAN. Read again when SQLite re-prepared the statement after a
@@ -115,39 +114,50 @@ class statement_cache {
 
  private:
   static prepared prepare(sqlite3* db, std::string_view sql) {
+    // SQLite would stop reading at a NUL byte and run what came before it.
+    check_statement_text(scan_sql(sql));
     prepared p;
     const char* tail = nullptr;
     int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
                                 SQLITE_PREPARE_PERSISTENT, &p.stmt, &tail);
     if (rc != SQLITE_OK) throw_sqlite(db, rc);
     if (!p.stmt) throw error(sqlstate::syntax_error, "the SQL text holds no statement");
+    struct finalize_on_failure {
+      prepared& p;
+      bool armed = true;
+      ~finalize_on_failure() {
+        if (armed) sqlite3_finalize(p.stmt);
+      }
+    } guard{p};
     const char* end = sql.data() + sql.size();
     if (tail && tail < end) {
-      // Only white space, semicolons and comments may follow: PostgreSQL's extended protocol
-      // runs one statement per call, and both engines must agree.
+      // Only white space, semicolons and comments may follow, as on PostgreSQL, whose extended
+      // protocol runs one statement per call: anything else, even unparsable, is an error.
       sqlite3_stmt* next = nullptr;
-      sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &next, nullptr);
-      if (next) {
+      const int next_rc =
+          sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &next, nullptr);
+      if (next || next_rc != SQLITE_OK) {
         sqlite3_finalize(next);
-        sqlite3_finalize(p.stmt);
         throw error(sqlstate::syntax_error,
                     "the SQL text holds more than one statement; run them one at a time");
       }
     }
-    int count = sqlite3_bind_parameter_count(p.stmt);
+    const int count = sqlite3_bind_parameter_count(p.stmt);
+    p.number_of.resize(static_cast<std::size_t>(count));
     for (int i = 1; i <= count; ++i) {
       const char* name = sqlite3_bind_parameter_name(p.stmt, i);
-      std::size_t n = name ? placeholder_number(name) : 0;
-      if (n == 0) {
-        sqlite3_finalize(p.stmt);
+      const std::size_t n = name ? placeholder_number(name) : 0;
+      if (n == 0 && name && name[0] == '$' &&
+          std::string_view(name + 1).find_first_not_of('0') == std::string_view::npos)
+        throw error("42P02", "there is no parameter $0: placeholders are numbered from $1");
+      if (n == 0)
         throw error(sqlstate::syntax_error,
                     std::string("placeholders are written $1, $2, ...; found \"") +
                         (name ? name : "?") + "\"");
-      }
-      if (n > p.index_of.size()) p.index_of.resize(n, 0);
-      p.index_of[n - 1] = i;
+      p.number_of[static_cast<std::size_t>(i - 1)] = n;
+      p.placeholder_count = std::max(p.placeholder_count, n);
     }
-    p.placeholder_count = p.index_of.size();
+    guard.armed = false;
     return p;
   }
 
@@ -274,7 +284,8 @@ class sqlite_tx final : public tx_state {
 
 class sqlite_backend final : public backend {
  public:
-  explicit sqlite_backend(const sqlite_options& options) : cache_(options.statement_cache_size) {
+  explicit sqlite_backend(const sqlite_options& options)
+      : watch_file_(!options.memory), cache_(options.statement_cache_size) {
     int flags = SQLITE_OPEN_NOMUTEX;  // the backend serializes every use of the connection
     switch (options.mode) {
       case sqlite_options::access::read_only:
@@ -366,6 +377,7 @@ class sqlite_backend final : public backend {
       check_open();
       if (!owner_) {
         auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), nullptr);
+        check_file_in_place();
         exec_control("BEGIN");
         owner_ = level.get();
         co_return level;
@@ -434,6 +446,26 @@ class sqlite_backend final : public backend {
  private:
   void check_open() const {
     if (!db_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+    if (file_gone_) throw file_gone_error();
+  }
+
+  static error file_gone_error() {
+    return error(sqlstate::connection_failure,
+                 "the database file was deleted or replaced after it was opened: writes would go "
+                 "to a file no other process sees; open the database again");
+  }
+
+  // A file deleted or renamed while open keeps accepting writes that go nowhere anyone will
+  // find them. SQLite's unix VFS can tell (it compares the open file with what its path names
+  // now): asked before a transaction begins and before a write outside one, so a write is never
+  // lost silently. Once gone, the database refuses every statement. (Caller holds mutex_.)
+  void check_file_in_place() {
+    if (!watch_file_) return;
+    int moved = 0;
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved) {
+      file_gone_ = true;
+      throw file_gone_error();
+    }
   }
 
   void rollback_locked(sqlite_tx& level) noexcept {
@@ -470,7 +502,7 @@ class sqlite_backend final : public backend {
     execute(st);
   }
 
-  static void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p) {
+  static void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p, std::size_t number) {
     int rc = SQLITE_OK;
     switch (p.kind) {
       case param_kind::null:
@@ -486,6 +518,7 @@ class sqlite_backend final : public backend {
         rc = sqlite3_bind_double(stmt, index, p.real);
         break;
       case param_kind::text:
+        check_text_parameter(p.bytes, number);
         // A null pointer would bind NULL: an empty string must stay an empty string.
         rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "", p.bytes.size(),
                                  SQLITE_STATIC, SQLITE_UTF8);
@@ -496,7 +529,7 @@ class sqlite_backend final : public backend {
                  : sqlite3_bind_blob64(stmt, index, p.bytes.data(), p.bytes.size(), SQLITE_STATIC);
         break;
     }
-    if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(index));
+    if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(number));
   }
 
   // Runs one statement to completion. Caller holds mutex_.
@@ -507,9 +540,11 @@ class sqlite_backend final : public backend {
                   "the statement takes " + std::to_string(p.placeholder_count) +
                       " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
     sqlite3_stmt* stmt = p.stmt;
+    if (watch_file_ && sqlite3_get_autocommit(db_) && !sqlite3_stmt_readonly(stmt))
+      check_file_in_place();
     reset_on_exit reset{stmt};
-    for (std::size_t i = 0; i < st.param_count; ++i)
-      if (int index = p.index_of[i]) bind(db_, stmt, index, st.params[i]);
+    for (std::size_t i = 0; i < p.number_of.size(); ++i)
+      bind(db_, stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
 
     if (st.mode == result_mode::count) {
       const sqlite3_int64 before = sqlite3_total_changes64(db_);
@@ -538,6 +573,8 @@ class sqlite_backend final : public backend {
   }
 
   sqlite3* db_ = nullptr;
+  const bool watch_file_;   // a file database: watch that its file stays in place
+  bool file_gone_ = false;  // under mutex_
   mutable std::mutex mutex_;
   tx_state* owner_ = nullptr;  // the transaction holding the connection, if any
   wait_list waiters_;

@@ -1,5 +1,6 @@
 #include "sqlite_errors.hpp"
 
+#include "../sqlstate_names.hpp"
 #include <awaitdb/error.hpp>
 
 #include <sqlite3.h>
@@ -82,6 +83,19 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
     default:
       return sqlstate::internal_error;
   }
+}
+
+error sqlite_error(sqlite3* db, int code, std::string_view context) {
+  int extended = db ? sqlite3_extended_errcode(db) : code;
+  if ((extended & 0xff) != (code & 0xff)) extended = code;
+  const std::string server = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+  const std::string_view state = sqlite_sqlstate(extended, server);
+  std::string message(sqlstate_condition(state));
+  if (!context.empty()) message += " (" + std::string(context) + ")";
+  message += "; SQLite's message is in server_message()";
+  error e(state, message);
+  e.with_server_fields(server, "", "", "");
+  return e;
 }
 
 }  // namespace awaitdb::detail

@@ -140,5 +140,42 @@ TEST(sqlite, a_statement_waiting_for_a_transaction_can_be_cancelled) {
   });
 }
 
+// A file deleted or renamed while open: writes would go to a file nobody sees. They fail instead,
+// as does everything after them.
+TEST_F(sqlite_file, writes_to_a_deleted_or_renamed_file_fail) {
+  for (bool rename : {false, true}) {
+    SCOPED_TRACE(rename ? "renamed" : "deleted");
+    run([&]() -> asio::awaitable<void> {
+      database db = co_await open("sqlite:" + path_);
+      co_await db.execute("CREATE TABLE t (v INTEGER)");
+      co_await db.execute("INSERT INTO t VALUES (1)");
+      if (rename)
+        EXPECT_EQ(std::rename(path_.c_str(), (path_ + ".moved").c_str()), 0);
+      else
+        EXPECT_EQ(std::remove(path_.c_str()), 0);
+      std::string m =
+          co_await expect_sqlstate("08006", [&] { return db.execute("INSERT INTO t VALUES (2)"); });
+      EXPECT_NE(m.find("deleted or replaced"), std::string::npos) << m;
+      co_await expect_sqlstate(
+          "08006", [&] { return db.transaction([&]() -> asio::awaitable<void> { co_return; }); });
+      co_await expect_sqlstate("08006", [&] { return db.query("SELECT count(*) FROM t"); });
+      co_await db.close();
+    });
+    remove_sqlite_file(path_);
+    remove_sqlite_file(path_ + ".moved");
+  }
+  // A transaction that begins after the file went away fails at its start.
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite:" + path_);
+    co_await db.execute("CREATE TABLE t (v INTEGER)");
+    EXPECT_EQ(std::remove(path_.c_str()), 0);
+    co_await expect_sqlstate("08006", [&] {
+      return db.transaction(
+          [&]() -> asio::awaitable<void> { co_await db.execute("INSERT INTO t VALUES (1)"); });
+    });
+    co_await db.close();
+  });
+}
+
 }  // namespace
 }  // namespace awaitdb::test
