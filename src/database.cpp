@@ -1,9 +1,6 @@
 // The engine-neutral half of `database`: task context, transaction bookkeeping, dispatch.
 #include "backend.hpp"
-#include "postgres/pg_backend.hpp"
-#include "sqlite/sqlite_backend.hpp"
 #include "task_context.hpp"
-#include "url.hpp"
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/this_coro.hpp>
@@ -105,15 +102,6 @@ pool_stats database::stats() const {
 
 asio::awaitable<void> database::close() const {
   if (backend_) co_await backend_->close();
-}
-
-asio::awaitable<database> open(std::string_view url) {
-  detail::database_options options = detail::parse_url(url);
-  if (auto* sqlite = std::get_if<detail::sqlite_options>(&options))
-    co_return database(detail::open_sqlite(*sqlite));
-  auto ex = co_await asio::this_coro::executor;
-  co_return database(
-      co_await detail::open_postgres(ex, std::get<detail::postgres_options>(options)));
 }
 
 namespace detail {

@@ -6,6 +6,26 @@ error::error(std::string_view sqlstate, const std::string& message)
     : std::runtime_error("awaitdb: " + message + " [SQLSTATE " + std::string(sqlstate) + "]")
     , sqlstate_(sqlstate) {}
 
+error::error(const error& other)
+    : std::runtime_error(std::string(other.what()))
+    , sqlstate_(other.sqlstate_)
+    , server_message_(other.server_message_)
+    , detail_(other.detail_)
+    , hint_(other.hint_)
+    , constraint_(other.constraint_) {}
+
+error& error::operator=(const error& other) {
+  if (this != &other) {
+    std::runtime_error::operator=(std::runtime_error(std::string(other.what())));
+    sqlstate_ = other.sqlstate_;
+    server_message_ = other.server_message_;
+    detail_ = other.detail_;
+    hint_ = other.hint_;
+    constraint_ = other.constraint_;
+  }
+  return *this;
+}
+
 bool error::is_connection_error() const noexcept {
   return sqlstate_.starts_with("08") || sqlstate_.starts_with("57P0");
 }

@@ -158,6 +158,8 @@ postgres_options parse_postgres(std::string_view url) {
       out.pipeline = to_bool(o);
     } else if (o.key == "pipeline_depth") {
       out.pipeline_depth = to_count(o, 1, 100'000);
+    } else if (o.key == "pipeline_stall_ms") {
+      out.stall_threshold = std::chrono::milliseconds(to_count(o, 0, 86'400'000));
     } else {
       passthrough += passthrough.empty() ? '?' : '&';
       passthrough += o.raw;

@@ -36,6 +36,9 @@ struct postgres_options {
   std::size_t statement_cache_size = 256;
   bool pipeline = true;
   std::size_t pipeline_depth = 32;  // statements in flight on one connection before another
+  // A shared connection whose oldest statement has run this long gets no more statements while
+  // another connection can be used or opened (0: never passed over).
+  std::chrono::milliseconds stall_threshold{5};
 };
 
 using database_options = std::variant<sqlite_options, postgres_options>;

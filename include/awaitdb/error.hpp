@@ -51,6 +51,10 @@ inline constexpr std::string_view internal_error = "XX000";
 class error : public std::runtime_error {
  public:
   error(std::string_view sqlstate, const std::string& message);
+  /// Copies are deep: a copy shares no storage with the original, so an error made on one
+  /// thread can be copied to another while the original is released.
+  error(const error& other);
+  error& operator=(const error& other);
 
   /// The five-character SQLSTATE, e.g. "23505"; identical on both engines for the codes
   /// in `awaitdb::sqlstate`.

@@ -1,0 +1,473 @@
+#include "pool.hpp"
+
+#include <awaitdb/database.hpp>
+#include <awaitdb/error.hpp>
+
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+
+namespace awaitdb::detail {
+
+namespace asio = boost::asio;
+
+// ---- pooled_connection and pool_lease
+
+void pooled_connection::report_quiet() noexcept {
+  if (auto pool = pool_.lock()) pool->on_quiet(*this);
+}
+
+void pooled_connection::report_lost() noexcept {
+  if (auto pool = pool_.lock()) pool->on_lost(*this);
+}
+
+pool_lease& pool_lease::operator=(pool_lease&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pool_ = std::move(other.pool_);
+    conn_ = std::move(other.conn_);
+    kind_ = other.kind_;
+  }
+  return *this;
+}
+
+void pool_lease::reset() noexcept {
+  if (!conn_) return;
+  std::shared_ptr<pooled_connection> c = std::move(conn_);
+  std::shared_ptr<connection_pool> pool = std::move(pool_);
+  pool->release(*c, kind_);
+}
+
+// ---- connection_pool
+
+connection_pool::connection_pool(asio::any_io_executor executor, pool_options options, opener open,
+                                 clock_function clock)
+    : executor_(std::move(executor))
+    , options_(options)
+    , open_(std::move(open))
+    , clock_(std::move(clock)) {}
+
+connection_pool::~connection_pool() {
+  for (slot& s : slots_)
+    s.conn->close();
+}
+
+bool connection_pool::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+connection_pool::slot* connection_pool::find_locked(const pooled_connection& c) {
+  for (slot& s : slots_)
+    if (s.conn.get() == &c) return &s;
+  return nullptr;
+}
+
+bool connection_pool::quiet_locked(const slot& s) const {
+  return s.claims == 0 && s.conn->in_flight() == 0;
+}
+
+void connection_pool::remove_locked(const pooled_connection& c) {
+  auto it =
+      std::find_if(slots_.begin(), slots_.end(), [&](const slot& s) { return s.conn.get() == &c; });
+  if (it != slots_.end()) slots_.erase(it);
+  notify_if_all_gone_locked();
+}
+
+void connection_pool::notify_if_all_gone_locked() {
+  if (closed_ && slots_.empty() && opening_ == 0) closed_waiters_.notify_all();
+}
+
+// The least busy shared connection with room in its pipeline; with `allow_stalled` false, not
+// one whose oldest statement has run past the stall threshold (head-of-line blocking). With
+// `healthy_only`, not one idle for so long that it must be looked at first.
+pooled_connection* connection_pool::pick_shared_locked(bool allow_stalled, bool healthy_only) {
+  const auto now = clock_();
+  pooled_connection* best = nullptr;
+  std::size_t best_load = 0;
+  for (slot& s : slots_) {
+    if (s.state != status::shared || s.conn->lost()) continue;
+    const std::size_t in_flight = s.conn->in_flight();
+    if (in_flight >= options_.pipeline_depth && !allow_stalled) continue;
+    if (!allow_stalled && options_.stall_threshold.count() > 0 && in_flight > 0 &&
+        now - s.conn->busy_since() > options_.stall_threshold)
+      continue;
+    if (healthy_only && in_flight == 0 && s.claims == 0 &&
+        now - s.conn->idle_since() > options_.recheck_after)
+      continue;
+    const std::size_t load = in_flight + s.claims;
+    if (!best || load < best_load) {
+      best = s.conn.get();
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+// An idle connection (or, for exclusive use, a quiet shared one), looked at first when it has
+// been idle a while; dead ones found on the way leave the pool.
+std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind kind) {
+  const auto now = clock_();
+  for (std::size_t i = slots_.size(); i-- > 0;) {
+    slot& s = slots_[i];
+    const bool candidate =
+        s.state == status::idle || (s.state == status::shared && quiet_locked(s));
+    if (!candidate) continue;
+    const bool looked_at_first = now - s.conn->idle_since() > options_.recheck_after;
+    if (s.conn->lost() || (looked_at_first && !s.conn->check_alive())) {
+      std::shared_ptr<pooled_connection> dead = s.conn;
+      slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
+      dead->close();
+      continue;
+    }
+    s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
+    if (kind == lease_kind::shared) ++s.claims;
+    return s.conn;
+  }
+  return nullptr;
+}
+
+connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool may_open) {
+  grant g;
+  // (Not computed once: looking at idle connections may remove dead ones.)
+  auto can_grow = [&] { return may_open && slots_.size() + opening_ < options_.max_size; };
+  auto claim = [&](pooled_connection* c) {
+    slot& s = *find_locked(*c);
+    ++s.claims;
+    g.conn = s.conn;
+  };
+  if (kind == lease_kind::shared) {
+    if (pooled_connection* best = pick_shared_locked(false, true)) {
+      claim(best);
+      return g;
+    }
+    if ((g.conn = take_idle_locked(kind))) return g;
+    // While a connection is being opened, pipeline deeper rather than open more: a burst of
+    // tasks would otherwise open the whole pool at once.
+    if (opening_shared_ > 0) {
+      if (pooled_connection* best = pick_shared_locked(true, false)) {
+        claim(best);
+        return g;
+      }
+    }
+    if (can_grow()) {
+      g.may_open = true;
+      return g;
+    }
+    // The pool is full: pipeline deeper, or behind a slow statement.
+    if (pooled_connection* best = pick_shared_locked(true, false)) claim(best);
+    return g;
+  }
+  if ((g.conn = take_idle_locked(kind))) return g;
+  if (can_grow()) g.may_open = true;
+  return g;
+}
+
+pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind) {
+  return pool_lease(shared_from_this(), std::move(c), kind);
+}
+
+pool_lease connection_pool::try_acquire_shared() {
+  std::lock_guard lock(mutex_);
+  if (closed_ || !waiters_.empty()) return {};
+  pooled_connection* best = pick_shared_locked(false, true);
+  if (!best) return {};
+  slot& s = *find_locked(*best);
+  ++s.claims;
+  return make_lease(s.conn, lease_kind::shared);
+}
+
+asio::awaitable<pool_lease> connection_pool::acquire_shared() {
+  return acquire(lease_kind::shared);
+}
+
+asio::awaitable<pool_lease> connection_pool::acquire_exclusive() {
+  return acquire(lease_kind::exclusive);
+}
+
+// Serves waiters in order. An exclusive waiter that nothing can serve has a shared connection
+// drain for it, so that shared traffic cannot keep every connection busy forever.
+void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
+  bool shared_blocked = false, exclusive_blocked = false;
+  std::size_t exclusive_waiting = 0;
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    waiting_task& w = **it;
+    bool& blocked = w.kind == lease_kind::shared ? shared_blocked : exclusive_blocked;
+    if (!blocked) {
+      grant g = try_grant_locked(w.kind, true);
+      if (g.conn || g.may_open) {
+        if (g.may_open) {
+          ++opening_;
+          if (w.kind == lease_kind::shared) ++opening_shared_;
+        }
+        w.granted = std::move(g.conn);
+        w.may_open = g.may_open;
+        wake.push_back(w.ticket);
+        it = waiters_.erase(it);
+        continue;
+      }
+      blocked = true;
+    }
+    if (w.kind == lease_kind::exclusive) ++exclusive_waiting;
+    ++it;
+  }
+  // One draining connection per exclusive waiter.
+  std::size_t draining = 0;
+  for (const slot& s : slots_)
+    if (s.state == status::draining) ++draining;
+  while (draining < exclusive_waiting) {
+    slot* candidate = nullptr;
+    for (slot& s : slots_)
+      if (s.state == status::shared &&
+          (!candidate ||
+           s.conn->in_flight() + s.claims < candidate->conn->in_flight() + candidate->claims))
+        candidate = &s;
+    if (!candidate) break;
+    candidate->state = status::draining;
+    ++draining;
+  }
+}
+
+asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
+  const auto deadline = pool_clock::now() + options_.acquire_timeout;
+  auto task = std::make_shared<waiting_task>();
+  task->kind = kind;
+  task->ticket = std::make_shared<waiter>();
+  std::vector<wait_list::ticket> wake;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+    waiters_.push_back(task);
+    dispatch_locked(wake);
+  }
+  for (const auto& t : wake)
+    if (t != task->ticket) t->notify();
+  const bool served_at_once = std::find(wake.begin(), wake.end(), task->ticket) != wake.end();
+  if (!served_at_once) {
+    std::exception_ptr failure;
+    wait_list::outcome outcome = wait_list::outcome::timed_out;
+    try {
+      outcome = co_await wait_list::wait(task->ticket, deadline);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    bool granted;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = std::find(waiters_.begin(), waiters_.end(), task);
+      granted = it == waiters_.end();  // dispatch removes the waiters it serves
+      if (!granted) waiters_.erase(it);
+      if (closed_ && !granted) failure = nullptr;
+    }
+    if (!granted) {
+      if (failure) std::rethrow_exception(failure);
+      if (closed()) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+      (void)outcome;
+      throw error(sqlstate::too_many_connections,
+                  "timed out after " + std::to_string(options_.acquire_timeout.count()) +
+                      " ms waiting for a connection: all " + std::to_string(options_.max_size) +
+                      " are in use");
+    }
+    if (failure) {
+      // Served just as it was cancelled: pass what it was given on.
+      if (task->granted) {
+        pool_lease(shared_from_this(), std::move(task->granted), kind).reset();
+      } else if (task->may_open) {
+        std::vector<wait_list::ticket> next;
+        {
+          std::lock_guard lock(mutex_);
+          --opening_;
+          if (kind == lease_kind::shared) --opening_shared_;
+          dispatch_locked(next);
+          notify_if_all_gone_locked();
+        }
+        for (const auto& t : next)
+          t->notify();
+      }
+      std::rethrow_exception(failure);
+    }
+  }
+  if (task->granted) co_return make_lease(std::move(task->granted), kind);
+  if (!task->may_open) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  std::shared_ptr<pooled_connection> c = co_await open_new(kind);
+  co_return make_lease(std::move(c), kind);
+}
+
+// Opens the connection a waiter was granted the slot for (counted in opening_shared_).
+asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(lease_kind kind) {
+  std::shared_ptr<pooled_connection> c;
+  std::exception_ptr failure;
+  try {
+    c = co_await open_();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  std::vector<wait_list::ticket> wake;
+  {
+    std::lock_guard lock(mutex_);
+    --opening_;
+    if (kind == lease_kind::shared) --opening_shared_;
+    if (!failure && closed_) {
+      failure = std::make_exception_ptr(
+          error(sqlstate::connection_does_not_exist, "the database is closed"));
+    }
+    if (!failure) {
+      c->pool_ = weak_from_this();
+      slot s;
+      s.conn = c;
+      s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
+      s.claims = kind == lease_kind::shared ? 1 : 0;
+      slots_.push_back(std::move(s));
+    }
+    // On failure the slot is free again; on success others may pipeline on it.
+    dispatch_locked(wake);
+    notify_if_all_gone_locked();
+  }
+  for (const auto& t : wake)
+    t->notify();
+  if (failure) {
+    if (c) c->close();
+    std::rethrow_exception(failure);
+  }
+  co_return c;
+}
+
+void connection_pool::became_quiet_locked(
+    slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close) {
+  if (closed_) {
+    to_close.push_back(s.conn);
+    remove_locked(*s.conn);
+    return;
+  }
+  if (s.state == status::draining) {
+    // Nothing of its previous user is left in flight: it may be lent again once clean.
+    s.state = s.conn->make_clean() ? status::idle : status::draining;
+  }
+}
+
+void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
+  std::vector<wait_list::ticket> wake;
+  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  {
+    std::lock_guard lock(mutex_);
+    slot* s = find_locked(c);
+    if (!s) return;  // lost meanwhile
+    if (kind == lease_kind::shared) {
+      if (s->claims > 0) --s->claims;
+    } else if (s->state == status::exclusive) {
+      s->state = status::draining;
+    }
+    if (s->conn->lost()) {
+      to_close.push_back(s->conn);
+      remove_locked(c);
+    } else if (quiet_locked(*s)) {
+      became_quiet_locked(*s, to_close);
+    }
+    dispatch_locked(wake);
+  }
+  for (const auto& t : wake)
+    t->notify();
+  for (const auto& dead : to_close)
+    dead->close();
+}
+
+void connection_pool::on_quiet(pooled_connection& c) noexcept {
+  std::vector<wait_list::ticket> wake;
+  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  {
+    std::lock_guard lock(mutex_);
+    slot* s = find_locked(c);
+    if (!s || !quiet_locked(*s)) return;
+    if (s->state == status::draining)
+      became_quiet_locked(*s, to_close);
+    else if (closed_ && s->state == status::shared)
+      became_quiet_locked(*s, to_close);
+    dispatch_locked(wake);
+  }
+  for (const auto& t : wake)
+    t->notify();
+  for (const auto& dead : to_close)
+    dead->close();
+}
+
+void connection_pool::on_lost(pooled_connection& c) noexcept {
+  std::vector<wait_list::ticket> wake;
+  {
+    std::lock_guard lock(mutex_);
+    slot* s = find_locked(c);
+    if (!s) return;
+    // Exclusive users still hold it (their next statement fails); everyone else loses it now.
+    if (s->state == status::exclusive) return;
+    remove_locked(c);
+    dispatch_locked(wake);
+  }
+  for (const auto& t : wake)
+    t->notify();
+}
+
+void connection_pool::close_now() noexcept {
+  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  std::vector<std::shared_ptr<waiting_task>> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      if (it->state == status::idle || (it->state != status::exclusive && quiet_locked(*it))) {
+        to_close.push_back(it->conn);
+        it = slots_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    waiting.assign(waiters_.begin(), waiters_.end());
+    waiters_.clear();
+    notify_if_all_gone_locked();
+  }
+  for (const auto& w : waiting)
+    w->ticket->notify();  // they find the pool closed
+  for (const auto& c : to_close)
+    c->close();
+}
+
+asio::awaitable<void> connection_pool::close(std::chrono::milliseconds grace) {
+  close_now();
+  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  std::unique_lock lock(mutex_);
+  if (!slots_.empty() || opening_ > 0) {
+    co_await closed_waiters_.wait(lock, pool_clock::now() + grace);
+    lock.lock();
+  }
+  // Past the grace period: what is still busy is closed under its users.
+  for (slot& s : slots_)
+    to_close.push_back(s.conn);
+  slots_.clear();
+  lock.unlock();
+  for (const auto& c : to_close)
+    c->close();
+}
+
+awaitdb::pool_stats connection_pool::stats() const {
+  std::lock_guard lock(mutex_);
+  awaitdb::pool_stats out;
+  out.size = slots_.size() + opening_;
+  for (const slot& s : slots_) {
+    const std::size_t in_flight = s.conn->in_flight();
+    out.in_flight += in_flight;
+    if (s.state == status::idle || (s.state == status::shared && s.claims == 0 && in_flight == 0))
+      ++out.idle;
+  }
+  out.in_use = out.size - out.idle;
+  out.waiting = waiters_.size();
+  return out;
+}
+
+std::vector<connection_pool::status> connection_pool::statuses() const {
+  std::lock_guard lock(mutex_);
+  std::vector<status> out;
+  for (const slot& s : slots_)
+    out.push_back(s.state);
+  out.insert(out.end(), opening_, status::opening);
+  return out;
+}
+
+}  // namespace awaitdb::detail

@@ -1,0 +1,212 @@
+// A bounded pool of connections, engine-agnostic: which connection a task gets, when one is
+// opened, who waits and in what order, when a connection is quiet enough to be lent again.
+//
+// Each connection has a status with named transitions, all under one lock:
+//
+//   opening ──► exclusive ◄──────────── idle ◄──┐
+//      │            │ release                ▲  │ quiet (nothing in flight,
+//      │            ▼                        │  │ no task holds it)
+//      └──► shared ─┴─► draining ────────────┴──┘
+//
+// - exclusive: lent to one task (a transaction, or a statement when pipelining is off);
+// - shared: statements of many tasks are pipelined on it; a task holds a claim from the moment
+//   it picks the connection until its statement completes or it leaves;
+// - draining: no new work; becomes idle once quiet. An exclusive connection released with work
+//   still in flight (a rollback on its way) drains first: a connection is never lent while
+//   anything of a previous user is in flight on it. A shared connection drains when a task
+//   waits for an exclusive one and none is free, so that shared traffic cannot starve it.
+// - A lost connection leaves the pool at once, freeing its slot.
+//
+// Waiters are served first come, first served: a freed connection (or slot) is handed to the
+// oldest waiter directly, before any task that arrives later can take it.
+#ifndef AWAITDB_SRC_POOL_POOL_HPP
+#define AWAITDB_SRC_POOL_POOL_HPP
+
+#include "../util/wait_list.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace awaitdb {
+struct pool_stats;
+}
+
+namespace awaitdb::detail {
+
+class connection_pool;
+using pool_clock = std::chrono::steady_clock;
+
+/// What the pool needs to know of a connection. Implemented by each engine's connection (and by
+/// fakes in the pool's tests).
+class pooled_connection {
+ public:
+  virtual ~pooled_connection() = default;
+
+  /// Work sent and not yet answered.
+  virtual std::size_t in_flight() const noexcept = 0;
+  /// When the work now running was sent (the oldest in flight); max() when none.
+  virtual pool_clock::time_point busy_since() const noexcept = 0;
+  /// When `in_flight` last dropped to zero.
+  virtual pool_clock::time_point idle_since() const noexcept = 0;
+  /// The connection can no longer be used.
+  virtual bool lost() const noexcept = 0;
+  /// A cheap look at an idle connection that the server may have dropped; false when it is gone.
+  virtual bool check_alive() noexcept = 0;
+  /// Makes a quiet connection fit for its next user (e.g. rolls back a transaction left open):
+  /// true when it is fit now, false when it sent work to become so (it reports quiet again).
+  virtual bool make_clean() noexcept = 0;
+  /// Ends the connection now; work in flight fails.
+  virtual void close() noexcept = 0;
+
+ protected:
+  /// To be called by the connection, without holding its own lock, when `in_flight` drops to
+  /// zero, and when it is lost.
+  void report_quiet() noexcept;
+  void report_lost() noexcept;
+
+ private:
+  friend class connection_pool;
+  std::weak_ptr<connection_pool> pool_;
+};
+
+struct pool_options {
+  std::size_t max_size = 10;
+  std::chrono::milliseconds acquire_timeout{10000};
+  /// Statements in flight on one shared connection before another is preferred.
+  std::size_t pipeline_depth = 32;
+  /// A shared connection whose oldest statement has run this long is passed over while another
+  /// connection can be used or opened (0: never passed over).
+  std::chrono::milliseconds stall_threshold{5};
+  /// An idle connection is looked at (`check_alive`, a non-blocking peek at its socket) before
+  /// it is lent after this long: one system call, paid only by a statement that finds the
+  /// connection idle, and not by a loop of statements.
+  std::chrono::milliseconds recheck_after{1};
+};
+
+enum class lease_kind : std::uint8_t { exclusive, shared };
+
+/// A connection lent by the pool, given back when the lease ends.
+class pool_lease {
+ public:
+  pool_lease() = default;
+  pool_lease(std::shared_ptr<connection_pool> pool, std::shared_ptr<pooled_connection> c,
+             lease_kind kind) noexcept
+      : pool_(std::move(pool)), conn_(std::move(c)), kind_(kind) {}
+  pool_lease(pool_lease&& other) noexcept = default;
+  pool_lease& operator=(pool_lease&& other) noexcept;
+  ~pool_lease() { reset(); }
+
+  pooled_connection* get() const noexcept { return conn_.get(); }
+  const std::shared_ptr<pooled_connection>& connection() const noexcept { return conn_; }
+  explicit operator bool() const noexcept { return conn_ != nullptr; }
+  lease_kind kind() const noexcept { return kind_; }
+  /// Gives the connection back now.
+  void reset() noexcept;
+
+ private:
+  std::shared_ptr<connection_pool> pool_;
+  std::shared_ptr<pooled_connection> conn_;
+  lease_kind kind_ = lease_kind::exclusive;
+};
+
+class connection_pool : public std::enable_shared_from_this<connection_pool> {
+ public:
+  /// Opens one connection (on the pool's executor); throws on failure.
+  using opener = std::function<boost::asio::awaitable<std::shared_ptr<pooled_connection>>()>;
+  using clock_function = std::function<pool_clock::time_point()>;
+
+  enum class status : std::uint8_t { opening, idle, exclusive, shared, draining };
+
+  connection_pool(boost::asio::any_io_executor executor, pool_options options, opener open,
+                  clock_function clock = &pool_clock::now);
+  ~connection_pool();
+
+  /// A connection for the caller alone: idle, or quiet and shared, or newly opened while the
+  /// pool is below its size; else the next one freed, within the acquire timeout (53300).
+  boost::asio::awaitable<pool_lease> acquire_exclusive();
+
+  /// A connection to pipeline a statement on, without suspending, in the steady state (an open
+  /// shared connection with room); an empty lease when `acquire_shared` must be awaited.
+  pool_lease try_acquire_shared();
+  /// A connection to pipeline a statement on: the least busy shared one that is not stalled;
+  /// an idle one; a new one while the pool may grow; else the least busy of all.
+  boost::asio::awaitable<pool_lease> acquire_shared();
+
+  /// Refuses new work (08003), closes idle connections now and the others as they become
+  /// quiet; waits up to `grace` for that, then closes what remains (its work fails).
+  boost::asio::awaitable<void> close(std::chrono::milliseconds grace);
+  /// The same without waiting: busy connections close when they are quiet.
+  void close_now() noexcept;
+  bool closed() const;
+
+  awaitdb::pool_stats stats() const;
+  /// The status of each connection, for tests and diagnostics.
+  std::vector<status> statuses() const;
+
+  const pool_options& options() const noexcept { return options_; }
+
+ private:
+  friend class pool_lease;
+  friend class pooled_connection;
+
+  struct slot {
+    std::shared_ptr<pooled_connection> conn;  // null while opening
+    status state = status::opening;
+    std::size_t claims = 0;  // tasks holding a shared lease on it
+  };
+  struct waiting_task {
+    lease_kind kind;
+    wait_list::ticket ticket;
+    // What it was given before being woken: a connection, or the right to open one.
+    std::shared_ptr<pooled_connection> granted;
+    bool may_open = false;
+  };
+  struct grant {
+    std::shared_ptr<pooled_connection> conn;
+    bool may_open = false;
+  };
+
+  void release(pooled_connection& c, lease_kind kind) noexcept;
+  void on_quiet(pooled_connection& c) noexcept;
+  void on_lost(pooled_connection& c) noexcept;
+
+  slot* find_locked(const pooled_connection& c);
+  bool quiet_locked(const slot& s) const;
+  grant try_grant_locked(lease_kind kind, bool may_open);
+  pooled_connection* pick_shared_locked(bool allow_stalled, bool healthy_only);
+  std::shared_ptr<pooled_connection> take_idle_locked(lease_kind kind);
+  void became_quiet_locked(slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close);
+  void dispatch_locked(std::vector<wait_list::ticket>& wake);
+  void remove_locked(const pooled_connection& c);
+  void notify_if_all_gone_locked();
+  boost::asio::awaitable<pool_lease> acquire(lease_kind kind);
+  boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(lease_kind kind);
+  pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
+
+  boost::asio::any_io_executor executor_;
+  const pool_options options_;
+  const opener open_;
+  const clock_function clock_;
+
+  mutable std::mutex mutex_;
+  std::vector<slot> slots_;
+  std::deque<std::shared_ptr<waiting_task>> waiters_;
+  std::size_t opening_ = 0;         // connections being opened (slots taken)
+  std::size_t opening_shared_ = 0;  // ... of which for shared use
+  bool closed_ = false;
+  wait_list closed_waiters_;  // `close` waiting for the last connection to go
+};
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_POOL_POOL_HPP

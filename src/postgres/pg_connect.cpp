@@ -1,0 +1,127 @@
+// Opening a PostgreSQL connection: libpq's non-blocking connect (PQconnectStartParams /
+// PQconnectPoll), each step waiting on the socket with Asio, within the connect timeout.
+#include "pg_connection.hpp"
+#include "pg_errors.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace awaitdb::detail {
+
+namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+using boost::system::error_code;
+
+namespace {
+
+void no_notices(void*, const char*) {
+  // Server notices (NOTICE, WARNING) are not printed: libpq's default writes them to stderr,
+  // and a library must not write to its user's stderr.
+}
+
+}  // namespace
+
+asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
+    asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
+  std::shared_ptr<pg_connection> self(new pg_connection(std::move(executor), std::move(shared)));
+  const postgres_options& options = self->options_;
+  const char* keys[] = {"dbname", nullptr};
+  const char* values[] = {options.libpq_url.c_str(), nullptr};
+  self->conn_ = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
+  if (!self->conn_) throw error(sqlstate::connection_not_established, "out of memory in libpq");
+  if (PQstatus(self->conn_) == CONNECTION_BAD)
+    throw error(sqlstate::connection_not_established,
+                "cannot connect to " + options.display_name + ": " +
+                    libpq_message(PQerrorMessage(self->conn_), options.secrets));
+  PQsetNoticeProcessor(self->conn_, no_notices, nullptr);
+  co_await self->connect_loop(pg_clock::now() + options.connect_timeout);
+
+  if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
+    throw connection_error(self->conn_, "cannot enter pipeline mode", options.secrets);
+  self->backend_pid_ = PQbackendPID(self->conn_);
+  {
+    std::lock_guard lock(self->mutex_);
+    self->state_ = state::open;
+  }
+  if (options.statement_timeout.count() > 0) {
+    const std::string set =
+        "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
+    request r;
+    r.controls = control_list(set);
+    pg_group_ptr g = self->submit(r);
+    co_await self->wait(g);
+    if (g->failure) throw_failure(*g);
+  }
+  co_return self;
+}
+
+asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline) {
+  // libpq: start as if PQconnectPoll had asked to wait for writability.
+  PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+  for (;;) {
+    if (poll == PGRES_POLLING_OK) break;
+    if (poll == PGRES_POLLING_FAILED)
+      throw error(sqlstate::connection_not_established,
+                  "cannot connect to " + options_.display_name + ": " +
+                      libpq_message(PQerrorMessage(conn_), options_.secrets));
+    // The descriptor can change while connecting (another host, another address, SSL retry).
+    watch_socket();
+    co_await wait_socket(poll, deadline);
+    poll = PQconnectPoll(conn_);
+  }
+  watch_socket();
+}
+
+void pg_connection::watch_socket() {
+  error_code ec;
+  if (read_watch_) read_watch_->close(ec);
+  read_watch_.reset();
+  watched_fd_ = -1;
+  const int fd = PQsocket(conn_);
+  if (fd < 0) throw connection_error(conn_, "the connection has no socket", options_.secrets);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  const int family =
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 ? addr.ss_family : AF_INET;
+  socket_family_ = family;
+  can_cork_ = family == AF_INET || family == AF_INET6;
+  const int watched = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (watched < 0)
+    throw error(sqlstate::connection_failure,
+                "cannot watch the connection's socket: " + std::string(std::strerror(errno)));
+  read_watch_.emplace(executor_);
+  read_watch_->assign(asio::generic::stream_protocol(family, 0), watched, ec);
+  if (ec) {
+    ::close(watched);
+    read_watch_.reset();
+    throw error(sqlstate::connection_failure,
+                "cannot watch the connection's socket: " + ec.message());
+  }
+  watched_fd_ = watched;
+}
+
+asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want,
+                                                 pg_clock::time_point deadline) {
+  asio::steady_timer timer(executor_, deadline);
+  auto ready = want == PGRES_POLLING_READING
+                   ? read_watch_->async_wait(asio::socket_base::wait_read, asio::use_awaitable)
+                   : read_watch_->async_wait(asio::socket_base::wait_write, asio::use_awaitable);
+  auto which = co_await (std::move(ready) || timer.async_wait(asio::use_awaitable));
+  if (which.index() == 1)
+    throw error(sqlstate::connection_not_established,
+                "cannot connect to " + options_.display_name + ": timed out after " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       options_.connect_timeout)
+                                       .count()) +
+                    " ms");
+}
+
+}  // namespace awaitdb::detail

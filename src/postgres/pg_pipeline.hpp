@@ -1,0 +1,167 @@
+// The statement groups in flight on one PostgreSQL connection. Pure: no I/O, no lock, no Asio.
+//
+// Every operation sends one *group*: a few commands (BEGIN, DEALLOCATE, a Parse, the statement)
+// and one Sync. The server answers groups in the order they were sent, each command's results
+// ending with a null result from libpq and each group ending with its Sync. The pipeline is fed
+// those results as events, in order, and says what happened: which group has completed (with
+// its verdict), when a group must be cancelled on the server, and when the results no longer
+// match what was sent (the connection must then be dropped). The driver (pg_connection) owns the
+// socket and the lock; this object only keeps the record.
+#ifndef AWAITDB_SRC_POSTGRES_PG_PIPELINE_HPP
+#define AWAITDB_SRC_POSTGRES_PG_PIPELINE_HPP
+
+#include "../backend.hpp"
+#include "../util/parking.hpp"
+#include "pg_result.hpp"
+
+#include <libpq-fe.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace awaitdb::detail {
+
+using pg_clock = std::chrono::steady_clock;
+
+/// One command of a group, in the order sent.
+enum class pg_command : std::uint8_t { control, deallocate, prepare, statement };
+
+/// How a group ended.
+enum class pg_verdict : std::uint8_t {
+  pending,           // still in flight
+  ok,                // every command succeeded
+  failed,            // report `failure` to the awaiter
+  resend,            // send it again, once: it failed for a reason that is not its own (a plan
+                     // made stale by a schema change; a cancel meant for another statement)
+  resend_elsewhere,  // the server ended the connection before it reached this group (an earlier
+                     // group got its terminating error): send it again, once, elsewhere
+};
+
+/// The commands of one group: a few inline (BEGIN, a Parse, the statement), more after a
+/// cache eviction queued several DEALLOCATEs.
+class pg_command_list {
+ public:
+  void push_back(pg_command c) {
+    if (size_ < inline_.size())
+      inline_[size_] = c;
+    else
+      more_.push_back(c);
+    ++size_;
+  }
+  std::size_t size() const noexcept { return size_; }
+  pg_command operator[](std::size_t i) const noexcept {
+    return i < inline_.size() ? inline_[i] : more_[i - inline_.size()];
+  }
+
+ private:
+  std::array<pg_command, 6> inline_{};
+  std::size_t size_ = 0;
+  std::vector<pg_command> more_;
+};
+
+/// One group in flight. Shared by the pipeline and the task awaiting it (the waiter it is);
+/// everything but the waiter is guarded by the connection's lock.
+struct pg_group : waiter {
+  // What was sent, set before it joins the pipeline.
+  pg_command_list commands;
+  result_mode mode = result_mode::rows;
+  bool retryable = false;     // outside a transaction: sending it again changes no meaning
+  std::string prepared_name;  // a statement prepared by this group (its Parse may fail)
+  std::string executed_name;  // a cached prepared statement this group executes
+  pg_clock::time_point sent_at{};
+
+  // Progress.
+  std::size_t next = 0;             // index in `commands` of the command whose results come next
+  bool command_has_result = false;  // the current command has produced a result
+  bool answered = false;            // the server answered at least one of its commands
+
+  // Who waits.
+  bool abandoned = false;      // nobody will read the outcome (a cancelled awaiter, or detached)
+  bool cancel_wanted = false;  // its awaiter was cancelled: stop it on the server
+  bool cancel_sent = false;
+
+  // Outcome.
+  pg_verdict verdict = pg_verdict::pending;
+  pg_result_ptr rows;          // the statement's result (rows or a command tag)
+  std::exception_ptr failure;  // the first error
+  std::string sqlstate;        // its SQLSTATE ("" for a client-side failure)
+  pg_command failed_command = pg_command::statement;
+};
+using pg_group_ptr = std::shared_ptr<pg_group>;
+
+/// Throws `g`'s failure as a copy of its own: the group's exception object was made on the
+/// thread that read the results and may be released there, so it is not shared with the
+/// awaiting task.
+[[noreturn]] void throw_failure(const pg_group& g);
+
+/// One result from libpq, or the end of a command, or a Sync.
+struct pg_event {
+  enum class kind : std::uint8_t { result, end_of_command };
+  kind what = kind::end_of_command;
+  ExecStatusType status = PGRES_EMPTY_QUERY;
+  std::string sqlstate;        // PGRES_FATAL_ERROR
+  std::exception_ptr failure;  // PGRES_FATAL_ERROR: the error to report
+  pg_result_ptr result;        // kept for the statement's own result
+};
+
+class pg_pipeline {
+ public:
+  /// What feeding one event produced.
+  struct step {
+    pg_group_ptr completed;       // a group whose Sync arrived
+    pg_group_ptr cancel;          // a group now running that must be cancelled on the server
+    bool protocol_error = false;  // results that match nothing sent: drop the connection
+  };
+
+  /// A group was sent (its commands and Sync are in libpq's output), after all others.
+  void push(pg_group_ptr g);
+
+  /// Applies one event to the group at the head.
+  step feed(pg_event e, pg_clock::time_point now);
+
+  /// The connection is gone: every group completes, failed with `why`, except those queued
+  /// behind a group that got the server's terminating error (57P01 and its kin: the server
+  /// stopped there, so it never ran them), which may be re-sent (`resend_elsewhere`). When the
+  /// connection just dropped, nobody can tell what the server ran: every group fails. Returns
+  /// them, oldest first.
+  std::vector<pg_group_ptr> lose(const std::exception_ptr& why);
+
+  /// The awaiter of `g` left (cancelled): its outcome is dropped, and it is cancelled on the
+  /// server when it runs. Returns `g` when it runs now (it is the head): cancel it at once.
+  pg_group_ptr abandon(const pg_group_ptr& g);
+
+  /// A server-side cancel was sent, or has completed. While one is under way, and briefly
+  /// after, a `57014` may have been meant for another statement: groups in flight then that
+  /// did not ask for it are re-sent (if they may be).
+  void cancel_issued(pg_clock::time_point now);
+  void cancel_finished(pg_clock::time_point now);
+
+  bool empty() const noexcept { return groups_.empty(); }
+  std::size_t size() const noexcept { return groups_.size(); }
+  /// When the group now running was sent (the oldest in flight); max() when none.
+  pg_clock::time_point busy_since() const noexcept;
+
+  /// How long after a cancel completes a `57014` may still be a stray one.
+  static constexpr std::chrono::milliseconds stray_cancel_grace{100};
+
+ private:
+  step complete_head(pg_clock::time_point now);
+  void decide(pg_group& g, pg_clock::time_point now) const;
+  bool exposed_to_cancel(const pg_group& g, pg_clock::time_point now) const;
+
+  std::deque<pg_group_ptr> groups_;
+  bool server_terminated_ = false;  // the head got a terminating error (57P0x)
+  std::size_t cancels_under_way_ = 0;
+  pg_clock::time_point cancel_window_start_ = pg_clock::time_point::max();
+  pg_clock::time_point cancel_window_end_ = pg_clock::time_point::min();
+};
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_POSTGRES_PG_PIPELINE_HPP
