@@ -78,17 +78,18 @@ void connection_pool::notify_if_all_gone_locked() {
   if (closed_ && slots_.empty() && opening_ == 0) closed_waiters_.notify_all();
 }
 
-// The least busy shared connection with room in its pipeline; with `allow_stalled` false, not
-// one whose oldest statement has run past the stall threshold (head-of-line blocking). With
-// `healthy_only`, not one idle for so long that it must be looked at first.
-pooled_connection* connection_pool::pick_shared_locked(bool allow_stalled, bool healthy_only) {
+// The least busy shared connection: with room in its pipeline unless `allow_full`; not one whose
+// oldest statement has run past the stall threshold (head-of-line blocking) unless
+// `allow_stalled`; with `healthy_only`, not one idle for so long that it must be looked at first.
+pooled_connection* connection_pool::pick_shared_locked(bool allow_full, bool allow_stalled,
+                                                       bool healthy_only) {
   const auto now = clock_();
   pooled_connection* best = nullptr;
   std::size_t best_load = 0;
   for (slot& s : slots_) {
     if (s.state != status::shared || s.conn->lost()) continue;
     const std::size_t in_flight = s.conn->in_flight();
-    if (in_flight >= options_.pipeline_depth && !allow_stalled) continue;
+    if (in_flight >= options_.pipeline_depth && !allow_full) continue;
     if (!allow_stalled && options_.stall_threshold.count() > 0 && in_flight > 0 &&
         now - s.conn->busy_since() > options_.stall_threshold)
       continue;
@@ -137,25 +138,24 @@ connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool m
     g.conn = s.conn;
   };
   if (kind == lease_kind::shared) {
-    if (pooled_connection* best = pick_shared_locked(false, true)) {
+    if (pooled_connection* best = pick_shared_locked(false, false, true)) {
       claim(best);
       return g;
     }
     if ((g.conn = take_idle_locked(kind))) return g;
-    // While a connection is being opened, pipeline deeper rather than open more: a burst of
-    // tasks would otherwise open the whole pool at once.
+    // While a connection is being opened, pipeline deeper rather than open more (a burst of
+    // tasks would otherwise open the whole pool at once), but not behind a slow statement:
+    // rather wait for the connection being opened.
     if (opening_shared_ > 0) {
-      if (pooled_connection* best = pick_shared_locked(true, false)) {
-        claim(best);
-        return g;
-      }
+      if (pooled_connection* best = pick_shared_locked(true, false, false)) claim(best);
+      return g;
     }
     if (can_grow()) {
       g.may_open = true;
       return g;
     }
     // The pool is full: pipeline deeper, or behind a slow statement.
-    if (pooled_connection* best = pick_shared_locked(true, false)) claim(best);
+    if (pooled_connection* best = pick_shared_locked(true, true, false)) claim(best);
     return g;
   }
   if ((g.conn = take_idle_locked(kind))) return g;
@@ -170,7 +170,7 @@ pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lea
 pool_lease connection_pool::try_acquire_shared() {
   std::lock_guard lock(mutex_);
   if (closed_ || !waiters_.empty()) return {};
-  pooled_connection* best = pick_shared_locked(false, true);
+  pooled_connection* best = pick_shared_locked(false, false, true);
   if (!best) return {};
   slot& s = *find_locked(*best);
   ++s.claims;

@@ -183,7 +183,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   slot* find_locked(const pooled_connection& c);
   bool quiet_locked(const slot& s) const;
   grant try_grant_locked(lease_kind kind, bool may_open);
-  pooled_connection* pick_shared_locked(bool allow_stalled, bool healthy_only);
+  pooled_connection* pick_shared_locked(bool allow_full, bool allow_stalled, bool healthy_only);
   std::shared_ptr<pooled_connection> take_idle_locked(lease_kind kind);
   void became_quiet_locked(slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close);
   void dispatch_locked(std::vector<wait_list::ticket>& wake);

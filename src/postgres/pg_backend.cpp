@@ -10,8 +10,10 @@
 namespace awaitdb::detail {
 namespace {
 
-// How long `close()` lets work in flight finish before closing connections under it.
-constexpr std::chrono::seconds close_grace{1};
+// How long `close()` lets work in flight finish before closing connections under it (and
+// cancelling their statements on the server), and how long it then waits for those cancels.
+constexpr std::chrono::milliseconds close_grace{500};
+constexpr std::chrono::milliseconds cancel_drain{300};
 
 class pg_tx final : public tx_state {
  public:
@@ -54,7 +56,7 @@ class pg_backend final : public backend {
   ~pg_backend() override {
     // Without waiting: idle connections close now, busy ones when they are quiet.
     pool_->close_now();
-    shared_->canceller->close();
+    shared_->canceller->close_now();
   }
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
@@ -184,7 +186,7 @@ class pg_backend final : public backend {
 
   asio::awaitable<void> close() override {
     co_await pool_->close(close_grace);
-    shared_->canceller->close();
+    co_await shared_->canceller->close(cancel_drain);
   }
 
  private:

@@ -1,5 +1,10 @@
 // The channel that cancels statements on the server: one control connection per pool.
+#include "pg_canceller.hpp"
+
 #include "pg_connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 namespace awaitdb::detail {
 
@@ -14,10 +19,35 @@ pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_option
 }
 
 pg_canceller::~pg_canceller() {
-  close();
+  close_now();
 }
 
-void pg_canceller::close() noexcept {
+asio::awaitable<void> pg_canceller::close(std::chrono::milliseconds drain) {
+  std::unique_lock lock(mutex_);
+  if (under_way_ > 0) {
+    co_await idle_.wait(lock, std::chrono::steady_clock::now() + drain);
+  } else {
+    lock.unlock();
+  }
+  close_now();
+}
+
+void pg_canceller::cancel_detached(int pid, std::shared_ptr<const void> owner) {
+  {
+    std::lock_guard lock(mutex_);
+    ++under_way_;  // now: a `close` that follows waits for it
+  }
+  auto run = [](pg_canceller& self, int target,
+                std::shared_ptr<const void>) -> asio::awaitable<void> {
+    try {
+      co_await self.counted_cancel(target);
+    } catch (...) {
+    }
+  };
+  asio::co_spawn(executor_, run(*this, pid, std::move(owner)), asio::detached);
+}
+
+void pg_canceller::close_now() noexcept {
   std::shared_ptr<pg_connection> c;
   {
     std::lock_guard lock(mutex_);
@@ -56,6 +86,24 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_canceller::control() {
 }
 
 asio::awaitable<void> pg_canceller::cancel(int pid) {
+  {
+    std::lock_guard lock(mutex_);
+    ++under_way_;
+  }
+  co_await counted_cancel(pid);
+}
+
+asio::awaitable<void> pg_canceller::counted_cancel(int pid) {
+  struct done_on_exit {
+    pg_canceller& self;
+    ~done_on_exit() {
+      std::unique_lock lock(self.mutex_);
+      if (--self.under_way_ == 0) {
+        lock.unlock();
+        self.idle_.notify_all();
+      }
+    }
+  } done{*this};
   std::shared_ptr<pg_connection> c = co_await control();
   const param pid_param{param_kind::int32, pid, 0, {}};
   pg_connection::request r;

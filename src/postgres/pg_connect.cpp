@@ -3,9 +3,11 @@
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -17,17 +19,7 @@
 namespace awaitdb::detail {
 
 namespace asio = boost::asio;
-using namespace boost::asio::experimental::awaitable_operators;
 using boost::system::error_code;
-
-namespace {
-
-void no_notices(void*, const char*) {
-  // Server notices (NOTICE, WARNING) are not printed: libpq's default writes them to stderr,
-  // and a library must not write to its user's stderr.
-}
-
-}  // namespace
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
@@ -41,16 +33,16 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     throw error(sqlstate::connection_not_established,
                 "cannot connect to " + options.display_name + ": " +
                     libpq_message(PQerrorMessage(self->conn_), options.secrets));
-  PQsetNoticeProcessor(self->conn_, no_notices, nullptr);
+  PQsetNoticeReceiver(self->conn_, &pg_connection::on_notice, self.get());
   co_await self->connect_loop(pg_clock::now() + options.connect_timeout);
-
-  if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
-    throw connection_error(self->conn_, "cannot enter pipeline mode", options.secrets);
-  self->backend_pid_ = PQbackendPID(self->conn_);
   {
     std::lock_guard lock(self->mutex_);
     self->state_ = state::open;
   }
+
+  if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
+    throw connection_error(self->conn_, "cannot enter pipeline mode", options.secrets);
+  self->backend_pid_ = PQbackendPID(self->conn_);
   if (options.statement_timeout.count() > 0) {
     const std::string set =
         "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
@@ -66,6 +58,23 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
 asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline) {
   // libpq: start as if PQconnectPoll had asked to wait for writability.
   PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+  // The deadline: a timer that shuts the socket down, which ends whatever wait is armed on it.
+  // (Not Asio's `||` around each wait: its parallel group is unsafe under cancellation in Asio
+  // 1.26.)
+  asio::steady_timer timer(executor_, deadline);
+  auto expire = [weak = weak_from_this()](error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;
+    std::lock_guard lock(self->mutex_);
+    if (self->state_ != state::connecting) return;
+    self->connect_timed_out_ = true;
+    if (self->watched_fd_ >= 0) ::shutdown(self->watched_fd_, SHUT_RDWR);
+  };
+  timer.async_wait(std::move(expire));
+  struct stop_timer {
+    asio::steady_timer& t;
+    ~stop_timer() { t.cancel(); }
+  } stop{timer};
   for (;;) {
     if (poll == PGRES_POLLING_OK) break;
     if (poll == PGRES_POLLING_FAILED)
@@ -73,10 +82,14 @@ asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline)
                   "cannot connect to " + options_.display_name + ": " +
                       libpq_message(PQerrorMessage(conn_), options_.secrets));
     // The descriptor can change while connecting (another host, another address, SSL retry).
-    watch_socket();
-    co_await wait_socket(poll, deadline);
+    {
+      std::lock_guard lock(mutex_);
+      watch_socket();
+    }
+    co_await wait_socket(poll);
     poll = PQconnectPoll(conn_);
   }
+  std::lock_guard lock(mutex_);
   watch_socket();
 }
 
@@ -108,20 +121,20 @@ void pg_connection::watch_socket() {
   watched_fd_ = watched;
 }
 
-asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want,
-                                                 pg_clock::time_point deadline) {
-  asio::steady_timer timer(executor_, deadline);
-  auto ready = want == PGRES_POLLING_READING
-                   ? read_watch_->async_wait(asio::socket_base::wait_read, asio::use_awaitable)
-                   : read_watch_->async_wait(asio::socket_base::wait_write, asio::use_awaitable);
-  auto which = co_await (std::move(ready) || timer.async_wait(asio::use_awaitable));
-  if (which.index() == 1)
+asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want) {
+  auto [ec] = co_await read_watch_->async_wait(
+      want == PGRES_POLLING_READING ? asio::socket_base::wait_read : asio::socket_base::wait_write,
+      asio::as_tuple(asio::deferred));
+  std::lock_guard lock(mutex_);
+  if (connect_timed_out_)
     throw error(sqlstate::connection_not_established,
                 "cannot connect to " + options_.display_name + ": timed out after " +
                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                        options_.connect_timeout)
                                        .count()) +
                     " ms");
+  if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
+  // Other errors: libpq finds them itself in PQconnectPoll.
 }
 
 }  // namespace awaitdb::detail

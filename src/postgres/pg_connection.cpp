@@ -488,21 +488,31 @@ PGTransactionStatusType pg_connection::transaction_status() const {
   return state_ == state::open ? PQtransactionStatus(conn_) : PQTRANS_UNKNOWN;
 }
 
+void pg_connection::on_notice(void* self, const PGresult* notice) {
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0))
+    static_cast<pg_connection*>(self)->server_ending_ = true;
+}
+
 bool pg_connection::check_alive() noexcept {
   std::vector<pg_group_ptr> done;
   {
     std::lock_guard lock(mutex_);
     if (state_ != state::open) return false;
     if (!pipeline_.empty()) return true;  // busy: its reads will tell
-    // An idle server sends nothing unasked but notices and, when it is about to close the
-    // connection, a FATAL error. Peek without blocking: end of file means the connection is
-    // gone; data means read it (libpq treats an error while idle as a notice) and look again.
+    // An idle server sends nothing unasked but notices, parameter changes, notifications and,
+    // when it is about to close the session, a FATAL error. libpq (15) leaves what arrives
+    // while a pipeline is idle unparsed, so look at the message type itself: an ErrorResponse
+    // ('E') now means the server is ending the session. Under TLS the type cannot be seen; a
+    // dead connection is still found at end of file.
     for (int attempt = 0; attempt < 4; ++attempt) {
-      char byte;
-      const ssize_t n = ::recv(PQsocket(conn_), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      char type = 0;
+      const ssize_t n = ::recv(PQsocket(conn_), &type, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !server_ending_)
         return PQstatus(conn_) == CONNECTION_OK;
-      if (n <= 0 || !PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) {
+      const bool fatal = n > 0 && type == 'E' && !PQsslInUse(conn_);
+      if (n <= 0 || fatal || server_ending_ || !PQconsumeInput(conn_) ||
+          PQstatus(conn_) != CONNECTION_OK) {
         lose_locked("connection lost while idle", done);
         break;
       }
@@ -541,9 +551,11 @@ bool pg_connection::make_clean() noexcept {
 
 void pg_connection::close() noexcept {
   std::vector<pg_group_ptr> done;
+  bool was_busy = false;
   {
     std::lock_guard lock(mutex_);
     if (state_ == state::open) {
+      was_busy = !pipeline_.empty();
       state_ = state::closed;
       lost_.store(true, std::memory_order_release);
       const std::exception_ptr failure = std::make_exception_ptr(
@@ -566,6 +578,9 @@ void pg_connection::close() noexcept {
   }
   for (const pg_group_ptr& g : done)
     g->notify();
+  // Closed with work running: stop it on the server too (a backend notices a closed socket only
+  // when its statement ends).
+  if (was_busy && shared_->canceller) shared_->canceller->cancel_detached(backend_pid_, shared_);
 }
 
 }  // namespace awaitdb::detail

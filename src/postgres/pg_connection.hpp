@@ -18,6 +18,7 @@
 #include "../backend.hpp"
 #include "../pool/pool.hpp"
 #include "../url.hpp"
+#include "pg_canceller.hpp"
 #include "pg_params.hpp"
 #include "pg_pipeline.hpp"
 #include "pg_statement_cache.hpp"
@@ -38,8 +39,6 @@
 #include <string_view>
 
 namespace awaitdb::detail {
-
-class pg_canceller;
 
 /// What a pool's connections share: the options, and the channel that cancels statements on
 /// the server.
@@ -109,6 +108,11 @@ class pg_connection final : public pooled_connection,
   static void deliver(pg_group& g, statement& st);
 
   int backend_pid() const noexcept { return backend_pid_; }
+
+  /// libpq's notice receiver (called inside libpq calls, under the connection's lock). Notices
+  /// are not printed (libpq's default writes to stderr, which a library must not); a FATAL one
+  /// while idle means the server is ending this session.
+  static void on_notice(void* self, const PGresult* notice);
   PGTransactionStatusType transaction_status() const;
 
   // pooled_connection
@@ -129,8 +133,7 @@ class pg_connection final : public pooled_connection,
 
   boost::asio::awaitable<void> connect_loop(pg_clock::time_point deadline);
   void watch_socket();
-  boost::asio::awaitable<void> wait_socket(PostgresPollingStatusType want,
-                                           pg_clock::time_point deadline);
+  boost::asio::awaitable<void> wait_socket(PostgresPollingStatusType want);
 
   void send_control_locked(std::string_view sql, pg_command kind, pg_group& g);
   void send_statement_locked(pg_statement_cache::entry& e, pg_group& g, const request& r);
@@ -170,37 +173,15 @@ class pg_connection final : public pooled_connection,
   bool flushing_ = false;
   char peek_byte_ = 0;
   int socket_family_ = AF_INET;
-  bool can_cork_ = false;  // TCP (TCP_CORK means nothing to a Unix socket)
+  bool can_cork_ = false;       // TCP (TCP_CORK means nothing to a Unix socket)
+  bool server_ending_ = false;  // a FATAL notice arrived: the server is closing the session
+  bool connect_timed_out_ = false;
   bool corked_ = false;
 
   std::atomic<std::size_t> in_flight_{0};
   std::atomic<bool> lost_{false};
   std::atomic<pg_clock::rep> busy_since_{pg_clock::time_point::max().time_since_epoch().count()};
   std::atomic<pg_clock::rep> idle_since_{0};
-};
-
-/// Cancels statements on the server through one long-lived control connection per pool (opened
-/// on first use, again after it is lost; never more than one): `SELECT pg_cancel_backend(pid)`.
-/// libpq 15's own PQcancel blocks the thread.
-class pg_canceller {
- public:
-  pg_canceller(boost::asio::any_io_executor executor, const postgres_options& options);
-  ~pg_canceller();
-  /// Asks the server to cancel what backend `pid` runs. Throws when the control connection
-  /// cannot be opened or used.
-  boost::asio::awaitable<void> cancel(int pid);
-  void close() noexcept;
-
- private:
-  boost::asio::awaitable<std::shared_ptr<pg_connection>> control();
-
-  boost::asio::any_io_executor executor_;
-  std::shared_ptr<pg_shared> shared_;  // the control connection's own (without a canceller)
-  std::mutex mutex_;
-  std::shared_ptr<pg_connection> control_;
-  bool opening_ = false;
-  bool closed_ = false;
-  wait_list opened_;
 };
 
 }  // namespace awaitdb::detail

@@ -2,13 +2,13 @@
 // results, for a pooled connection, for another task's transaction, and a connection's idle
 // reader.
 //
-// A parked handler is no outstanding work for its execution context, so `io_context::run()`
-// returns when only parked tasks remain (as it does with any I/O object nobody waits on). But it
-// must not outlive the context either: a handler is a coroutine frame, which may hold the very
-// `database` whose connection holds the handler, and that cycle would keep connections open until
-// the process ends. So every parked handler is also registered with a service of its context;
-// when the context is destroyed, the service destroys them (never resuming them), which unwinds
-// the frames, releases the databases and closes their connections.
+// Asio's own operations are owned by their execution context, which destroys them when it is
+// destroyed. A handler parked here is owned by awaitdb instead, and it must not outlive the
+// context either: it is a coroutine frame, which may hold the very `database` whose connection
+// holds the handler, and that cycle would keep connections open until the process ends. So
+// every parked handler is also registered with a service of its context; when the context is
+// destroyed, the service destroys them (never resuming them), which unwinds the frames,
+// releases the databases and closes their connections.
 #ifndef AWAITDB_SRC_UTIL_PARKING_HPP
 #define AWAITDB_SRC_UTIL_PARKING_HPP
 

@@ -1,6 +1,6 @@
 // What is particular to PostgreSQL: no threads, the pool, cancellation on the server,
 // connection loss, URL passthrough.
-#include "support.hpp"
+#include "postgres/pg_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -21,12 +21,6 @@ namespace awaitdb::test {
 namespace {
 
 using namespace boost::asio::experimental::awaitable_operators;
-using clock = std::chrono::steady_clock;
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 std::size_t thread_count() {
   std::size_t n = 0;
@@ -36,40 +30,6 @@ std::size_t thread_count() {
     ::closedir(dir);
   }
   return n;
-}
-
-class postgres : public testing::Test {
- protected:
-  void SetUp() override {
-    auto u = postgres_url();
-    ASSERT_TRUE(u) << "AWAITDB_TEST_POSTGRES_URL is not set: run the tests with scripts/test";
-    url_ = *u;
-  }
-  std::string url(std::string_view options) const {
-    return url_ + (url_.find('?') == std::string::npos ? "?" : "&") + std::string(options);
-  }
-  // "host:port" of the test server.
-  std::string host_port() const {
-    auto at = url_.find('@');
-    return url_.substr(at + 1, url_.find('/', at) - at - 1);
-  }
-  std::string url_;
-};
-
-asio::awaitable<std::int64_t> active_sleeps(const database& observer) {
-  result r = co_await observer.query(
-      "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
-      "'SELECT pg\\_sleep(30)%'");
-  co_return r[0].get<std::int64_t>(0);
-}
-
-// Waits (up to `limit`) until no `SELECT pg_sleep(30)` runs on the server; returns how long.
-asio::awaitable<clock::duration> time_until_gone(const database& observer,
-                                                 std::chrono::milliseconds limit) {
-  auto start = clock::now();
-  while (co_await active_sleeps(observer) > 0 && clock::now() - start < limit)
-    co_await sleep_for(std::chrono::milliseconds(10));
-  co_return clock::now() - start;
 }
 
 TEST_F(postgres, no_thread_is_created) {

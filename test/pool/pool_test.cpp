@@ -1,0 +1,353 @@
+// The pool alone, with fake connections and an injected clock: no server, milliseconds.
+#include "pool/pool.hpp"
+
+#include <awaitdb/database.hpp>
+#include <awaitdb/error.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <gtest/gtest.h>
+
+namespace awaitdb::detail {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using namespace boost::asio::experimental::awaitable_operators;
+using status = connection_pool::status;
+
+struct manual_clock {
+  pool_clock::time_point now = pool_clock::now();
+};
+
+class fake_connection final : public pooled_connection {
+ public:
+  explicit fake_connection(manual_clock& clock, int number) : clock_(clock), id(number) {
+    idle_since_ = clock_.now;
+  }
+  std::size_t in_flight() const noexcept override { return in_flight_; }
+  pool_clock::time_point busy_since() const noexcept override {
+    return in_flight_ ? busy_since_ : pool_clock::time_point::max();
+  }
+  pool_clock::time_point idle_since() const noexcept override { return idle_since_; }
+  bool lost() const noexcept override { return lost_; }
+  bool check_alive() noexcept override {
+    ++checks;
+    return alive;
+  }
+  bool make_clean() noexcept override { return true; }
+  void close() noexcept override { closed = true; }
+
+  // Work sent on it (a statement, a rollback on its way) ...
+  void start_work() {
+    if (in_flight_++ == 0) busy_since_ = clock_.now;
+  }
+  // ... and answered.
+  void finish_work() {
+    in_flight_ = 0;
+    idle_since_ = clock_.now;
+    report_quiet();
+  }
+  void die() {
+    lost_ = true;
+    report_lost();
+  }
+
+  bool alive = true;
+  bool closed = false;
+  int checks = 0;
+
+ private:
+  manual_clock& clock_;
+  std::size_t in_flight_ = 0;
+  bool lost_ = false;
+  pool_clock::time_point busy_since_{}, idle_since_{};
+
+ public:
+  const int id;
+};
+
+struct fixture {
+  asio::io_context io;
+  manual_clock clock;
+  std::vector<std::shared_ptr<fake_connection>> opened;
+  int failures_to_come = 0;
+  std::shared_ptr<connection_pool> pool;
+
+  explicit fixture(pool_options o) {
+    auto open = [this]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
+      if (failures_to_come > 0) {
+        --failures_to_come;
+        throw error("08001", "refused");
+      }
+      auto c = std::make_shared<fake_connection>(clock, static_cast<int>(opened.size()));
+      opened.push_back(c);
+      co_return c;
+    };
+    pool = std::make_shared<connection_pool>(io.get_executor(), o, std::move(open),
+                                             [this] { return clock.now; });
+  }
+
+  // Runs `body` to completion within a bound.
+  void run(std::function<asio::awaitable<void>()> body) {
+    bool done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
+      failure = e;
+      done = true;
+    });
+    io.run_for(5s);
+    ASSERT_TRUE(done) << "did not finish";
+    if (failure) std::rethrow_exception(failure);
+  }
+};
+
+pool_options small(std::size_t max) {
+  pool_options o;
+  o.max_size = max;
+  o.acquire_timeout = 100ms;
+  return o;
+}
+
+fake_connection& fake(const pool_lease& l) {
+  return static_cast<fake_connection&>(*l.get());
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+TEST(pool, grows_to_its_maximum_then_times_out_with_53300) {
+  fixture f(small(2));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease a = co_await f.pool->acquire_exclusive();
+    pool_lease b = co_await f.pool->acquire_exclusive();
+    EXPECT_NE(a.get(), b.get());
+    EXPECT_EQ(f.opened.size(), 2u);
+    EXPECT_EQ(f.pool->stats().in_use, 2u);
+    const auto start = pool_clock::now();
+    try {
+      pool_lease c = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "a third connection";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "53300");
+    }
+    EXPECT_GE(pool_clock::now() - start, 100ms);
+    EXPECT_EQ(f.pool->stats().waiting, 0u);
+    a.reset();
+    pool_lease again = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.opened.size(), 2u);  // reused, not opened
+  });
+}
+
+// (A coroutine function, not a lambda: a coroutine lambda's captures die with the lambda.)
+asio::awaitable<void> take_in_turn(connection_pool& pool, int i, std::vector<int>& order) {
+  pool_lease l = co_await pool.acquire_exclusive();
+  order.push_back(i);
+  co_await sleep_for(1ms);
+}
+
+TEST(pool, waiters_are_served_in_order) {
+  fixture f(small(1));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease held = co_await f.pool->acquire_exclusive();
+    std::vector<int> order;
+    auto ex = co_await asio::this_coro::executor;
+    for (int i = 0; i < 4; ++i)
+      asio::co_spawn(ex, take_in_turn(*f.pool, i, order), asio::detached);
+    co_await sleep_for(5ms);
+    EXPECT_EQ(f.pool->stats().waiting, 4u);
+    held.reset();
+    co_await sleep_for(30ms);
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+  });
+}
+
+// A connection given back with work of its previous user still in flight (a rollback on its
+// way) is never lent until that work is answered.
+TEST(pool, a_connection_is_lent_again_only_once_quiet) {
+  fixture f(small(1));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease first = co_await f.pool->acquire_exclusive();
+    fake_connection& c = fake(first);
+    c.start_work();
+    first.reset();
+    EXPECT_EQ(f.pool->statuses(), std::vector<status>{status::draining});
+    bool got = false;
+    auto ex = co_await asio::this_coro::executor;
+    auto next = [&]() -> asio::awaitable<void> {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      EXPECT_EQ(l.get()->in_flight(), 0u);
+      got = true;
+    };
+    asio::co_spawn(ex, next(), asio::detached);
+    co_await sleep_for(20ms);
+    EXPECT_FALSE(got);
+    c.finish_work();
+    co_await sleep_for(5ms);
+    EXPECT_TRUE(got);
+  });
+}
+
+// Pool of one, shared by pipelined statements: a transaction waiting for it gets it as soon as
+// it is quiet, not at its acquire timeout; shared work does not keep it busy meanwhile.
+TEST(pool, a_waiting_exclusive_task_gets_a_shared_connection_once_quiet) {
+  pool_options o = small(1);
+  o.acquire_timeout = 2s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease shared = co_await f.pool->acquire_shared();
+    fake(shared).start_work();
+    auto ex = co_await asio::this_coro::executor;
+    pool_clock::time_point granted{};
+    auto tx = [&]() -> asio::awaitable<void> {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      granted = pool_clock::now();
+    };
+    asio::co_spawn(ex, tx(), asio::detached);
+    co_await sleep_for(5ms);
+    EXPECT_EQ(f.pool->statuses(), std::vector<status>{status::draining});
+    // New shared work waits rather than landing on the draining connection.
+    EXPECT_FALSE(f.pool->try_acquire_shared());
+    const auto quiet_at = pool_clock::now();
+    fake(shared).finish_work();
+    shared.reset();
+    co_await sleep_for(10ms);
+    EXPECT_NE(granted, pool_clock::time_point{});
+    if (granted != pool_clock::time_point{}) {
+      EXPECT_LT(granted - quiet_at, 5ms);
+    }
+  });
+}
+
+TEST(pool, shared_statements_avoid_a_stalled_connection_while_another_can_open) {
+  pool_options o = small(2);
+  o.stall_threshold = 5ms;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease slow = co_await f.pool->acquire_shared();
+    fake(slow).start_work();
+    // Fresh: no stall yet, statements pipeline behind it.
+    pool_lease behind = f.pool->try_acquire_shared();
+    EXPECT_TRUE(behind);
+    EXPECT_EQ(behind.get(), slow.get());
+    behind.reset();
+    f.clock.now += 10ms;  // the slow statement has now run past the threshold
+    EXPECT_FALSE(f.pool->try_acquire_shared());
+    pool_lease other = co_await f.pool->acquire_shared();
+    EXPECT_NE(other.get(), slow.get());
+    EXPECT_EQ(f.opened.size(), 2u);
+    // With no room to open another, statements queue behind the stalled one after all.
+    fake(other).start_work();
+    f.clock.now += 10ms;
+    pool_lease last = co_await f.pool->acquire_shared();
+    EXPECT_TRUE(last);
+  });
+}
+
+TEST(pool, a_lost_connection_frees_its_slot_and_a_dead_idle_one_is_replaced) {
+  fixture f(small(1));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease l = co_await f.pool->acquire_shared();
+    fake_connection& c = fake(l);
+    c.die();
+    l.reset();
+    EXPECT_EQ(f.pool->stats().size, 0u);
+    pool_lease next = co_await f.pool->acquire_shared();
+    EXPECT_NE(next.get(), &c);
+    next.reset();
+    // Idle for a while and found dead when looked at: replaced, not lent.
+    pool_lease second = co_await f.pool->acquire_exclusive();
+    fake(second).alive = false;
+    second.reset();
+    f.clock.now += 1s;
+    pool_lease fresh = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.opened.size(), 3u);
+    EXPECT_TRUE(f.opened[1]->closed);
+    EXPECT_EQ(fake(fresh).id, 2);
+  });
+}
+
+TEST(pool, an_idle_connection_is_looked_at_only_after_a_while) {
+  fixture f(small(1));
+  f.run([&]() -> asio::awaitable<void> {
+    (void)co_await f.pool->acquire_exclusive();
+    for (int i = 0; i < 10; ++i)
+      (void)co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.opened[0]->checks, 0);  // a loop of statements pays no system call
+    f.clock.now += 5ms;
+    (void)co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.opened[0]->checks, 1);
+  });
+}
+
+TEST(pool, a_failed_open_gives_the_slot_back) {
+  fixture f(small(1));
+  f.failures_to_come = 1;
+  f.run([&]() -> asio::awaitable<void> {
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "opened";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "08001");
+    }
+    EXPECT_EQ(f.pool->stats().size, 0u);
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    EXPECT_TRUE(l);
+  });
+}
+
+TEST(pool, a_cancelled_waiter_leaves_no_trace) {
+  pool_options o = small(1);
+  o.acquire_timeout = 10s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease held = co_await f.pool->acquire_exclusive();
+    asio::steady_timer timer(co_await asio::this_coro::executor, 10ms);
+    auto which = co_await (f.pool->acquire_exclusive() || timer.async_wait(asio::use_awaitable));
+    EXPECT_EQ(which.index(), 1u);
+    EXPECT_EQ(f.pool->stats().waiting, 0u);
+    held.reset();
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.opened.size(), 1u);
+  });
+}
+
+TEST(pool, close_ends_idle_connections_now_and_busy_ones_when_quiet_or_after_grace) {
+  fixture f(small(3));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease a = co_await f.pool->acquire_exclusive();
+    pool_lease b = co_await f.pool->acquire_exclusive();
+    pool_lease c = co_await f.pool->acquire_exclusive();
+    c.reset();  // idle
+    fake(b).start_work();
+    auto ex = co_await asio::this_coro::executor;
+    auto give_back = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(10ms);
+      a.reset();
+    };
+    asio::co_spawn(ex, give_back(), asio::detached);
+    const auto start = pool_clock::now();
+    co_await f.pool->close(50ms);
+    EXPECT_GE(pool_clock::now() - start, 50ms);  // b never became quiet: the grace ran out
+    EXPECT_TRUE(f.opened[0]->closed);
+    EXPECT_TRUE(f.opened[1]->closed);
+    EXPECT_TRUE(f.opened[2]->closed);
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "acquired from a closed pool";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "08003");
+    }
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::detail

@@ -1,0 +1,155 @@
+// Parked tasks and the wait list alone: no database.
+#include "util/parking.hpp"
+
+#include "util/wait_list.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace awaitdb::detail {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+struct sentinel {
+  bool& destroyed;
+  ~sentinel() { destroyed = true; }
+};
+
+asio::awaitable<void> park_on(waiter_ptr w, bool& destroyed, waiter::state& seen) {
+  sentinel s{destroyed};
+  auto [ec, state] = co_await w->async_wait(asio::as_tuple(asio::deferred));
+  seen = ec ? waiter::state::cancelled : state;
+}
+
+TEST(waiter, a_notify_before_or_after_the_wait_resumes_the_task) {
+  asio::io_context io;
+  bool destroyed = false;
+  waiter::state seen = waiter::state::pending;
+  auto early = std::make_shared<waiter>();
+  EXPECT_TRUE(early->notify());
+  EXPECT_FALSE(early->notify());  // once
+  asio::co_spawn(io, park_on(early, destroyed, seen), asio::detached);
+  io.run();
+  EXPECT_EQ(seen, waiter::state::signalled);
+
+  auto late = std::make_shared<waiter>();
+  seen = waiter::state::pending;
+  asio::co_spawn(io, park_on(late, destroyed, seen), asio::detached);
+  io.restart();
+  io.run_for(10ms);
+  EXPECT_EQ(seen, waiter::state::pending);
+  late->notify();
+  io.run_for(10ms);
+  EXPECT_EQ(seen, waiter::state::signalled);
+}
+
+TEST(waiter, per_operation_cancellation_completes_the_wait) {
+  asio::io_context io;
+  bool destroyed = false;
+  waiter::state seen = waiter::state::pending;
+  auto w = std::make_shared<waiter>();
+  asio::cancellation_signal signal;
+  asio::co_spawn(io, park_on(w, destroyed, seen),
+                 asio::bind_cancellation_slot(signal.slot(), asio::detached));
+  io.run_for(10ms);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run_for(10ms);
+  EXPECT_EQ(seen, waiter::state::cancelled);
+  EXPECT_FALSE(w->notify());  // a cancelled waiter stays cancelled
+}
+
+// The task holds the only reference to its waiter, and the waiter holds the task: without the
+// context's service, that cycle would never be freed.
+TEST(waiter, a_task_parked_when_its_context_dies_is_destroyed_not_leaked) {
+  bool destroyed = false;
+  waiter::state seen = waiter::state::pending;
+  std::weak_ptr<waiter> weak;
+  {
+    asio::io_context io;
+    auto w = std::make_shared<waiter>();
+    weak = w;
+    asio::co_spawn(io, park_on(std::move(w), destroyed, seen), asio::detached);
+    io.run_for(10ms);  // the task is parked: the context is left with it (say, stopped)
+    EXPECT_FALSE(destroyed);
+    EXPECT_FALSE(weak.expired());
+  }
+  EXPECT_TRUE(destroyed);
+  EXPECT_TRUE(weak.expired());
+  EXPECT_EQ(seen, waiter::state::pending);  // destroyed, never resumed
+}
+
+TEST(waiter, notifies_from_other_threads_race_safely_with_waits) {
+  asio::thread_pool threads(2);
+  std::atomic<int> resumed{0};
+  constexpr int n = 2000;
+  auto one = [&](waiter_ptr w) -> asio::awaitable<void> {
+    co_await w->async_wait(asio::as_tuple(asio::deferred));
+    ++resumed;
+  };
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_shared<waiter>();
+    asio::co_spawn(threads, one(w), asio::detached);
+    asio::post(threads, [w] { w->notify(); });
+  }
+  threads.join();
+  EXPECT_EQ(resumed.load(), n);
+}
+
+asio::awaitable<void> wait_in(wait_list& list, int id, std::vector<int>& order,
+                              std::optional<std::chrono::steady_clock::time_point> deadline,
+                              std::vector<wait_list::outcome>& outcomes) {
+  std::mutex m;
+  std::unique_lock lock(m);
+  outcomes.push_back(co_await list.wait(lock, deadline));
+  order.push_back(id);
+}
+
+TEST(wait_list, serves_in_order_with_deadlines) {
+  asio::io_context io;
+  wait_list list;
+  std::vector<int> order;
+  std::vector<wait_list::outcome> outcomes;
+  for (int i = 0; i < 3; ++i)
+    asio::co_spawn(io, wait_in(list, i, order, std::nullopt, outcomes), asio::detached);
+  asio::co_spawn(io, wait_in(list, 9, order, std::chrono::steady_clock::now() + 20ms, outcomes),
+                 asio::detached);
+  io.run_for(5ms);
+  EXPECT_EQ(list.size(), 4u);
+  EXPECT_TRUE(list.notify_one());
+  EXPECT_TRUE(list.notify_one());
+  io.run_for(50ms);  // the one with a deadline times out meanwhile
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 9}));
+  EXPECT_EQ(outcomes.back(), wait_list::outcome::timed_out);
+  EXPECT_EQ(list.size(), 1u);
+  list.notify_all();
+  io.run_for(5ms);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 9, 2}));
+  EXPECT_FALSE(list.notify_one());
+}
+
+TEST(wait_list, an_abandoned_ticket_reports_a_signal_it_had_received) {
+  wait_list list;
+  auto t = list.enqueue();
+  list.notify(t);
+  EXPECT_TRUE(list.abandon(t));
+  auto u = list.enqueue();
+  EXPECT_FALSE(list.abandon(u));
+  EXPECT_EQ(list.size(), 0u);
+}
+
+}  // namespace
+}  // namespace awaitdb::detail
