@@ -125,6 +125,18 @@ sql_scan scan_sql(std::string_view sql) noexcept {
 }
 
 bool is_transaction_control(std::string_view sql) noexcept {
+  // The common case first: a statement starting with a letter no control keyword starts with
+  // (SELECT, INSERT, UPDATE, DELETE, WITH ...) is decided by its first two letters.
+  if (!sql.empty()) {
+    const char first = static_cast<char>(sql[0] & ~0x20);  // upper case, for letters
+    const char second = sql.size() > 1 ? static_cast<char>(sql[1] & ~0x20) : '\0';
+    if (first >= 'A' && first <= 'Z') {
+      const bool possible = first == 'B' || first == 'C' || first == 'E' || first == 'R' ||
+                            first == 'A' || first == 'P' ||
+                            (first == 'S' && (second == 'T' || second == 'A'));
+      if (!possible) return false;
+    }
+  }
   std::size_t i = 0;
   for (;;) {
     while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))

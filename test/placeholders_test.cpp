@@ -35,6 +35,16 @@ TEST(placeholders, transaction_control_is_recognized) {
   EXPECT_FALSE(is_transaction_control("BEGINNING"));
   EXPECT_FALSE(is_transaction_control("UPDATE t SET a = 1"));
   EXPECT_FALSE(is_transaction_control(""));
+  // The first-letters shortcut, both cases.
+  EXPECT_TRUE(is_transaction_control("start transaction"));
+  EXPECT_TRUE(is_transaction_control("savepoint b"));
+  EXPECT_TRUE(is_transaction_control("end"));
+  EXPECT_TRUE(is_transaction_control("abort"));
+  EXPECT_TRUE(is_transaction_control("release b"));
+  EXPECT_FALSE(is_transaction_control("select 1"));
+  EXPECT_FALSE(is_transaction_control("SET search_path = x"));
+  EXPECT_FALSE(is_transaction_control("with x as (select 1) select * from x"));
+  EXPECT_FALSE(is_transaction_control("Insert into t values (1)"));
 }
 
 TEST(placeholders, sqlite_names) {

@@ -6,6 +6,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <cassert>
 
 namespace awaitdb::detail {
 
@@ -111,9 +112,14 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
   const auto now = clock_();
   for (std::size_t i = slots_.size(); i-- > 0;) {
     slot& s = slots_[i];
-    const bool candidate =
-        s.state == status::idle || (s.state == status::shared && quiet_locked(s));
+    const bool candidate = s.state == status::idle || s.state == status::shared;
     if (!candidate) continue;
+    // The pool's invariant: a connection is lent only when nothing of a previous user is in
+    // flight on it (an idle one is quiet by construction; checked anyway, as it is cheap).
+    if (!quiet_locked(s)) {
+      assert(s.state != status::idle && "an idle connection with work in flight");
+      continue;
+    }
     const bool looked_at_first = now - s.conn->idle_since() > options_.recheck_after;
     if (s.conn->lost() || (looked_at_first && !s.conn->check_alive())) {
       std::shared_ptr<pooled_connection> dead = s.conn;
@@ -170,11 +176,22 @@ pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lea
 pool_lease connection_pool::try_acquire_shared() {
   std::lock_guard lock(mutex_);
   if (closed_ || !waiters_.empty()) return {};
-  pooled_connection* best = pick_shared_locked(false, false, true);
-  if (!best) return {};
-  slot& s = *find_locked(*best);
-  ++s.claims;
-  return make_lease(s.conn, lease_kind::shared);
+  for (;;) {
+    pooled_connection* best = pick_shared_locked(false, false, false);
+    if (!best) return {};
+    slot& s = *find_locked(*best);
+    // Quiet for a while: look at it first (a non-blocking peek), here rather than on the slow
+    // path, so that a statement every few milliseconds stays on the fast one.
+    if (quiet_locked(s) && clock_() - best->idle_since() > options_.recheck_after &&
+        !best->check_alive()) {
+      std::shared_ptr<pooled_connection> dead = s.conn;
+      remove_locked(*dead);
+      dead->close();
+      continue;
+    }
+    ++s.claims;
+    return make_lease(s.conn, lease_kind::shared);
+  }
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire_shared() {
@@ -230,6 +247,22 @@ void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
 
 asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
   const auto deadline = pool_clock::now() + options_.acquire_timeout;
+  {
+    // The steady state: nobody waits and something can be granted at once; no waiter needed.
+    std::unique_lock lock(mutex_);
+    if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+    if (waiters_.empty()) {
+      grant g = try_grant_locked(kind, true);
+      if (g.conn) co_return make_lease(std::move(g.conn), kind);
+      if (g.may_open) {
+        ++opening_;
+        if (kind == lease_kind::shared) ++opening_shared_;
+        lock.unlock();
+        std::shared_ptr<pooled_connection> c = co_await open_new(kind);
+        co_return make_lease(std::move(c), kind);
+      }
+    }
+  }
   auto task = std::make_shared<waiting_task>();
   task->kind = kind;
   task->ticket = std::make_shared<waiter>();

@@ -173,13 +173,13 @@ void pg_connection::send_statement_locked(pg_statement_cache::entry& e, pg_group
 void pg_connection::fail_send_locked() {
   // libpq could not queue the command: the connection is unusable. What was queued before in
   // this group never reaches a Sync; the pipeline record ends with the connection.
-  std::vector<pg_group_ptr> done;
+  group_list done;
   lose_locked("cannot send to the server", done);
   const std::exception_ptr why = std::make_exception_ptr(
       connection_error(conn_, "cannot send to the server", options_.secrets));
   // Wake the others from a posted handler: this thread holds the lock.
   auto wake = [self = shared_from_this(), done = std::move(done)]() mutable {
-    std::vector<pg_group_ptr> none;
+    group_list none;
     self->finish(done, none, true);
   };
   asio::post(executor_, std::move(wake));
@@ -212,10 +212,10 @@ void pg_connection::after_send_locked(bool was_busy) {
   // PQpipelineSync sent what it could; what the socket did not take waits for writability.
   const int flushed = PQflush(conn_);
   if (flushed < 0) {
-    std::vector<pg_group_ptr> done;
+    group_list done;
     lose_locked("cannot send to the server", done);
     auto wake = [self = shared_from_this(), done = std::move(done)]() mutable {
-      std::vector<pg_group_ptr> none;
+      group_list none;
       self->finish(done, none, true);
     };
     asio::post(executor_, std::move(wake));
@@ -245,7 +245,7 @@ void pg_connection::start_flusher_locked() {
 }
 
 void pg_connection::on_writable() {
-  std::vector<pg_group_ptr> done, cancels;
+  group_list done, cancels;
   {
     std::lock_guard lock(mutex_);
     flushing_ = false;
@@ -276,7 +276,7 @@ void pg_connection::arm_read_locked() {
 }
 
 void pg_connection::on_readable() {
-  std::vector<pg_group_ptr> done, cancels;
+  group_list done, cancels;
   bool was_lost = false;
   {
     std::lock_guard lock(mutex_);
@@ -302,8 +302,7 @@ void pg_connection::on_readable() {
   finish(done, cancels, was_lost);
 }
 
-void pg_connection::read_results_locked(std::vector<pg_group_ptr>& done,
-                                        std::vector<pg_group_ptr>& cancels) {
+void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
   while (state_ == state::open && !pipeline_.empty() && !PQisBusy(conn_)) {
     PGresult* raw = PQgetResult(conn_);
     pg_event e;
@@ -353,8 +352,7 @@ void pg_connection::update_gauges_locked() {
   if (pipeline_.empty()) idle_since_.store(ticks(pg_clock::now()), std::memory_order_release);
 }
 
-void pg_connection::lose_locked(std::string_view why, std::vector<pg_group_ptr>& done,
-                                std::string_view code) {
+void pg_connection::lose_locked(std::string_view why, group_list& done, std::string_view code) {
   if (state_ != state::open) return;
   state_ = state::lost;
   lost_.store(true, std::memory_order_release);
@@ -372,8 +370,7 @@ void pg_connection::lose_locked(std::string_view why, std::vector<pg_group_ptr>&
 
 // Outside the lock: wake the tasks whose groups completed, cancel on the server what must be,
 // and tell the pool.
-void pg_connection::finish(std::vector<pg_group_ptr>& done, std::vector<pg_group_ptr>& cancels,
-                           bool was_lost) {
+void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost) {
   for (const pg_group_ptr& g : done)
     g->notify();
   for (pg_group_ptr& g : cancels)
@@ -446,7 +443,7 @@ void pg_connection::cancel_on_server(pg_group_ptr g) {
       tick.expires_after(std::chrono::milliseconds(20));
       co_await tick.async_wait(asio::as_tuple(asio::deferred));
     }
-    std::vector<pg_group_ptr> done, none;
+    group_list done, none;
     bool lost = false;
     {
       std::lock_guard lock(self->mutex_);
@@ -495,7 +492,7 @@ void pg_connection::on_notice(void* self, const PGresult* notice) {
 }
 
 bool pg_connection::check_alive() noexcept {
-  std::vector<pg_group_ptr> done;
+  group_list done;
   {
     std::lock_guard lock(mutex_);
     if (state_ != state::open) return false;
@@ -550,7 +547,7 @@ bool pg_connection::make_clean() noexcept {
 }
 
 void pg_connection::close() noexcept {
-  std::vector<pg_group_ptr> done;
+  group_list done;
   bool was_busy = false;
   {
     std::lock_guard lock(mutex_);

@@ -27,6 +27,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <libpq-fe.h>
 #include <sys/socket.h>
@@ -140,11 +141,12 @@ class pg_connection final : public pooled_connection,
   void after_send_locked(bool was_busy);
   void arm_read_locked();
   void on_readable();
-  void read_results_locked(std::vector<pg_group_ptr>& done, std::vector<pg_group_ptr>& cancels);
+  // The groups one read completes (a few: no allocation in the steady state).
+  using group_list = boost::container::small_vector<pg_group_ptr, 8>;
+  void read_results_locked(group_list& done, group_list& cancels);
   void completed_locked(pg_group& g);
-  void lose_locked(std::string_view why, std::vector<pg_group_ptr>& done,
-                   std::string_view code = "08006");
-  void finish(std::vector<pg_group_ptr>& done, std::vector<pg_group_ptr>& cancels, bool was_lost);
+  void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
+  void finish(group_list& done, group_list& cancels, bool was_lost);
   void start_flusher_locked();
   void on_writable();
   void cork_locked();
