@@ -2,6 +2,7 @@
 // naive parsing, checked against awaitdb's own messages and libpq's (no server needed).
 #include "secrets.hpp"
 
+#include "secret_helpers.hpp"
 #include "url.hpp"
 #include <awaitdb/error.hpp>
 
@@ -11,28 +12,8 @@
 namespace awaitdb::detail {
 namespace {
 
-// The first run of 4 or more of the password's characters found in `text`, or "".
-std::string leaked_piece(std::string_view text, std::string_view password) {
-  for (std::size_t i = 0; i + 4 <= password.size(); ++i)
-    if (text.find(password.substr(i, 4)) != std::string_view::npos)
-      return std::string(password.substr(i, 4));
-  return {};
-}
-
-std::string percent_encode(std::string_view in) {
-  static const char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+using test::leaked_piece;
+using test::percent_encode;
 
 // A keyword/value value: quoted, with ' and \ escaped.
 std::string kv_quoted(std::string_view in) {

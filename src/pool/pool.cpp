@@ -41,6 +41,19 @@ void pool_lease::reset() noexcept {
 
 // ---- connection_pool
 
+// What a change of state leaves to do once the pool's lock is released (declared before the
+// lock, so destroyed after it): wake the waiters it served, close the connections it dropped.
+struct connection_pool::after_unlock {
+  std::vector<wait_list::ticket> wake;
+  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  ~after_unlock() {
+    for (const auto& t : wake)
+      t->notify();
+    for (const auto& c : to_close)
+      c->close();
+  }
+};
+
 connection_pool::connection_pool(asio::any_io_executor executor, pool_options options, opener open,
                                  clock_function clock)
     : executor_(std::move(executor))
@@ -246,7 +259,6 @@ void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
-  const auto deadline = pool_clock::now() + options_.acquire_timeout;
   {
     // The steady state: nobody waits and something can be granted at once; no waiter needed.
     std::unique_lock lock(mutex_);
@@ -266,64 +278,57 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
   auto task = std::make_shared<waiting_task>();
   task->kind = kind;
   task->ticket = std::make_shared<waiter>();
-  std::vector<wait_list::ticket> wake;
+  co_await wait_for_grant(task, pool_clock::now() + options_.acquire_timeout);
+  if (task->granted) co_return make_lease(std::move(task->granted), kind);
+  std::shared_ptr<pooled_connection> c = co_await open_new(kind);
+  co_return make_lease(std::move(c), kind);
+}
+
+// Queues `task` and waits until it is served (a connection, or a slot to open one: in `task`),
+// the deadline passes (53300), the pool closes (08003) or the wait is cancelled.
+asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_task> task,
+                                                      pool_clock::time_point deadline) {
   {
+    after_unlock then;
     std::lock_guard lock(mutex_);
     if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
     waiters_.push_back(task);
-    dispatch_locked(wake);
+    dispatch_locked(then.wake);  // (perhaps served at once: then its own ticket is signalled)
   }
-  for (const auto& t : wake)
-    if (t != task->ticket) t->notify();
-  const bool served_at_once = std::find(wake.begin(), wake.end(), task->ticket) != wake.end();
-  if (!served_at_once) {
-    std::exception_ptr failure;
-    wait_list::outcome outcome = wait_list::outcome::timed_out;
-    try {
-      outcome = co_await wait_list::wait(task->ticket, deadline);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    bool granted;
-    {
+  std::exception_ptr failure;
+  try {
+    co_await wait_list::wait(task->ticket, deadline);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  bool served, closed_meanwhile;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = std::find(waiters_.begin(), waiters_.end(), task);
+    closed_meanwhile = closed_;
+    served = it == waiters_.end() && (task->granted || task->may_open);  // dispatch removes it
+    if (it != waiters_.end()) waiters_.erase(it);
+  }
+  if (served && failure) {
+    // Served just as it was cancelled: pass what it was given on.
+    if (task->granted) {
+      pool_lease(shared_from_this(), std::move(task->granted), task->kind).reset();
+    } else {
+      after_unlock then;
       std::lock_guard lock(mutex_);
-      auto it = std::find(waiters_.begin(), waiters_.end(), task);
-      granted = it == waiters_.end();  // dispatch removes the waiters it serves
-      if (!granted) waiters_.erase(it);
-      if (closed_ && !granted) failure = nullptr;
-    }
-    if (!granted) {
-      if (failure) std::rethrow_exception(failure);
-      if (closed()) throw error(sqlstate::connection_does_not_exist, "the database is closed");
-      (void)outcome;
-      throw error(sqlstate::too_many_connections,
-                  "timed out after " + std::to_string(options_.acquire_timeout.count()) +
-                      " ms waiting for a connection: all " + std::to_string(options_.max_size) +
-                      " are in use");
-    }
-    if (failure) {
-      // Served just as it was cancelled: pass what it was given on.
-      if (task->granted) {
-        pool_lease(shared_from_this(), std::move(task->granted), kind).reset();
-      } else if (task->may_open) {
-        std::vector<wait_list::ticket> next;
-        {
-          std::lock_guard lock(mutex_);
-          --opening_;
-          if (kind == lease_kind::shared) --opening_shared_;
-          dispatch_locked(next);
-          notify_if_all_gone_locked();
-        }
-        for (const auto& t : next)
-          t->notify();
-      }
-      std::rethrow_exception(failure);
+      --opening_;
+      if (task->kind == lease_kind::shared) --opening_shared_;
+      dispatch_locked(then.wake);
+      notify_if_all_gone_locked();
     }
   }
-  if (task->granted) co_return make_lease(std::move(task->granted), kind);
-  if (!task->may_open) throw error(sqlstate::connection_does_not_exist, "the database is closed");
-  std::shared_ptr<pooled_connection> c = co_await open_new(kind);
-  co_return make_lease(std::move(c), kind);
+  if (failure) std::rethrow_exception(failure);
+  if (served) co_return;
+  if (closed_meanwhile) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  throw error(sqlstate::too_many_connections,
+              "timed out after " + std::to_string(options_.acquire_timeout.count()) +
+                  " ms waiting for a connection: all " + std::to_string(options_.max_size) +
+                  " are in use");
 }
 
 // Opens the connection a waiter was granted the slot for (counted in opening_shared_).
@@ -335,8 +340,8 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(le
   } catch (...) {
     failure = std::current_exception();
   }
-  std::vector<wait_list::ticket> wake;
   {
+    after_unlock then;
     std::lock_guard lock(mutex_);
     --opening_;
     if (kind == lease_kind::shared) --opening_shared_;
@@ -353,11 +358,9 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(le
       slots_.push_back(std::move(s));
     }
     // On failure the slot is free again; on success others may pipeline on it.
-    dispatch_locked(wake);
+    dispatch_locked(then.wake);
     notify_if_all_gone_locked();
   }
-  for (const auto& t : wake)
-    t->notify();
   if (failure) {
     if (c) c->close();
     std::rethrow_exception(failure);
@@ -379,8 +382,8 @@ void connection_pool::became_quiet_locked(
 }
 
 void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
-  std::vector<wait_list::ticket> wake;
-  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  after_unlock then;
+  auto& [wake, to_close] = then;
   {
     std::lock_guard lock(mutex_);
     slot* s = find_locked(c);
@@ -398,15 +401,11 @@ void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
     }
     dispatch_locked(wake);
   }
-  for (const auto& t : wake)
-    t->notify();
-  for (const auto& dead : to_close)
-    dead->close();
 }
 
 void connection_pool::on_quiet(pooled_connection& c) noexcept {
-  std::vector<wait_list::ticket> wake;
-  std::vector<std::shared_ptr<pooled_connection>> to_close;
+  after_unlock then;
+  auto& [wake, to_close] = then;
   {
     std::lock_guard lock(mutex_);
     slot* s = find_locked(c);
@@ -417,25 +416,17 @@ void connection_pool::on_quiet(pooled_connection& c) noexcept {
       became_quiet_locked(*s, to_close);
     dispatch_locked(wake);
   }
-  for (const auto& t : wake)
-    t->notify();
-  for (const auto& dead : to_close)
-    dead->close();
 }
 
 void connection_pool::on_lost(pooled_connection& c) noexcept {
-  std::vector<wait_list::ticket> wake;
-  {
-    std::lock_guard lock(mutex_);
-    slot* s = find_locked(c);
-    if (!s) return;
-    // Exclusive users still hold it (their next statement fails); everyone else loses it now.
-    if (s->state == status::exclusive) return;
-    remove_locked(c);
-    dispatch_locked(wake);
-  }
-  for (const auto& t : wake)
-    t->notify();
+  after_unlock then;
+  std::lock_guard lock(mutex_);
+  slot* s = find_locked(c);
+  if (!s) return;
+  // Exclusive users still hold it (their next statement fails); everyone else loses it now.
+  if (s->state == status::exclusive) return;
+  remove_locked(c);
+  dispatch_locked(then.wake);
 }
 
 void connection_pool::close_now() noexcept {

@@ -171,6 +171,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
     std::shared_ptr<pooled_connection> granted;
     bool may_open = false;
   };
+  struct after_unlock;
   struct grant {
     std::shared_ptr<pooled_connection> conn;
     bool may_open = false;
@@ -190,6 +191,8 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
   boost::asio::awaitable<pool_lease> acquire(lease_kind kind);
+  boost::asio::awaitable<void> wait_for_grant(std::shared_ptr<waiting_task> task,
+                                              pool_clock::time_point deadline);
   boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(lease_kind kind);
   pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
 

@@ -1,6 +1,7 @@
 // What is particular to PostgreSQL: no threads, the pool, cancellation on the server,
 // connection loss, URL passthrough.
 #include "postgres/pg_support.hpp"
+#include "secret_helpers.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -316,45 +317,25 @@ TEST_F(postgres, refused_connection_names_host_and_port_without_password) {
 // Every spelling of a wrong password that libpq accepts, with characters that break naive URL
 // parsing, against the real server: no run of 4 of its characters in any message.
 TEST_F(postgres, no_spelling_of_a_password_reaches_an_error) {
-  auto leaked = [](std::string_view text, std::string_view password) {
-    for (std::size_t i = 0; i + 4 <= password.size(); ++i)
-      if (text.find(password.substr(i, 4)) != std::string_view::npos)
-        return std::string(password.substr(i, 4));
-    return std::string();
-  };
-  auto encode = [](std::string_view in) {
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : in) {
-      if (std::isalnum(c)) {
-        out += static_cast<char>(c);
-      } else {
-        out += '%';
-        out += hex[c >> 4];
-        out += hex[c & 15];
-      }
-    }
-    return out;
-  };
   const std::string at_host = "@" + host_port() + "/awaitdb";
   run([&]() -> asio::awaitable<void> {
     for (std::string password : {"Wrong-Passw0rd", "pa/ss?wo@rd:xy", "with space & amp=1",
                                  "pct%41encoded", "test-secret/xyz"}) {
       for (const std::string& u :
            {"postgresql://awaitdb:" + password + at_host + "?connect_timeout=5",
-            "postgresql://awaitdb:" + encode(password) + at_host,
+            "postgresql://awaitdb:" + percent_encode(password) + at_host,
             "postgresql://awaitdb" + at_host + "?password=" + password,
-            "postgresql://awaitdb" + at_host + "?pass%77ord=" + encode(password),
-            "postgresql://awaitdb" + at_host + "?%70assword=" + encode(password) +
+            "postgresql://awaitdb" + at_host + "?pass%77ord=" + percent_encode(password),
+            "postgresql://awaitdb" + at_host + "?%70assword=" + percent_encode(password) +
                 "&application_name=x"}) {
         try {
           database db = co_await open(u);
           ADD_FAILURE() << "logged in with a wrong password";
         } catch (const error& e) {
           EXPECT_EQ(e.sqlstate().substr(0, 2), "08") << e.what();
-          EXPECT_EQ(leaked(e.what(), password), "") << e.what();
-          EXPECT_EQ(leaked(e.server_message(), password), "") << e.server_message();
-          EXPECT_EQ(leaked(e.detail(), password), "") << e.detail();
+          EXPECT_EQ(leaked_piece(e.what(), password), "") << e.what();
+          EXPECT_EQ(leaked_piece(e.server_message(), password), "") << e.server_message();
+          EXPECT_EQ(leaked_piece(e.detail(), password), "") << e.detail();
         }
       }
     }
