@@ -28,15 +28,16 @@ detail::backend& usable(detail::backend* b) {
   return *b;
 }
 
-// A statement's only coroutine frame (SQLite runs inline within it), with the parameters in it.
+// A statement's only coroutine frame (SQLite runs inline within it), with its arguments and a
+// reference to its engine in it: a statement outlives the handle it was made from.
 template <class T>
-asio::awaitable<T> run_statement(detail::backend* backend, std::string_view sql,
-                                 detail::param_list params) {
-  detail::backend& b = usable(backend);
+asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
+                                 detail::statement_args args) {
+  detail::backend& b = usable(backend.get());
   detail::statement st;
-  st.sql = sql;
-  st.params = params.data();
-  st.param_count = params.size();
+  st.sql = args.sql;
+  st.params = args.params.data();
+  st.param_count = args.params.size();
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
   tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, b);
   if (tx) check_usable(*tx);
@@ -68,13 +69,46 @@ awaitdb::engine database::engine() const {
 
 // Not coroutines themselves: the frame is run_statement's (a closed handle still fails when
 // the statement is awaited, not when it is created).
-asio::awaitable<result> database::run_query(std::string_view sql, detail::param_list params) const {
-  return run_statement<result>(backend_.get(), sql, std::move(params));
+asio::awaitable<result> database::run_query(detail::statement_args args) const {
+  return run_statement<result>(backend_, std::move(args));
 }
 
-asio::awaitable<std::uint64_t> database::run_execute(std::string_view sql,
-                                                     detail::param_list params) const {
-  return run_statement<std::uint64_t>(backend_.get(), sql, std::move(params));
+asio::awaitable<std::uint64_t> database::run_execute(detail::statement_args args) const {
+  return run_statement<std::uint64_t>(backend_, std::move(args));
+}
+
+namespace {
+
+asio::awaitable<row> exactly_one(asio::awaitable<result> all, bool one_column) {
+  result r = co_await std::move(all);
+  if (r.empty())
+    throw error(sqlstate::no_data_found, "the query returned no row; one was expected");
+  if (r.size() > 1)
+    throw error(sqlstate::too_many_rows,
+                "the query returned " + std::to_string(r.size()) + " rows; one was expected");
+  if (one_column && r.column_count() != 1)
+    throw error(sqlstate::syntax_error, "the query returned " + std::to_string(r.column_count()) +
+                                            " columns; a scalar query returns one");
+  co_return r[0];
+}
+
+asio::awaitable<std::optional<row>> at_most_one(asio::awaitable<result> all) {
+  result r = co_await std::move(all);
+  if (r.size() > 1)
+    throw error(sqlstate::too_many_rows, "the query returned " + std::to_string(r.size()) +
+                                             " rows; at most one was expected");
+  if (r.empty()) co_return std::nullopt;
+  co_return r[0];
+}
+
+}  // namespace
+
+asio::awaitable<row> database::run_query_one(detail::statement_args args, bool one_column) const {
+  return exactly_one(run_statement<result>(backend_, std::move(args)), one_column);
+}
+
+asio::awaitable<std::optional<row>> database::run_query_opt(detail::statement_args args) const {
+  return at_most_one(run_statement<result>(backend_, std::move(args)));
 }
 
 asio::awaitable<detail::transaction_scope> database::begin_transaction() const {

@@ -1,8 +1,10 @@
 // Reading result values into C++ types: one set of rules for both engines.
+#include "text_forms.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -94,31 +96,6 @@ bool parse_double(std::string_view text, double& out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-std::int64_t read_integer(const result_source& src, std::size_t row, std::size_t column,
-                          const char* wanted, std::int64_t min, std::int64_t max) {
-  cell c = checked_cell(src, row, column);
-  std::int64_t value = 0;
-  switch (c.kind) {
-    case cell_kind::integer:
-      value = c.integer;
-      break;
-    case cell_kind::numeric: {
-      bool overflow = false;
-      if (!numeric_to_integer(c.bytes, value, overflow)) {
-        if (overflow) out_of_range(src, column, wanted);
-        throw error(sqlstate::datatype_mismatch, column_label(src, column) +
-                                                     " holds a numeric with a fractional part, " +
-                                                     "which cannot be read as " + wanted);
-      }
-      break;
-    }
-    default:
-      mismatch(src, column, c, wanted);
-  }
-  if (value < min || value > max) out_of_range(src, column, wanted);
-  return value;
-}
-
 int hex_digit(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
   if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -154,21 +131,61 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, bo
   mismatch(src, column, c, "bool");
 }
 
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int16_t& out) {
-  out = static_cast<std::int16_t>(read_integer(src, row, column, "std::int16_t",
-                                               std::numeric_limits<std::int16_t>::min(),
-                                               std::numeric_limits<std::int16_t>::max()));
+std::int64_t read_signed(const result_source& src, std::size_t row, std::size_t column,
+                         const char* wanted, std::int64_t min, std::int64_t max) {
+  cell c = checked_cell(src, row, column);
+  std::int64_t value = 0;
+  switch (c.kind) {
+    case cell_kind::integer:
+      value = c.integer;
+      break;
+    case cell_kind::numeric: {
+      bool overflow = false;
+      if (!numeric_to_integer(c.bytes, value, overflow)) {
+        if (overflow) out_of_range(src, column, wanted);
+        throw error(sqlstate::datatype_mismatch, column_label(src, column) +
+                                                     " holds a numeric with a fractional part, " +
+                                                     "which cannot be read as " + wanted);
+      }
+      break;
+    }
+    default:
+      mismatch(src, column, c, wanted);
+  }
+  if (value < min || value > max) out_of_range(src, column, wanted);
+  return value;
 }
 
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int32_t& out) {
-  out = static_cast<std::int32_t>(read_integer(src, row, column, "std::int32_t",
-                                               std::numeric_limits<std::int32_t>::min(),
-                                               std::numeric_limits<std::int32_t>::max()));
-}
-
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int64_t& out) {
-  out = read_integer(src, row, column, "std::int64_t", std::numeric_limits<std::int64_t>::min(),
-                     std::numeric_limits<std::int64_t>::max());
+std::uint64_t read_unsigned(const result_source& src, std::size_t row, std::size_t column,
+                            const char* wanted, std::uint64_t max) {
+  cell c = checked_cell(src, row, column);
+  if (c.kind == cell_kind::integer) {
+    if (c.integer < 0 || static_cast<std::uint64_t>(c.integer) > max)
+      out_of_range(src, column, wanted);
+    return static_cast<std::uint64_t>(c.integer);
+  }
+  if (c.kind != cell_kind::numeric) mismatch(src, column, c, wanted);
+  // A NUMERIC holds what BIGINT cannot: read its whole digits exactly.
+  std::string_view text = c.bytes;
+  const std::size_t dot = text.find('.');
+  if (dot != std::string_view::npos)
+    for (char ch : text.substr(dot + 1))
+      if (ch != '0')
+        throw error(sqlstate::datatype_mismatch, column_label(src, column) +
+                                                     " holds a numeric with a fractional part, "
+                                                     "which cannot be read as " +
+                                                     wanted);
+  text = text.substr(0, dot);
+  if (text.starts_with('-')) {
+    if (text.find_first_not_of('0', 1) == std::string_view::npos) return 0;  // "-0"
+    out_of_range(src, column, wanted);
+  }
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && value > max))
+    out_of_range(src, column, wanted);
+  if (ec != std::errc() || end != text.data() + text.size()) mismatch(src, column, c, wanted);
+  return value;
 }
 
 void read_cell(const result_source& src, std::size_t row, std::size_t column, double& out) {
@@ -189,11 +206,21 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, do
   mismatch(src, column, c, "double");
 }
 
+void read_cell(const result_source& src, std::size_t row, std::size_t column, float& out) {
+  double wide = 0;
+  read_cell(src, row, column, wide);
+  if (std::isfinite(wide) && std::fabs(wide) > std::numeric_limits<float>::max())
+    out_of_range(src, column, "float");
+  out = static_cast<float>(wide);
+}
+
 void read_cell(const result_source& src, std::size_t row, std::size_t column, std::string& out) {
   cell c = checked_cell(src, row, column);
   switch (c.kind) {
     case cell_kind::text:
     case cell_kind::numeric:
+    case cell_kind::hex_blob:  // PostgreSQL's own text form of BYTEA: "\\x0a1b..."
+    case cell_kind::blob:      // SQLite's: the bytes themselves, as CAST(x AS TEXT) gives them
       out.assign(c.bytes);
       return;
     case cell_kind::integer:
@@ -244,6 +271,100 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, bl
     default:
       mismatch(src, column, c, "awaitdb::blob");
   }
+}
+
+namespace {
+
+// The text of a time, date, duration or UUID cell (both engines present them as text).
+std::string_view text_of(const result_source& src, std::size_t column, const cell& c,
+                         const char* wanted) {
+  if (c.kind != cell_kind::text) mismatch(src, column, c, wanted);
+  return c.bytes;
+}
+
+[[noreturn]] void bad_time(const result_source& src, std::size_t column, std::string_view text,
+                           const char* wanted) {
+  if (text == "infinity" || text == "-infinity")
+    throw error("22008", column_label(src, column) + " holds " + std::string(text) + ", which " +
+                             wanted + " cannot represent");
+  throw error("22007", column_label(src, column) + " holds text that is not a " + wanted +
+                           " in ISO 8601 form");
+}
+
+}  // namespace
+
+std::int64_t read_timestamp(const result_source& src, std::size_t row, std::size_t column) {
+  const cell c = checked_cell(src, row, column);
+  const std::string_view text = text_of(src, column, c, "time point");
+  if (auto micros = parse_timestamp(text)) return *micros;
+  bad_time(src, column, text, "time point");
+}
+
+std::int64_t read_date(const result_source& src, std::size_t row, std::size_t column) {
+  const cell c = checked_cell(src, row, column);
+  const std::string_view text = text_of(src, column, c, "date");
+  if (auto days = parse_date(text)) return *days;
+  bad_time(src, column, text, "date");
+}
+
+std::int64_t read_duration(const result_source& src, std::size_t row, std::size_t column) {
+  const cell c = checked_cell(src, row, column);
+  const std::string_view text = text_of(src, column, c, "duration");
+  std::int64_t micros = 0;
+  switch (parse_duration(text, micros)) {
+    case duration_parse::ok:
+      return micros;
+    case duration_parse::has_days_or_months:
+      throw error("22015", column_label(src, column) +
+                               " holds an interval with days, months or years, which a "
+                               "std::chrono::duration cannot represent exactly");
+    case duration_parse::malformed:
+      break;
+  }
+  bad_time(src, column, text, "duration");
+}
+
+void read_cell(const result_source& src, std::size_t row, std::size_t column,
+               boost::uuids::uuid& out) {
+  const cell c = checked_cell(src, row, column);
+  if (c.kind == cell_kind::blob && c.bytes.size() == 16) {  // SQLite: 16 bytes
+    std::copy_n(reinterpret_cast<const std::uint8_t*>(c.bytes.data()), 16, out.data);
+    return;
+  }
+  const std::string_view text = text_of(src, column, c, "boost::uuids::uuid");
+  auto bytes = parse_uuid(text);
+  if (!bytes)
+    throw error(sqlstate::invalid_text_representation,
+                column_label(src, column) + " holds text that is not a UUID");
+  std::copy(bytes->begin(), bytes->end(), out.data);
+}
+
+}  // namespace detail
+
+namespace detail {
+
+void rethrow_for_member(const error& cause, std::string_view member, std::size_t column,
+                        std::string_view column_name) {
+  // The cause's text names the column; say which member it was read for. (Its own text,
+  // without the "awaitdb: " and " [SQLSTATE ...]" that what() wraps it in.)
+  std::string_view text = cause.what();
+  if (text.starts_with("awaitdb: ")) text.remove_prefix(9);
+  if (const auto bracket = text.rfind(" [SQLSTATE "); bracket != std::string_view::npos)
+    text = text.substr(0, bracket);
+  throw error(cause.sqlstate(), "struct member " + std::string(member) + " from column " +
+                                    std::to_string(column) + " (\"" + std::string(column_name) +
+                                    "\"): " + std::string(text));
+}
+
+void member_count_mismatch(std::size_t members, std::size_t columns) {
+  throw error(sqlstate::datatype_mismatch, "the struct has " + std::to_string(members) +
+                                               " members but the result has " +
+                                               std::to_string(columns) + " columns");
+}
+
+void missing_member_column(std::string_view member) {
+  throw error(sqlstate::undefined_column,
+              "struct member " + std::string(member) + " has no column of its name in the result");
 }
 
 }  // namespace detail

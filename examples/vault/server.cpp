@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <set>
@@ -107,6 +108,21 @@ std::optional<std::int64_t> path_id(std::string_view s) {
   return v;
 }
 
+// "2026-12-01T21:13:24.123456Z"
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto micros = floor<microseconds>(t);
+  const auto day = floor<days>(micros);
+  const year_month_day ymd(day);
+  const hh_mm_ss hms(micros - day);
+  char out[40];
+  std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", int(ymd.year()),
+                unsigned(ymd.month()), unsigned(ymd.day()), int(hms.hours().count()),
+                int(hms.minutes().count()), int(hms.seconds().count()),
+                int(hms.subseconds().count()));
+  return out;
+}
+
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -192,11 +208,12 @@ asio::awaitable<response> route(const awaitdb::database& db, const request& req)
     if (is({"groups", "*", "activity"}) && method == http::verb::get) {
       json::array list;
       for (auto& a : co_await activity(db, *id)) {
-        json::object o{{"id", a.id}, {"kind", a.kind}, {"group", a.from_group}};
-        if (!a.user.empty()) o["user"] = a.user;
-        if (!a.item.empty()) o["item"] = a.item;
-        if (a.kind == "set" || a.kind == "transfer") o["quantity"] = a.quantity;
-        if (a.kind == "transfer") o["to"] = a.to_group;
+        json::object o{
+            {"id", a.id}, {"kind", a.kind}, {"group", a.from_group}, {"at", iso8601(a.at)}};
+        if (a.user) o["user"] = *a.user;
+        if (a.item) o["item"] = *a.item;
+        if (a.quantity) o["quantity"] = *a.quantity;
+        if (a.to_group) o["to"] = *a.to_group;
         list.emplace_back(std::move(o));
       }
       co_return json_response(http::status::ok, json::object{{"activity", list}}, req);

@@ -9,15 +9,17 @@ namespace {
 // them takes a transaction parameter.
 
 asio::awaitable<void> require_group(const awaitdb::database& db, std::int64_t group) {
-  awaitdb::result r = co_await db.query("SELECT 1 FROM groups WHERE id = $1", group);
-  if (r.empty()) throw request_error(404, "no group " + std::to_string(group));
+  // (The result named first: GCC 12 miscompiles a co_await inside an if's condition.)
+  const std::optional<awaitdb::row> found =
+      co_await db.query_opt("SELECT 1 FROM groups WHERE id = $1", group);
+  if (!found) throw request_error(404, "no group " + std::to_string(group));
 }
 
 asio::awaitable<std::int64_t> balance(const awaitdb::database& db, std::int64_t group,
                                       const std::string& item) {
-  awaitdb::result r = co_await db.query(
+  std::optional<awaitdb::row> r = co_await db.query_opt(
       "SELECT quantity FROM items WHERE group_id = $1 AND name = $2", group, item);
-  co_return r.empty() ? 0 : r[0].get<std::int64_t>(0);
+  co_return r ? r->get<std::int64_t>(0) : 0;
 }
 
 asio::awaitable<void> check_balance(const awaitdb::database& db, std::int64_t group,
@@ -52,9 +54,9 @@ asio::awaitable<void> log_activity(const awaitdb::database& db, std::int64_t gro
                                    std::optional<std::int64_t> quantity,
                                    std::optional<std::int64_t> to_group) {
   co_await db.execute(
-      "INSERT INTO activity (group_id, kind, user_name, item, quantity, to_group) "
-      "VALUES ($1, $2, $3, $4, $5, $6)",
-      group, kind, user, item, quantity, to_group);
+      "INSERT INTO activity (group_id, kind, user_name, item, quantity, to_group, at) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      group, kind, user, item, quantity, to_group, std::chrono::system_clock::now());
 }
 
 std::string new_join_code() {
@@ -83,9 +85,12 @@ asio::awaitable<void> create_schema(const awaitdb::database& db) {
       "CREATE TABLE IF NOT EXISTS items (group_id BIGINT NOT NULL REFERENCES groups(id),"
       " name TEXT NOT NULL, quantity BIGINT NOT NULL CHECK (quantity >= 0),"
       " PRIMARY KEY (group_id, name))");
+  // (The same time type reads back identically on both engines: TIMESTAMPTZ, or SQLite's
+  // ISO-8601 text in UTC.)
   co_await db.execute("CREATE TABLE IF NOT EXISTS activity (id " + id +
                       ", group_id BIGINT NOT NULL REFERENCES groups(id), kind TEXT NOT NULL,"
-                      " user_name TEXT, item TEXT, quantity BIGINT, to_group BIGINT)");
+                      " user_name TEXT, item TEXT, quantity BIGINT, to_group BIGINT, at " +
+                      (pg ? "TIMESTAMPTZ" : "TEXT") + " NOT NULL)");
   co_await db.execute("CREATE INDEX IF NOT EXISTS activity_by_group ON activity (group_id, id)");
   co_await db.execute("CREATE INDEX IF NOT EXISTS activity_by_target ON activity (to_group, id)");
 }
@@ -94,13 +99,15 @@ asio::awaitable<group> create_group(const awaitdb::database& db, const std::stri
   co_return co_await db.transaction([&]() -> asio::awaitable<group> {
     for (int attempt = 0;; ++attempt) {
       std::string code = new_join_code();
-      if (!(co_await db.query("SELECT 1 FROM groups WHERE join_code = $1", code)).empty()) {
+      const std::optional<awaitdb::row> taken =
+          co_await db.query_opt("SELECT 1 FROM groups WHERE join_code = $1", code);
+      if (taken) {
         if (attempt < 5) continue;
         throw std::runtime_error("could not draw a free join code");
       }
-      awaitdb::result r = co_await db.query(
-          "INSERT INTO groups (name, join_code) VALUES ($1, $2) RETURNING id", name, code);
-      group g{r[0].get<std::int64_t>(0), name, code};
+      group g = co_await db.query_one_as<group>(
+          "INSERT INTO groups (name, join_code) VALUES ($1, $2) RETURNING id, name, join_code",
+          name, code);
       co_await log_activity(db, g.id, "created", std::nullopt, std::nullopt, std::nullopt,
                             std::nullopt);
       co_return g;
@@ -111,14 +118,16 @@ asio::awaitable<group> create_group(const awaitdb::database& db, const std::stri
 asio::awaitable<std::int64_t> join_group(const awaitdb::database& db, const std::string& code,
                                          const std::string& user) {
   co_return co_await db.transaction([&]() -> asio::awaitable<std::int64_t> {
-    awaitdb::result g = co_await db.query("SELECT id FROM groups WHERE join_code = $1", code);
-    if (g.empty()) throw request_error(404, "no group has that join code");
-    const std::int64_t group_id = g[0].get<std::int64_t>(0);
+    std::optional<awaitdb::row> g =
+        co_await db.query_opt("SELECT id FROM groups WHERE join_code = $1", code);
+    if (!g) throw request_error(404, "no group has that join code");
+    const std::int64_t group_id = g->get<std::int64_t>(0);
     co_await db.execute("INSERT INTO users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", user);
-    awaitdb::result u = co_await db.query("SELECT id FROM users WHERE name = $1", user);
+    const auto user_id =
+        co_await db.query_scalar<std::int64_t>("SELECT id FROM users WHERE name = $1", user);
     std::uint64_t added = co_await db.execute(
         "INSERT INTO memberships (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        group_id, u[0].get<std::int64_t>(0));
+        group_id, user_id);
     if (added == 1)
       co_await log_activity(db, group_id, "joined", user, std::nullopt, std::nullopt, std::nullopt);
     co_return group_id;
@@ -150,11 +159,8 @@ asio::awaitable<void> set_quantity(const awaitdb::database& db, std::int64_t gro
 
 asio::awaitable<std::vector<item>> items(const awaitdb::database& db, std::int64_t group) {
   co_await require_group(db, group);
-  std::vector<item> out;
-  for (const awaitdb::row& row : co_await db.query(
-           "SELECT name, quantity FROM items WHERE group_id = $1 ORDER BY name", group))
-    out.push_back({row.get<std::string>(0), row.get<std::int64_t>(1)});
-  co_return out;
+  co_return co_await db.query_as<item>(
+      "SELECT name, quantity FROM items WHERE group_id = $1 ORDER BY name", group);
 }
 
 asio::awaitable<void> transfer(const awaitdb::database& db, std::int64_t from, std::int64_t to,
@@ -179,17 +185,10 @@ asio::awaitable<void> transfer(const awaitdb::database& db, std::int64_t from, s
 asio::awaitable<std::vector<activity_entry>> activity(const awaitdb::database& db,
                                                       std::int64_t group) {
   co_await require_group(db, group);
-  std::vector<activity_entry> out;
-  for (const awaitdb::row& row : co_await db.query(
-           "SELECT id, kind, user_name, item, quantity, group_id, to_group FROM activity "
-           "WHERE group_id = $1 OR to_group = $1 ORDER BY id",
-           group))
-    out.push_back({row.get<std::int64_t>(0), row.get<std::string>(1),
-                   row.get<std::optional<std::string>>(2).value_or(""),
-                   row.get<std::optional<std::string>>(3).value_or(""),
-                   row.get<std::optional<std::int64_t>>(4).value_or(0), row.get<std::int64_t>(5),
-                   row.get<std::optional<std::int64_t>>(6).value_or(0)});
-  co_return out;
+  co_return co_await db.query_as<activity_entry>(
+      "SELECT id, kind, user_name, item, quantity, group_id, to_group, at FROM activity "
+      "WHERE group_id = $1 OR to_group = $1 ORDER BY id",
+      group);
 }
 
 }  // namespace vault

@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -38,14 +39,16 @@ struct item {
   std::int64_t quantity;
 };
 
+/// One line of a group's activity: a row of the `activity` table, mapped by position.
 struct activity_entry {
   std::int64_t id;
   std::string kind;  // "created", "joined", "set", "transfer"
-  std::string user;
-  std::string item;
-  std::int64_t quantity;
+  std::optional<std::string> user;
+  std::optional<std::string> item;
+  std::optional<std::int64_t> quantity;
   std::int64_t from_group;
-  std::int64_t to_group;
+  std::optional<std::int64_t> to_group;
+  std::chrono::system_clock::time_point at;
 };
 
 /// Creates the schema if it is missing (either engine).

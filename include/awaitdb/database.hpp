@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace awaitdb {
 
@@ -82,29 +84,94 @@ class database {
   /// Parameters are sent apart from the SQL, never spliced into it. Each is one of `bool`,
   /// `std::int16_t`, `std::int32_t`, `std::int64_t`, `float`, `double`, `std::string`,
   /// `std::string_view`, `const char*`, `awaitdb::blob`, `std::optional` of them, or
-  /// `std::nullopt`; any other type does not compile. `sql` and the parameters are read until
-  /// the returned awaitable completes, so `co_await` it in the same expression (or keep them
-  /// alive until it completes).
+  /// `std::nullopt`; any other type does not compile.
+  ///
+  /// Lifetimes: a temporary `std::string` or `blob` (as a parameter, or the SQL itself) is moved
+  /// into the operation and lives as long as it, so `co_spawn(ex, db.execute(sql,
+  /// std::to_string(i)), detached)` is safe. Anything else that refers to memory (an lvalue
+  /// string or blob, a `std::string_view`, a `const char*`) is read in place until the returned
+  /// awaitable completes: keep it alive until then (as a `co_await` in the same expression does).
   ///
   /// Inside a transaction of this database, runs on the transaction's connection. On SQLite it
   /// runs inline: it completes without suspending unless a transaction of another task holds the
   /// database. On PostgreSQL it suspends on the socket, never blocking the thread.
   ///
   /// Throws `awaitdb::error` on any database failure (SQL error, wrong parameter count, lost
-  /// connection). Cancellation (per-operation, `||` with a timer, or the statement timeout):
-  /// throws `boost::system::system_error` with `boost::asio::error::operation_aborted`; on
-  /// PostgreSQL the statement is also cancelled on the server.
-  template <class... Params>
-  boost::asio::awaitable<result> query(std::string_view sql, const Params&... params) const {
-    return run_query(sql, detail::param_list{detail::make_param(params)...});
+  /// connection). Cancellation (per-operation, a timer, or the statement timeout): throws
+  /// `boost::system::system_error` with `boost::asio::error::operation_aborted`; on PostgreSQL
+  /// the statement is also cancelled on the server.
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<result> query(
+      Sql&& sql, Params&&... params)
+  const {
+    return run_query(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
   }
 
   /// Like `query`, for statements run for their effect: returns the number of rows the
   /// statement inserted, updated or deleted (0 for other statements).
-  template <class... Params>
-  boost::asio::awaitable<std::uint64_t> execute(std::string_view sql,
-                                                const Params&... params) const {
-    return run_execute(sql, detail::param_list{detail::make_param(params)...});
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::uint64_t> execute(
+      Sql&& sql, Params&&... params)
+  const {
+    return run_execute(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  }
+
+  /// Like `query`, for a statement that returns exactly one row: returns it (the row keeps the
+  /// result alive). No row throws `awaitdb::error` P0002 (no_data_found), several P0003
+  /// (too_many_rows).
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<row> query_one(
+      Sql&& sql, Params&&... params)
+  const {
+    return run_query_one(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...),
+                         false);
+  }
+
+  /// Like `query_one`, for a statement that returns zero or one row: no row is `std::nullopt`.
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::optional<row>>
+  query_opt(Sql&& sql, Params&&... params)
+  const {
+    return run_query_opt(
+        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  }
+
+  /// The one value of a statement that returns exactly one row of one column, as `T` (as
+  /// `row::get<T>` reads it; `std::optional<T>` for a value that may be NULL). Errors as
+  /// `query_one`; more than one column throws 42601.
+  template <class T, class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<T> query_scalar(
+      Sql&& sql, Params&&... params)
+  const {
+    return scalar<T>(run_query_one(
+        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), true));
+  }
+
+  /// Every row of the result as a `T` (see `row::as`).
+  template <class T, class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::vector<T>>
+  query_as(Sql&& sql, Params&&... params)
+  const {
+    return all_as<T>(
+        run_query(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...)));
+  }
+
+  /// The one row of the result as a `T` (see `query_one` and `row::as`).
+  template <class T, class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<T> query_one_as(
+      Sql&& sql, Params&&... params)
+  const {
+    return one_as<T>(run_query_one(
+        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), false));
+  }
+
+  /// Zero or one row as a `T` (see `query_opt` and `row::as`).
+  template <class T, class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::optional<T>>
+  query_opt_as(Sql&& sql, Params&&... params)
+  const {
+    return opt_as<T>(
+        run_query_opt(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...)));
   }
 
   /// Runs `fn()`, which returns `boost::asio::awaitable<R>`, inside a transaction, and returns
@@ -171,9 +238,40 @@ class database {
   boost::asio::awaitable<void> close() const;
 
  private:
-  boost::asio::awaitable<result> run_query(std::string_view sql, detail::param_list params) const;
-  boost::asio::awaitable<std::uint64_t> run_execute(std::string_view sql,
-                                                    detail::param_list params) const;
+  boost::asio::awaitable<result> run_query(detail::statement_args args) const;
+  // `one_column`: also check that the row has exactly one column (query_scalar).
+  boost::asio::awaitable<row> run_query_one(detail::statement_args args, bool one_column) const;
+  boost::asio::awaitable<std::optional<row>> run_query_opt(detail::statement_args args) const;
+
+  // The second halves of the typed helpers: coroutines of their own, which hold the awaitable
+  // of the statement (not `this`), so a helper outlives the handle it was called on.
+  template <class T>
+  static boost::asio::awaitable<T> scalar(boost::asio::awaitable<row> one) {
+    row r = co_await std::move(one);
+    co_return r.get<T>(0);
+  }
+  template <class T>
+  static boost::asio::awaitable<std::vector<T>> all_as(boost::asio::awaitable<result> all) {
+    result r = co_await std::move(all);
+    std::vector<T> out;
+    out.reserve(r.size());
+    for (const row& each : r)
+      out.push_back(each.as<T>());
+    co_return out;
+  }
+  template <class T>
+  static boost::asio::awaitable<T> one_as(boost::asio::awaitable<row> one) {
+    row r = co_await std::move(one);
+    co_return r.as<T>();
+  }
+  template <class T>
+  static boost::asio::awaitable<std::optional<T>> opt_as(
+      boost::asio::awaitable<std::optional<row>> opt) {
+    std::optional<row> r = co_await std::move(opt);
+    if (!r) co_return std::nullopt;
+    co_return r->as<T>();
+  }
+  boost::asio::awaitable<std::uint64_t> run_execute(detail::statement_args args) const;
   boost::asio::awaitable<detail::transaction_scope> begin_transaction() const;
   detail::backend& checked_backend() const;
 

@@ -37,6 +37,8 @@ inline constexpr std::string_view feature_not_supported = "0A000";
 inline constexpr std::string_view invalid_url = "08000";  // class 08: cannot connect
 inline constexpr std::string_view undefined_file = "58P01";
 inline constexpr std::string_view internal_error = "XX000";
+inline constexpr std::string_view no_data_found = "P0002";  // query_one: no row
+inline constexpr std::string_view too_many_rows = "P0003";  // query_one, query_opt: several
 }  // namespace sqlstate
 
 /// The exception thrown by every awaitdb operation that fails for a database reason.

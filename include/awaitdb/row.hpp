@@ -2,10 +2,19 @@
 #ifndef AWAITDB_ROW_HPP
 #define AWAITDB_ROW_HPP
 
+#include <awaitdb/error.hpp>
 #include <awaitdb/value.hpp>
 
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/pfr/core.hpp>
+#include <boost/pfr/tuple_size.hpp>
+
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,12 +60,63 @@ class result_source {
 };
 
 void read_cell(const result_source& src, std::size_t row, std::size_t column, bool& out);
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int16_t& out);
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int32_t& out);
-void read_cell(const result_source& src, std::size_t row, std::size_t column, std::int64_t& out);
 void read_cell(const result_source& src, std::size_t row, std::size_t column, double& out);
+void read_cell(const result_source& src, std::size_t row, std::size_t column, float& out);
 void read_cell(const result_source& src, std::size_t row, std::size_t column, std::string& out);
 void read_cell(const result_source& src, std::size_t row, std::size_t column, blob& out);
+void read_cell(const result_source& src, std::size_t row, std::size_t column,
+               boost::uuids::uuid& out);
+
+// The non-template halves of the readers below. `wanted` names the C++ type in errors.
+std::int64_t read_signed(const result_source& src, std::size_t row, std::size_t column,
+                         const char* wanted, std::int64_t min, std::int64_t max);
+std::uint64_t read_unsigned(const result_source& src, std::size_t row, std::size_t column,
+                            const char* wanted, std::uint64_t max);
+std::int64_t read_timestamp(const result_source& src, std::size_t row, std::size_t column);
+std::int64_t read_date(const result_source& src, std::size_t row, std::size_t column);
+std::int64_t read_duration(const result_source& src, std::size_t row, std::size_t column);
+
+template <database_integer I>
+constexpr const char* integer_name() {
+  if constexpr (std::is_signed_v<I>)
+    return sizeof(I) == 2 ? "std::int16_t" : sizeof(I) == 4 ? "std::int32_t" : "std::int64_t";
+  else
+    return sizeof(I) == 2 ? "std::uint16_t" : sizeof(I) == 4 ? "std::uint32_t" : "std::uint64_t";
+}
+
+template <database_integer I>
+void read_cell(const result_source& src, std::size_t row, std::size_t column, I& out) {
+  if constexpr (std::is_signed_v<I>)
+    out = static_cast<I>(read_signed(src, row, column, integer_name<I>(),
+                                     std::numeric_limits<I>::min(), std::numeric_limits<I>::max()));
+  else
+    out = static_cast<I>(
+        read_unsigned(src, row, column, integer_name<I>(), std::numeric_limits<I>::max()));
+}
+
+template <class Duration>
+void read_cell(const result_source& src, std::size_t row, std::size_t column,
+               std::chrono::time_point<std::chrono::system_clock, Duration>& out) {
+  using point = std::chrono::time_point<std::chrono::system_clock, Duration>;
+  if constexpr (std::is_same_v<Duration, std::chrono::days>)
+    out = point(std::chrono::days(read_date(src, row, column)));
+  else
+    out = point(
+        std::chrono::floor<Duration>(std::chrono::microseconds(read_timestamp(src, row, column))));
+}
+
+inline void read_cell(const result_source& src, std::size_t row, std::size_t column,
+                      std::chrono::year_month_day& out) {
+  out = std::chrono::year_month_day(
+      std::chrono::sys_days(std::chrono::days(read_date(src, row, column))));
+}
+
+template <class Rep, class Period>
+void read_cell(const result_source& src, std::size_t row, std::size_t column,
+               std::chrono::duration<Rep, Period>& out) {
+  out = std::chrono::floor<std::chrono::duration<Rep, Period>>(
+      std::chrono::microseconds(read_duration(src, row, column)));
+}
 
 template <class T>
 inline constexpr bool is_readable = requires(const result_source& s, T& out) {
@@ -80,11 +140,16 @@ class row {
 
   /// The value of column `column` (0-based) as `T`.
   ///
-  /// `T` is one of `bool`, `std::int16_t`, `std::int32_t`, `std::int64_t`, `double`,
-  /// `std::string`, `awaitdb::blob`, or `std::optional` of one of them. Reading a wider type
-  /// from a narrower column works (an INTEGER column into `std::int64_t`); a value that does not
-  /// fit the asked type, a NULL read into a non-optional `T`, a column index out of range and a
-  /// value of an unrelated type (text into `double`) throw `awaitdb::error` naming the column.
+  /// `T` is one of `bool`, any signed or unsigned integer type but the character types,
+  /// `float`, `double`, `std::string` (any value, as the engine writes it as text),
+  /// `awaitdb::blob`, `std::chrono::system_clock::time_point` (and any `sys_time`),
+  /// `std::chrono::sys_days` and `std::chrono::year_month_day` (a date), a `std::chrono::duration`
+  /// (a time of day, or an interval without days or months), `boost::uuids::uuid`, or
+  /// `std::optional` of one of them (see docs/usage.md for each engine's types). Reading a wider
+  /// type from a narrower column works (an INTEGER column into `std::int64_t`); a value that does
+  /// not fit the asked type (22003), a NULL read into a non-optional `T` (22004), a column index
+  /// out of range (42703) and a value of an unrelated type (42804; a malformed time: 22007)
+  /// throw `awaitdb::error` naming the column.
   template <class T>
   T get(std::size_t column) const {
     if constexpr (detail::is_optional<T>::value) {
@@ -92,8 +157,9 @@ class row {
       return T(get<typename T::value_type>(column));
     } else {
       static_assert(detail::is_readable<T>,
-                    "awaitdb::row::get<T>: T must be bool, std::int16_t, std::int32_t, "
-                    "std::int64_t, double, std::string, awaitdb::blob or std::optional of one");
+                    "awaitdb::row::get<T>: T must be bool, an integer, float, double, std::string, "
+                    "awaitdb::blob, a system_clock time point, a date, a duration, "
+                    "boost::uuids::uuid or std::optional of one (see docs/usage.md)");
       T out{};
       detail::read_cell(*src_, index_, column, out);
       return out;
@@ -105,6 +171,16 @@ class row {
   T get(std::string_view column) const {
     return get<T>(src_->column_index(column));
   }
+
+  /// This row as a `T`, one column per member:
+  /// - a struct described with `BOOST_DESCRIBE_STRUCT` maps its public members by name to the
+  ///   columns of the same name;
+  /// - any other aggregate maps its members by position (with Boost.PFR).
+  /// Members are read as `get` reads them (`std::optional` members take NULL). A mismatch (the
+  /// number of members and columns, a missing column, a value the member cannot hold) throws
+  /// `awaitdb::error` naming the member and the column.
+  template <class T>
+  T as() const;
 
   /// True when column `column` is SQL NULL. Throws `awaitdb::error` when out of range.
   bool is_null(std::size_t column) const;
@@ -120,6 +196,48 @@ class row {
   std::size_t index_ = 0;
   std::shared_ptr<const detail::result_source> owner_;  // set when the row keeps data alive
 };
+
+namespace detail {
+/// Rethrows `cause` (from reading column `column`) naming the struct member it was read for.
+[[noreturn]] void rethrow_for_member(const error& cause, std::string_view member,
+                                     std::size_t column, std::string_view column_name);
+[[noreturn]] void member_count_mismatch(std::size_t members, std::size_t columns);
+[[noreturn]] void missing_member_column(std::string_view member);
+}  // namespace detail
+
+template <class T>
+T row::as() const {
+  static_assert(std::is_aggregate_v<T> || boost::describe::has_describe_members<T>::value,
+                "awaitdb::row::as<T>: T must be an aggregate, or described with "
+                "BOOST_DESCRIBE_STRUCT");
+  T out{};
+  auto read = [this](auto& member, std::size_t column, std::string_view name) {
+    try {
+      member = get<std::remove_cvref_t<decltype(member)>>(column);
+    } catch (const error& e) {
+      detail::rethrow_for_member(e, name, column, src_->column_name(column));
+    }
+  };
+  if constexpr (boost::describe::has_describe_members<T>::value) {
+    using members = boost::describe::describe_members<T, boost::describe::mod_public |
+                                                             boost::describe::mod_inherited>;
+    constexpr std::size_t count = boost::mp11::mp_size<members>::value;
+    if (count != size()) detail::member_count_mismatch(count, size());
+    boost::mp11::mp_for_each<members>([&](auto d) {
+      std::size_t column = size();
+      for (std::size_t c = 0; c < size(); ++c)
+        if (src_->column_name(c) == d.name) column = c;
+      if (column == size()) detail::missing_member_column(d.name);
+      read(out.*d.pointer, column, d.name);
+    });
+  } else {
+    constexpr std::size_t count = boost::pfr::tuple_size_v<T>;
+    if (count != size()) detail::member_count_mismatch(count, size());
+    boost::pfr::for_each_field(
+        out, [&](auto& member, std::size_t i) { read(member, i, "#" + std::to_string(i)); });
+  }
+  return out;
+}
 
 }  // namespace awaitdb
 

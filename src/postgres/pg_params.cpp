@@ -1,6 +1,7 @@
 #include "pg_params.hpp"
 
 #include "../param_check.hpp"
+#include "../text_forms.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -61,6 +62,19 @@ void pg_params::encode(std::span<const param> params) {
         // byte anyway. Checked here, as SQLite checks it, so both engines report the same.
         check_text_parameter(p.bytes, i + 1);
         put_text(p.bytes);
+        break;
+      case param_kind::uint64:
+        types_[i] = pg_oid::numeric;
+        put_number(static_cast<std::uint64_t>(p.integer));
+        break;
+      case param_kind::timestamp:
+      case param_kind::date:
+      case param_kind::duration:
+        put_text(parameter_text(p, i + 1, true));
+        break;
+      case param_kind::uuid:
+        types_[i] = pg_oid::uuid;
+        put_text(parameter_text(p, i + 1, true));
         break;
       case param_kind::blob:
         types_[i] = pg_oid::bytea;

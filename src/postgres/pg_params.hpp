@@ -15,16 +15,19 @@ namespace awaitdb::detail {
 
 namespace pg_oid {
 inline constexpr Oid unknown = 0, boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23,
-                     oid = 26, float4 = 700, float8 = 701, numeric = 1700;
+                     oid = 26, float4 = 700, float8 = 701, numeric = 1700, uuid = 2950;
 }
 
 /// The encoded parameters of one statement. Reused from statement to statement (its buffers
 /// keep their capacity), so encoding allocates nothing in the steady state.
 class pg_params {
  public:
-  /// Encodes `params`: integers typed (int2/int4/int8), floats float8, booleans bool, blobs
-  /// bytea in binary, text untyped (so it can fill dates, JSON, numeric). Throws
-  /// `awaitdb::error` 22021 for text that holds a NUL byte or is not UTF-8.
+  /// Encodes `params`: integers typed (int2/int4/int8, numeric above int8), floats float8,
+  /// booleans bool, blobs bytea in binary, UUIDs uuid; text untyped (so it can fill dates, JSON,
+  /// numeric), and so are times, dates and durations: a time stamp with "+00", which a
+  /// TIMESTAMPTZ column reads as UTC and a TIMESTAMP column takes as written. Throws
+  /// `awaitdb::error` 22021 for text that holds a NUL byte or is not UTF-8, 22008 for a time
+  /// outside years 1..9999.
   void encode(std::span<const param> params);
 
   int count() const noexcept { return static_cast<int>(types_.size()); }

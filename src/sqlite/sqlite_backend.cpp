@@ -8,6 +8,7 @@
 
 #include "../param_check.hpp"
 #include "../placeholders.hpp"
+#include "../text_forms.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_errors.hpp"
 #include <awaitdb/error.hpp>
@@ -523,6 +524,21 @@ class sqlite_backend final : public backend {
         rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "", p.bytes.size(),
                                  SQLITE_STATIC, SQLITE_UTF8);
         break;
+      case param_kind::uint64:
+        throw error(sqlstate::numeric_value_out_of_range,
+                    "parameter $" + std::to_string(number) +
+                        " is an unsigned value above 9223372036854775807, which SQLite cannot "
+                        "store as an integer");
+      case param_kind::timestamp:
+      case param_kind::date:
+      case param_kind::duration:
+      case param_kind::uuid: {
+        // Times in UTC without an offset: the form SQLite's own date functions read.
+        const std::string text = parameter_text(p, number, false);
+        rc = sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+        break;
+      }
       case param_kind::blob:
         rc = p.bytes.empty()
                  ? sqlite3_bind_zeroblob(stmt, index, 0)

@@ -187,8 +187,16 @@ TEST_P(vault_service, every_endpoint_answers) {
   auto activity = c.get(base1 + "/activity");
   EXPECT_EQ(activity.status, 200);
   std::vector<std::string> kinds;
-  for (auto& a : activity.body.at("activity").as_array())
+  std::string last_at;
+  for (auto& a : activity.body.at("activity").as_array()) {
     kinds.emplace_back(a.at("kind").as_string());
+    // Each line carries its time, ISO 8601 in UTC, in order.
+    const std::string at(a.at("at").as_string());
+    EXPECT_EQ(at.size(), 27u) << at;
+    EXPECT_EQ(at.back(), 'Z') << at;
+    EXPECT_GE(at, last_at);
+    last_at = at;
+  }
   EXPECT_EQ(kinds,
             (std::vector<std::string>{"created", "joined", "joined", "set", "set", "transfer"}));
   EXPECT_EQ(
