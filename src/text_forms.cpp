@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 
 namespace awaitdb::detail {
 namespace {
@@ -258,6 +259,63 @@ std::string parameter_text(const param& p, std::size_t number, bool timestamp_of
     throw error("22008",
                 "parameter $" + std::to_string(number) + " is a time outside the years 1 to 9999");
   return out;
+}
+
+void append_array_element(std::string& out, const param& element) {
+  auto quoted = [&out](std::string_view text) {
+    out += '"';
+    for (char ch : text) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  };
+  char buffer[32];
+  switch (element.kind) {
+    case param_kind::null:
+      out += "NULL";
+      return;
+    case param_kind::boolean:
+      out += element.integer ? 't' : 'f';
+      return;
+    case param_kind::int16:
+    case param_kind::int32:
+    case param_kind::int64: {
+      auto r = std::to_chars(buffer, buffer + sizeof buffer, element.integer);
+      out.append(buffer, r.ptr);
+      return;
+    }
+    case param_kind::uint64: {
+      auto r = std::to_chars(buffer, buffer + sizeof buffer,
+                             static_cast<std::uint64_t>(element.integer));
+      out.append(buffer, r.ptr);
+      return;
+    }
+    case param_kind::real: {
+      if (std::isnan(element.real)) {
+        out += "NaN";
+      } else if (std::isinf(element.real)) {
+        out += element.real > 0 ? "Infinity" : "-Infinity";
+      } else {
+        auto r = std::to_chars(buffer, buffer + sizeof buffer, element.real);
+        out.append(buffer, r.ptr);
+      }
+      return;
+    }
+    case param_kind::text:
+      quoted(element.bytes);  // always quoted: "", "NULL", spaces and commas stay text
+      return;
+    case param_kind::uuid:
+    case param_kind::timestamp:
+    case param_kind::date:
+    case param_kind::duration:
+      quoted(parameter_text(element, 0, true));
+      return;
+    case param_kind::blob:
+    case param_kind::array:
+      break;
+  }
+  throw error(sqlstate::feature_not_supported, "an array of this element type is not supported");
 }
 
 }  // namespace awaitdb::detail

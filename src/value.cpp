@@ -31,12 +31,14 @@ const char* kind_name(cell_kind kind) {
     case cell_kind::blob:
     case cell_kind::hex_blob:
       return "binary data";
+    case cell_kind::array:
+      return "an array";
   }
   return "a value";
 }
 
 std::string column_label(const result_source& src, std::size_t column) {
-  return "column " + std::to_string(column) + " (\"" + std::string(src.column_name(column)) + "\")";
+  return src.describe_column(column);
 }
 
 [[noreturn]] void mismatch(const result_source& src, std::size_t column, const cell& c,
@@ -111,6 +113,125 @@ std::size_t result_source::column_index(std::string_view name) const {
     if (column_name(i) == name) return i;
   throw error(sqlstate::undefined_column,
               "the result has no column named \"" + std::string(name) + "\"");
+}
+
+std::string result_source::describe_column(std::size_t column) const {
+  return "column " + std::to_string(column) + " (\"" + std::string(column_name(column)) + "\")";
+}
+
+std::string array_cells::describe_column(std::size_t) const {
+  return "an element of " + name_;
+}
+
+namespace {
+
+// One element of an array's text form, as PostgreSQL writes it (array_out): either unquoted
+// (NULL, or text without special characters) or in double quotes with \ escaping " and \.
+struct array_parser {
+  std::string_view text;
+  std::size_t at = 0;
+
+  bool done() const { return at >= text.size(); }
+  char peek() const { return text[at]; }
+
+  // Reads one element into `out`; false for an unquoted NULL.
+  bool element(std::string& out) {
+    out.clear();
+    if (!done() && peek() == '"') {
+      ++at;
+      while (!done() && peek() != '"') {
+        if (peek() == '\\') ++at;
+        if (done()) break;
+        out += text[at++];
+      }
+      if (done()) {
+        unterminated = true;
+        return true;
+      }
+      ++at;  // the closing quote
+      return true;
+    }
+    bool escaped = false;
+    while (!done() && peek() != ',' && peek() != '}') {
+      if (peek() == '\\') {
+        escaped = true;
+        ++at;
+        if (done()) break;
+      }
+      out += text[at++];
+    }
+    if (!escaped && out.size() == 4 &&
+        std::equal(out.begin(), out.end(), "NULL", [](char a, char b) {
+          return (a & ~0x20) == b;  // NULL in any case
+        }))
+      return false;
+    return true;
+  }
+
+  bool unterminated = false;
+};
+
+}  // namespace
+
+array_cells read_array(const result_source& src, std::size_t row, std::size_t column) {
+  const cell c = checked_cell(src, row, column);
+  if (c.kind != cell_kind::array) mismatch(src, column, c, "std::vector");
+  array_cells out;
+  out.name_ = column_label(src, column);
+  std::string_view text = c.bytes;
+  // A lower bound other than 1 comes first: "[0:2]={1,2,3}".
+  if (text.starts_with('[')) text.remove_prefix(std::min(text.find('=') + 1, text.size()));
+  auto malformed = [&] {
+    return error(sqlstate::invalid_text_representation,
+                 column_label(src, column) + " holds a malformed array");
+  };
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') throw malformed();
+  if (text.size() > 1 && text[1] == '{')
+    throw error(sqlstate::feature_not_supported,
+                column_label(src, column) +
+                    " holds an array of more than one dimension, which a std::vector does not "
+                    "represent; unnest it in SQL");
+  array_parser parse{text.substr(1, text.size() - 2)};
+  std::vector<bool> nulls;
+  if (!parse.text.empty()) {
+    for (;;) {
+      std::string element;
+      nulls.push_back(!parse.element(element));
+      out.texts_.push_back(std::move(element));
+      if (parse.unterminated) throw malformed();
+      if (parse.done()) break;
+      if (parse.peek() != ',') throw malformed();
+      ++parse.at;
+    }
+  }
+  const auto element_kind = static_cast<cell_kind>(c.integer);
+  out.cells_.resize(out.texts_.size());
+  for (std::size_t i = 0; i < out.texts_.size(); ++i) {
+    cell& e = out.cells_[i];
+    if (nulls[i]) continue;
+    e.kind = element_kind;
+    e.bytes = out.texts_[i];
+    const char* begin = e.bytes.data();
+    const char* end = begin + e.bytes.size();
+    bool ok = true;
+    switch (element_kind) {
+      case cell_kind::boolean:
+        e.integer = e.bytes == "t" ? 1 : 0;
+        break;
+      case cell_kind::integer: {
+        auto r = std::from_chars(begin, end, e.integer);
+        ok = r.ec == std::errc() && r.ptr == end;
+        break;
+      }
+      case cell_kind::real:
+        ok = parse_double(e.bytes, e.real);
+        break;
+      default:
+        break;
+    }
+    if (!ok) throw malformed();
+  }
+  return out;
 }
 
 void result_source::check_column(std::size_t column) const {

@@ -354,13 +354,19 @@ TEST(parameters, supported_types_compile_and_others_do_not) {
   static_assert(!detail::is_bindable<char>);
   static_assert(!detail::is_bindable<std::int8_t>);  // a character type
   static_assert(!detail::is_bindable<long double>);
-  static_assert(!detail::is_bindable<std::vector<std::string>>);
+  static_assert(detail::is_bindable<std::vector<std::string>>);  // a PostgreSQL array
+  static_assert(detail::is_bindable<std::vector<std::optional<std::int32_t>>>);
+  static_assert(!detail::is_bindable<std::vector<std::vector<int>>>);  // one dimension only
+  static_assert(!detail::is_bindable<std::vector<char>>);
   enum class colour { red };
   static_assert(!detail::is_bindable<colour>);
   static_assert(detail::is_readable<float>);
   static_assert(detail::is_readable<unsigned short>);
   static_assert(detail::is_readable<std::chrono::system_clock::time_point>);
   static_assert(detail::is_readable<boost::uuids::uuid>);
+  static_assert(detail::is_readable<std::vector<std::optional<std::string>>>);
+  static_assert(detail::is_readable<blob>);
+  static_assert(!detail::is_readable<std::vector<std::vector<int>>>);
   static_assert(!detail::is_readable<std::string_view>);  // a view into nothing
   static_assert(!detail::is_readable<char>);
   SUCCEED();

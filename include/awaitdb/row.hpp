@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace awaitdb {
 namespace detail {
@@ -27,13 +28,14 @@ namespace detail {
 /// engines and live in one place (value.cpp).
 enum class cell_kind : std::uint8_t {
   null,
-  boolean,  // `integer` is 0 or 1
-  integer,  // `integer`
-  real,     // `real`
-  numeric,  // `bytes` is a decimal number in text (PostgreSQL NUMERIC)
-  text,     // `bytes`
-  blob,     // `bytes`, raw
-  hex_blob  // `bytes`, PostgreSQL's "\x0a1b..." text form of BYTEA
+  boolean,   // `integer` is 0 or 1
+  integer,   // `integer`
+  real,      // `real`
+  numeric,   // `bytes` is a decimal number in text (PostgreSQL NUMERIC)
+  text,      // `bytes`
+  blob,      // `bytes`, raw
+  hex_blob,  // `bytes`, PostgreSQL's "\x0a1b..." text form of BYTEA
+  array      // `bytes`, PostgreSQL's "{...}" text form; `integer` is the elements' cell_kind
 };
 
 struct cell {
@@ -57,7 +59,34 @@ class result_source {
   std::size_t column_index(std::string_view name) const;
   /// Throws `awaitdb::error` (42703) when `column` is out of range.
   void check_column(std::size_t column) const;
+  /// How errors name `column`: `column 2 ("name")`.
+  virtual std::string describe_column(std::size_t column) const;
 };
+
+/// The elements of one PostgreSQL array value, one row each in column 0, so that they are read
+/// by the same rules as any other value.
+class array_cells final : public result_source {
+ public:
+  array_cells() = default;
+  array_cells(array_cells&&) noexcept = default;  // cells_ keep viewing the moved texts_
+  array_cells(const array_cells&) = delete;
+  array_cells& operator=(const array_cells&) = delete;
+  std::size_t rows() const noexcept override { return cells_.size(); }
+  std::size_t columns() const noexcept override { return 1; }
+  std::string_view column_name(std::size_t) const noexcept override { return name_; }
+  cell at(std::size_t row, std::size_t) const override { return cells_[row]; }
+  std::string describe_column(std::size_t) const override;
+
+ private:
+  friend array_cells read_array(const result_source& src, std::size_t row, std::size_t column);
+  std::vector<cell> cells_;
+  std::vector<std::string> texts_;  // unescaped element texts, viewed by cells_
+  std::string name_;                // the array's column, described
+};
+
+/// The array at (row, column): 42804 when it is not an array (SQLite has none), 22004 when NULL,
+/// 0A000 when it has more than one dimension.
+array_cells read_array(const result_source& src, std::size_t row, std::size_t column);
 
 void read_cell(const result_source& src, std::size_t row, std::size_t column, bool& out);
 void read_cell(const result_source& src, std::size_t row, std::size_t column, double& out);
@@ -123,6 +152,26 @@ inline constexpr bool is_readable = requires(const result_source& s, T& out) {
   read_cell(s, 0, 0, out);
 };
 
+/// A PostgreSQL array as a `std::vector` of the elements `make_param` takes in an array, or of
+/// `std::optional` of them when elements may be NULL.
+template <class T>
+requires(pg_array_oid<typename array_element<T>::type>() !=
+         0) void read_cell(const result_source& src, std::size_t row, std::size_t column,
+                           std::vector<T>& out) {
+  const array_cells elements = read_array(src, row, column);
+  out.clear();
+  out.reserve(elements.rows());
+  for (std::size_t i = 0; i < elements.rows(); ++i) {
+    T element{};
+    if constexpr (is_optional<T>::value) {
+      if (elements.at(i, 0).kind != cell_kind::null) read_cell(elements, i, 0, element.emplace());
+    } else {
+      read_cell(elements, i, 0, element);
+    }
+    out.push_back(std::move(element));
+  }
+}
+
 }  // namespace detail
 
 /// One row of a `result`.
@@ -144,12 +193,13 @@ class row {
   /// `float`, `double`, `std::string` (any value, as the engine writes it as text),
   /// `awaitdb::blob`, `std::chrono::system_clock::time_point` (and any `sys_time`),
   /// `std::chrono::sys_days` and `std::chrono::year_month_day` (a date), a `std::chrono::duration`
-  /// (a time of day, or an interval without days or months), `boost::uuids::uuid`, or
-  /// `std::optional` of one of them (see docs/usage.md for each engine's types). Reading a wider
-  /// type from a narrower column works (an INTEGER column into `std::int64_t`); a value that does
-  /// not fit the asked type (22003), a NULL read into a non-optional `T` (22004), a column index
-  /// out of range (42703) and a value of an unrelated type (42804; a malformed time: 22007)
-  /// throw `awaitdb::error` naming the column.
+  /// (a time of day, or an interval without days or months), `boost::uuids::uuid`, a
+  /// `std::vector` of numbers, booleans, strings or UUIDs (a PostgreSQL array; its elements may
+  /// be `std::optional`), or `std::optional` of one of them (see docs/usage.md for each engine's
+  /// types). Reading a wider type from a narrower column works (an INTEGER column into
+  /// `std::int64_t`); a value that does not fit the asked type (22003), a NULL read into a
+  /// non-optional `T` (22004), a column index out of range (42703) and a value of an unrelated type
+  /// (42804; a malformed time: 22007) throw `awaitdb::error` naming the column.
   template <class T>
   T get(std::size_t column) const {
     if constexpr (detail::is_optional<T>::value) {

@@ -43,16 +43,50 @@ enum class param_kind : std::uint8_t {
   date,       // days since 1970-01-01
   duration,   // microseconds
   uuid,       // 16 bytes
+  array,      // a std::vector: PostgreSQL only
 };
 
 /// A statement parameter, viewing the caller's data (strings, blobs and UUIDs are not copied).
 /// It lives only while the statement that uses it runs.
 struct param {
   param_kind kind = param_kind::null;
-  std::int64_t integer = 0;  // boolean, integers, timestamp, date, duration (see param_kind)
+  std::int64_t integer = 0;  // boolean, integers, timestamp, date, duration (see param_kind);
+                             // array: the PostgreSQL type OID of the array
   double real = 0;
-  std::string_view bytes;  // text, blob, uuid
+  std::string_view bytes;  // text, blob, uuid; array: the std::vector object (its address)
+  // array: appends PostgreSQL's text form of the array (`bytes.data()`) to `out`.
+  void (*write_array)(const void* vector, std::string& out) = nullptr;
 };
+
+/// Appends one array element in PostgreSQL's array text form (see `make_param` of a vector).
+void append_array_element(std::string& out, const param& element);
+
+/// The PostgreSQL type OID of an array of `T` (0: not an array element type).
+template <class T>
+constexpr std::uint32_t pg_array_oid() {
+  if constexpr (std::is_same_v<T, bool>)
+    return 1000;
+  else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 2)
+    return 1005;
+  else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 4)
+    return 1007;
+  else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 8)
+    return 1016;
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 2)
+    return 1007;  // (an unsigned value fits the next wider type)
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 4)
+    return 1016;
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 8)
+    return 1231;  // numeric[]
+  else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return 1022;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return 1009;
+  else if constexpr (std::is_same_v<T, boost::uuids::uuid>)
+    return 2951;
+  else
+    return 0;
+}
 
 template <class T>
 struct is_optional : std::false_type {};
@@ -144,8 +178,39 @@ param make_param(const std::optional<T>& v) {
   return v ? make_param(*v) : param{};
 }
 
-/// Any other type (`char`, enums, containers, `long double`) is rejected at compile time rather
-/// than silently converted.
+template <class T>
+struct array_element {
+  using type = T;
+};
+template <class T>
+struct array_element<std::optional<T>> {
+  using type = T;
+};
+
+/// An array (PostgreSQL; SQLite refuses it with 0A000): a `std::vector` of integers, floating
+/// point numbers, booleans, strings or UUIDs, or of `std::optional` of them for NULL elements.
+/// Use it as `WHERE id = ANY($1)`.
+template <class T>
+requires(pg_array_oid<typename array_element<T>::type>() != 0) param
+    make_param(const std::vector<T>& v) {
+  param p;
+  p.kind = param_kind::array;
+  p.integer = pg_array_oid<typename array_element<T>::type>();
+  p.bytes = std::string_view(reinterpret_cast<const char*>(&v), sizeof v);
+  p.write_array = [](const void* vector, std::string& out) {
+    const auto& items = *static_cast<const std::vector<T>*>(vector);
+    out += '{';
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i > 0) out += ',';
+      append_array_element(out, make_param(items[i]));
+    }
+    out += '}';
+  };
+  return p;
+}
+
+/// Any other type (`char`, enums, other containers, `long double`) is rejected at compile time
+/// rather than silently converted.
 template <class T>
 param make_param(const T&) = delete;
 
@@ -215,10 +280,18 @@ struct statement_args {
 };
 
 template <class T>
+struct is_vector : std::false_type {};
+template <class T>
+struct is_vector<std::vector<T>> : std::true_type {};
+template <class T>
+inline constexpr bool is_vector_v = is_vector<T>::value;
+
+template <class T>
 inline constexpr bool is_owning_value =
     std::is_same_v<T, std::string> || std::is_same_v<T, blob> ||
     std::is_same_v<T, boost::uuids::uuid> || std::is_same_v<T, std::optional<std::string>> ||
-    std::is_same_v<T, std::optional<blob>> || std::is_same_v<T, std::optional<boost::uuids::uuid>>;
+    std::is_same_v<T, std::optional<blob>> ||
+    std::is_same_v<T, std::optional<boost::uuids::uuid>> || is_vector_v<T>;
 
 /// An argument given as a temporary whose value is held by reference in a `param` (a string, a
 /// blob): the statement must take it over, or it would read freed memory once the expression

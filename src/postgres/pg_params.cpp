@@ -76,6 +76,14 @@ void pg_params::encode(std::span<const param> params) {
         types_[i] = pg_oid::uuid;
         put_text(parameter_text(p, i + 1, true));
         break;
+      case param_kind::array: {
+        types_[i] = static_cast<Oid>(p.integer);
+        offsets_[i] = scratch_.size();
+        p.write_array(p.bytes.data(), scratch_);  // the array's text form, written in place
+        check_text_parameter(std::string_view(scratch_).substr(offsets_[i]), i + 1);
+        scratch_.push_back('\0');
+        break;
+      }
       case param_kind::blob:
         types_[i] = pg_oid::bytea;
         formats_[i] = 1;  // binary: the bytes as they are

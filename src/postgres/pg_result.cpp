@@ -30,7 +30,38 @@ cell_kind pg_cell_kind(Oid type) noexcept {
     case oid::bytea:
       return cell_kind::hex_blob;
     default:
+      return pg_array_element_kind(type) ? cell_kind::array : cell_kind::text;
+  }
+}
+
+std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
+  switch (type) {
+    case 1000:  // boolean[]
+      return cell_kind::boolean;
+    case 1005:  // smallint[]
+    case 1007:  // integer[]
+    case 1016:  // bigint[]
+    case 1028:  // oid[]
+      return cell_kind::integer;
+    case 1021:  // real[]
+    case 1022:  // double precision[]
+      return cell_kind::real;
+    case 1231:  // numeric[]
+      return cell_kind::numeric;
+    case 1001:  // bytea[]
+      return cell_kind::hex_blob;
+    case 1009:  // text[]
+    case 1014:  // character[]
+    case 1015:  // character varying[]
+    case 2951:  // uuid[]
+    case 1115:  // timestamp[]
+    case 1185:  // timestamptz[]
+    case 1182:  // date[]
+    case 1183:  // time[]
+    case 1187:  // interval[]
       return cell_kind::text;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -38,8 +69,11 @@ pg_result::pg_result(pg_result_ptr r) : result_(std::move(r)) {
   rows_ = static_cast<std::size_t>(PQntuples(result_.get()));
   int n = PQnfields(result_.get());
   kinds_.reserve(static_cast<std::size_t>(n));
-  for (int c = 0; c < n; ++c)
-    kinds_.push_back(pg_cell_kind(PQftype(result_.get(), c)));
+  for (int c = 0; c < n; ++c) {
+    const Oid type = PQftype(result_.get(), c);
+    const cell_kind kind = pg_cell_kind(type);
+    kinds_.push_back({kind, kind == cell_kind::array ? *pg_array_element_kind(type) : kind});
+  }
 }
 
 std::string_view pg_result::column_name(std::size_t column) const noexcept {
@@ -50,7 +84,7 @@ cell pg_result::at(std::size_t row, std::size_t column) const {
   const int r = static_cast<int>(row), c = static_cast<int>(column);
   cell out;
   if (PQgetisnull(result_.get(), r, c)) return out;
-  out.kind = kinds_[column];
+  out.kind = kinds_[column].kind;
   out.bytes = std::string_view(PQgetvalue(result_.get(), r, c),
                                static_cast<std::size_t>(PQgetlength(result_.get(), r, c)));
   const char* begin = out.bytes.data();
@@ -72,6 +106,9 @@ cell pg_result::at(std::size_t row, std::size_t column) const {
         out.real = -std::numeric_limits<double>::infinity();
       else if (std::from_chars(begin, end, out.real).ec != std::errc())
         throw error(sqlstate::invalid_text_representation, "malformed number from the server");
+      break;
+    case cell_kind::array:
+      out.integer = static_cast<std::int64_t>(kinds_[column].element);
       break;
     default:
       break;

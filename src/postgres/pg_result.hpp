@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace awaitdb::detail {
@@ -29,11 +30,17 @@ class pg_result final : public result_source {
  private:
   pg_result_ptr result_;
   std::size_t rows_;
-  std::vector<cell_kind> kinds_;  // by column, from the type OID
+  struct column_kind {
+    cell_kind kind;
+    cell_kind element;  // of an array
+  };
+  std::vector<column_kind> kinds_;  // by column, from the type OID
 };
 
 /// How values of the type `oid` are presented (text format).
 cell_kind pg_cell_kind(Oid oid) noexcept;
+/// For an array type whose elements a `std::vector` can read, their kind; otherwise nullopt.
+std::optional<cell_kind> pg_array_element_kind(Oid oid) noexcept;
 
 /// The number of rows a command reports (its tag, e.g. "UPDATE 3"), 0 when it reports none.
 std::uint64_t pg_affected_rows(const PGresult* r) noexcept;

@@ -539,6 +539,11 @@ class sqlite_backend final : public backend {
                                  SQLITE_UTF8);
         break;
       }
+      case param_kind::array:
+        throw error(sqlstate::feature_not_supported,
+                    "parameter $" + std::to_string(number) +
+                        " is an array, which SQLite does not have; bind its elements one by one "
+                        "or join them into the SQL as a list of placeholders");
       case param_kind::blob:
         rc = p.bytes.empty()
                  ? sqlite3_bind_zeroblob(stmt, index, 0)
