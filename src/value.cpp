@@ -414,6 +414,13 @@ std::string_view text_of(const result_source& src, std::size_t column, const cel
 
 }  // namespace
 
+void time_out_of_range(const result_source& src, std::size_t column) {
+  throw error("22008", column_label(src, column) +
+                           " holds a time outside the range of the asked C++ type (a nanosecond "
+                           "std::chrono::system_clock::time_point holds the years 1678 to 2261; "
+                           "read it as a microsecond time point)");
+}
+
 std::int64_t read_timestamp(const result_source& src, std::size_t row, std::size_t column) {
   const cell c = checked_cell(src, row, column);
   const std::string_view text = text_of(src, column, c, "time point");

@@ -121,7 +121,14 @@ TEST_P(types, time_points_round_trip_to_the_microsecond) {
       co_await db.execute("INSERT INTO v VALUES ($1, $2)", static_cast<std::int32_t>(i), values[i]);
     result r = co_await db.query("SELECT t FROM v ORDER BY id");
     for (std::size_t i = 0; i < values.size(); ++i)
-      EXPECT_EQ(r[i].get<system_clock::time_point>(0), values[i]) << i;
+      EXPECT_EQ(r[i].get<sys_micros>(0), values[i]) << i;
+    EXPECT_EQ(r[4].get<system_clock::time_point>(0), now);
+    // A nanosecond time point holds only the years 1678..2261: year 1 is refused, not wrapped.
+    const std::string what = co_await expect_sqlstate("22008", [&]() -> asio::awaitable<void> {
+      (void)r[2].get<system_clock::time_point>(0);
+      co_return;
+    });
+    EXPECT_NE(what.find("1678"), std::string::npos) << what;
     // Nanoseconds are cut to microseconds (PostgreSQL's precision), on both engines.
     const system_clock::time_point precise = system_clock::time_point(nanoseconds(1'234'567'891));
     co_await db.execute("INSERT INTO v VALUES (99, $1)", precise);
@@ -205,6 +212,15 @@ TEST_P(types, dates_and_durations) {
       co_await expect_sqlstate("22007",
                                [&] { return db.query_scalar<sys_micros>("SELECT 'soon'"); });
     }
+  });
+}
+
+TEST_P(types, durations_too_long_for_the_asked_type) {
+  // Three million hours fit microseconds, not nanoseconds (292 years): refused, not wrapped.
+  const std::string huge = pg() ? "SELECT interval '3000000 hours'" : "SELECT '3000000:00:00'";
+  with_db([&huge](database& db) -> asio::awaitable<void> {
+    EXPECT_EQ(co_await db.query_scalar<hours>(huge), hours(3'000'000));
+    co_await expect_sqlstate("22008", [&] { return db.query_scalar<nanoseconds>(huge); });
   });
 }
 

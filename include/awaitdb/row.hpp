@@ -105,6 +105,20 @@ std::int64_t read_timestamp(const result_source& src, std::size_t row, std::size
 std::int64_t read_date(const result_source& src, std::size_t row, std::size_t column);
 std::int64_t read_duration(const result_source& src, std::size_t row, std::size_t column);
 
+/// Throws 22008: the time in `column` is outside what the asked C++ type can represent.
+[[noreturn]] void time_out_of_range(const result_source& src, std::size_t column);
+
+/// A time read as `micros` must fit `Duration` (a nanosecond `system_clock::time_point` holds
+/// only the years 1678 to 2261), or converting it would overflow.
+template <class Duration>
+void check_time_range(const result_source& src, std::size_t column, std::int64_t micros) {
+  using micro_units = std::chrono::duration<long double, std::micro>;
+  constexpr long double lowest = micro_units(Duration::min()).count();
+  constexpr long double highest = micro_units(Duration::max()).count();
+  const auto value = static_cast<long double>(micros);
+  if (value < lowest || value > highest) time_out_of_range(src, column);
+}
+
 template <database_integer I>
 constexpr const char* integer_name() {
   if constexpr (std::is_signed_v<I>)
@@ -127,11 +141,13 @@ template <class Duration>
 void read_cell(const result_source& src, std::size_t row, std::size_t column,
                std::chrono::time_point<std::chrono::system_clock, Duration>& out) {
   using point = std::chrono::time_point<std::chrono::system_clock, Duration>;
-  if constexpr (std::is_same_v<Duration, std::chrono::days>)
+  if constexpr (std::is_same_v<Duration, std::chrono::days>) {
     out = point(std::chrono::days(read_date(src, row, column)));
-  else
-    out = point(
-        std::chrono::floor<Duration>(std::chrono::microseconds(read_timestamp(src, row, column))));
+  } else {
+    const std::int64_t micros = read_timestamp(src, row, column);
+    check_time_range<Duration>(src, column, micros);
+    out = point(std::chrono::floor<Duration>(std::chrono::microseconds(micros)));
+  }
 }
 
 inline void read_cell(const result_source& src, std::size_t row, std::size_t column,
@@ -143,8 +159,9 @@ inline void read_cell(const result_source& src, std::size_t row, std::size_t col
 template <class Rep, class Period>
 void read_cell(const result_source& src, std::size_t row, std::size_t column,
                std::chrono::duration<Rep, Period>& out) {
-  out = std::chrono::floor<std::chrono::duration<Rep, Period>>(
-      std::chrono::microseconds(read_duration(src, row, column)));
+  const std::int64_t micros = read_duration(src, row, column);
+  check_time_range<std::chrono::duration<Rep, Period>>(src, column, micros);
+  out = std::chrono::floor<std::chrono::duration<Rep, Period>>(std::chrono::microseconds(micros));
 }
 
 template <class T>
