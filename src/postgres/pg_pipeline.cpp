@@ -12,6 +12,24 @@ void throw_failure(const pg_group& g) {
   }
 }
 
+namespace {
+
+// A copy of the failure for one group. Groups of one connection are awaited by tasks on
+// different threads: each gets an exception object of its own rather than one shared object
+// whose reference count (kept inside the C++ runtime) would be the only thing ordering its
+// last reader before its deletion.
+std::exception_ptr own_copy(const std::exception_ptr& why) {
+  try {
+    std::rethrow_exception(why);
+  } catch (const error& e) {
+    return std::make_exception_ptr(error(e));
+  } catch (...) {
+    return why;
+  }
+}
+
+}  // namespace
+
 void pg_pipeline::push(pg_group_ptr g) {
   groups_.push_back(std::move(g));
 }
@@ -122,7 +140,7 @@ std::vector<pg_group_ptr> pg_pipeline::lose(const std::exception_ptr& why) {
     pg_group& g = *out[i];
     const bool never_ran = server_terminated_ && i > 0 && !g.answered;
     g.verdict = never_ran && g.retryable ? pg_verdict::resend_elsewhere : pg_verdict::failed;
-    if (!g.failure) g.failure = why;
+    if (!g.failure) g.failure = own_copy(why);
   }
   return out;
 }

@@ -7,10 +7,10 @@
 #include "sqlite_backend.hpp"
 
 #include "../param_check.hpp"
-#include "../placeholders.hpp"
 #include "../text_forms.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_errors.hpp"
+#include "sqlite_statement_cache.hpp"
 #include <awaitdb/error.hpp>
 
 #include <boost/asio/recycling_allocator.hpp>
@@ -18,10 +18,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <list>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace awaitdb::detail {
@@ -30,151 +28,6 @@ namespace {
 [[noreturn]] void throw_sqlite(sqlite3* db, int code, std::string_view context = {}) {
   throw sqlite_error(db, code, context);
 }
-
-/// A prepared statement and how SQLite's parameter indexes map to `$N` placeholders (SQLite
-/// numbers named parameters by first appearance, so "$2 ... $1" would bind backwards, and "$01"
-/// is a parameter of its own that PostgreSQL reads as $1).
-struct prepared {
-  sqlite3_stmt* stmt = nullptr;
-  std::size_t placeholder_count = 0;   // the highest $N
-  std::vector<std::size_t> number_of;  // number_of[i - 1]: the N of SQLite's parameter i
-
-  // The result columns, read once rather than on every run: names (concatenated) and whether
-  // each is declared BOOL/BOOLEAN. Read again when SQLite re-prepared the statement after a
-  // schema change (which it does inside sqlite3_step).
-  struct column {
-    std::size_t name_offset = 0, name_size = 0;
-    bool boolean = false;
-  };
-  std::string names;
-  std::vector<column> columns;
-  int described_at = -1;  // SQLITE_STMTSTATUS_REPREPARE when `columns` was read
-
-  void describe() {
-    const int version = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
-    if (version == described_at) return;
-    names.clear();
-    columns.clear();
-    const int count = sqlite3_column_count(stmt);
-    for (int c = 0; c < count; ++c) {
-      std::string_view name = sqlite3_column_name(stmt, c);
-      // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
-      // like PostgreSQL's.
-      const char* decl = sqlite3_column_decltype(stmt, c);
-      columns.push_back(column{
-          names.size(), name.size(),
-          decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0)});
-      names.append(name);
-    }
-    described_at = version;
-  }
-};
-
-/// Resets a statement when a run ends, however it ends, so the cached statement is reusable
-/// and holds no read transaction open.
-struct reset_on_exit {
-  sqlite3_stmt* stmt;
-  ~reset_on_exit() { sqlite3_reset(stmt); }
-};
-
-/// A bounded LRU cache of prepared statements, keyed by SQL text.
-class statement_cache {
- public:
-  explicit statement_cache(std::size_t capacity) : capacity_(capacity) {}
-  ~statement_cache() { clear(); }
-
-  void clear() {
-    for (auto& [sql, p] : lru_)
-      sqlite3_finalize(p.stmt);
-    lru_.clear();
-    by_sql_.clear();
-  }
-
-  /// The prepared form of `sql`; prepares it on a miss. The reference is valid until the next
-  /// call (the cache may evict) or `clear`.
-  prepared& get(sqlite3* db, std::string_view sql) {
-    // A loop repeating one statement hits the front of the list: no hashing.
-    if (!lru_.empty() && lru_.front().first == sql) return lru_.front().second;
-    if (auto it = by_sql_.find(sql); it != by_sql_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second;
-    }
-    prepared p = prepare(db, sql);
-    if (capacity_ == 0) {
-      // No cache: keep exactly one statement, replaced on every call.
-      clear();
-    } else if (lru_.size() >= capacity_) {
-      sqlite3_finalize(lru_.back().second.stmt);
-      by_sql_.erase(std::string_view(lru_.back().first));
-      lru_.pop_back();
-    }
-    lru_.emplace_front(std::string(sql), std::move(p));
-    by_sql_.emplace(std::string_view(lru_.front().first), lru_.begin());
-    return lru_.front().second;
-  }
-
- private:
-  static prepared prepare(sqlite3* db, std::string_view sql) {
-    // SQLite would stop reading at a NUL byte and run what came before it.
-    check_statement_text(scan_sql(sql));
-    prepared p;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                SQLITE_PREPARE_PERSISTENT, &p.stmt, &tail);
-    if (rc != SQLITE_OK) throw_sqlite(db, rc);
-    if (!p.stmt) throw error(sqlstate::syntax_error, "the SQL text holds no statement");
-    struct finalize_on_failure {
-      prepared& p;
-      bool armed = true;
-      ~finalize_on_failure() {
-        if (armed) sqlite3_finalize(p.stmt);
-      }
-    } guard{p};
-    const char* end = sql.data() + sql.size();
-    if (tail && tail < end) {
-      // Only white space, semicolons and comments may follow, as on PostgreSQL, whose extended
-      // protocol runs one statement per call: anything else, even unparsable, is an error.
-      sqlite3_stmt* next = nullptr;
-      const int next_rc =
-          sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &next, nullptr);
-      if (next || next_rc != SQLITE_OK) {
-        sqlite3_finalize(next);
-        throw error(sqlstate::syntax_error,
-                    "the SQL text holds more than one statement; run them one at a time");
-      }
-    }
-    const int count = sqlite3_bind_parameter_count(p.stmt);
-    p.number_of.resize(static_cast<std::size_t>(count));
-    for (int i = 1; i <= count; ++i) {
-      const char* name = sqlite3_bind_parameter_name(p.stmt, i);
-      const std::size_t n = name ? placeholder_number(name) : 0;
-      if (n == 0 && name && name[0] == '$' &&
-          std::string_view(name + 1).find_first_not_of('0') == std::string_view::npos)
-        throw error("42P02", "there is no parameter $0: placeholders are numbered from $1");
-      if (n == 0)
-        throw error(sqlstate::syntax_error,
-                    std::string("placeholders are written $1, $2, ...; found \"") +
-                        (name ? name : "?") + "\"");
-      p.number_of[static_cast<std::size_t>(i - 1)] = n;
-      p.placeholder_count = std::max(p.placeholder_count, n);
-    }
-    guard.armed = false;
-    return p;
-  }
-
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>()(s);
-    }
-  };
-  using entry = std::pair<std::string, prepared>;
-
-  std::size_t capacity_;
-  std::list<entry> lru_;
-  std::unordered_map<std::string_view, std::list<entry>::iterator, string_hash, std::equal_to<>>
-      by_sql_;
-};
 
 /// A complete SQLite result, copied out of the statement (which is reset for reuse).
 ///
@@ -194,9 +47,9 @@ class sqlite_result final : public result_source {
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
 
-  void read_columns(const prepared& p) {
+  void read_columns(const sqlite_prepared& p) {
     columns_ = p.columns.size();
-    for (const prepared::column& c : p.columns) {
+    for (const sqlite_prepared::column& c : p.columns) {
       stored d;
       d.offset = append(std::string_view(p.names).substr(c.name_offset, c.name_size));
       d.size = c.name_size;
@@ -555,7 +408,7 @@ class sqlite_backend final : public backend {
 
   // Runs one statement to completion. Caller holds mutex_.
   void execute(statement& st) {
-    prepared& p = cache_.get(db_, st.sql);
+    sqlite_prepared& p = cache_.get(db_, st.sql);
     if (st.param_count != p.placeholder_count)
       throw error(sqlstate::wrong_parameter_count,
                   "the statement takes " + std::to_string(p.placeholder_count) +
@@ -599,7 +452,7 @@ class sqlite_backend final : public backend {
   mutable std::mutex mutex_;
   tx_state* owner_ = nullptr;  // the transaction holding the connection, if any
   wait_list waiters_;
-  statement_cache cache_;
+  sqlite_statement_cache cache_;
 };
 
 }  // namespace

@@ -1,0 +1,58 @@
+#include "sqlite_statement_cache.hpp"
+
+#include "../placeholders.hpp"
+#include "sqlite_errors.hpp"
+#include <awaitdb/error.hpp>
+
+#include <algorithm>
+
+namespace awaitdb::detail {
+
+sqlite_prepared sqlite_statement_cache::prepare(sqlite3* db, std::string_view sql) {
+  // SQLite would stop reading at a NUL byte and run what came before it.
+  check_statement_text(scan_sql(sql));
+  sqlite_prepared p;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &p.stmt, &tail);
+  if (rc != SQLITE_OK) throw sqlite_error(db, rc);
+  if (!p.stmt) throw error(sqlstate::syntax_error, "the SQL text holds no statement");
+  struct finalize_on_failure {
+    sqlite_prepared& p;
+    bool armed = true;
+    ~finalize_on_failure() {
+      if (armed) sqlite3_finalize(p.stmt);
+    }
+  } guard{p};
+  const char* end = sql.data() + sql.size();
+  if (tail && tail < end) {
+    // Only white space, semicolons and comments may follow, as on PostgreSQL, whose extended
+    // protocol runs one statement per call: anything else, even unparsable, is an error.
+    sqlite3_stmt* next = nullptr;
+    const int next_rc = sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &next, nullptr);
+    if (next || next_rc != SQLITE_OK) {
+      sqlite3_finalize(next);
+      throw error(sqlstate::syntax_error,
+                  "the SQL text holds more than one statement; run them one at a time");
+    }
+  }
+  const int count = sqlite3_bind_parameter_count(p.stmt);
+  p.number_of.resize(static_cast<std::size_t>(count));
+  for (int i = 1; i <= count; ++i) {
+    const char* name = sqlite3_bind_parameter_name(p.stmt, i);
+    const std::size_t n = name ? placeholder_number(name) : 0;
+    if (n == 0 && name && name[0] == '$' &&
+        std::string_view(name + 1).find_first_not_of('0') == std::string_view::npos)
+      throw error("42P02", "there is no parameter $0: placeholders are numbered from $1");
+    if (n == 0)
+      throw error(sqlstate::syntax_error,
+                  std::string("placeholders are written $1, $2, ...; found \"") +
+                      (name ? name : "?") + "\"");
+    p.number_of[static_cast<std::size_t>(i - 1)] = n;
+    p.placeholder_count = std::max(p.placeholder_count, n);
+  }
+  guard.armed = false;
+  return p;
+}
+
+}  // namespace awaitdb::detail
