@@ -54,6 +54,32 @@ struct connection_pool::after_unlock {
   }
 };
 
+// A slot taken for a connection being opened (counted in opening_): open_new gives it back
+// when the opening ends. A coroutine cancelled before it can run open_new throws at the
+// co_await (Asio checks the cancellation state there) and never enters it: then the claim,
+// owned by open_new's frame as its parameter, gives the slot back as the frame is destroyed.
+class connection_pool::opening_claim {
+ public:
+  opening_claim(std::shared_ptr<connection_pool> pool, lease_kind kind) noexcept
+      : pool_(std::move(pool)), kind_(kind) {}
+  opening_claim(opening_claim&& other) noexcept
+      : pool_(std::move(other.pool_)), kind_(other.kind_) {}
+  opening_claim& operator=(opening_claim&&) = delete;
+  ~opening_claim() {
+    if (!pool_) return;
+    after_unlock then;
+    std::lock_guard lock(pool_->mutex_);
+    pool_->opening_ended_locked(kind_, then.wake);
+  }
+  lease_kind kind() const noexcept { return kind_; }
+  /// The opening ended and open_new accounted for it.
+  void settled() noexcept { pool_.reset(); }
+
+ private:
+  std::shared_ptr<connection_pool> pool_;
+  lease_kind kind_;
+};
+
 connection_pool::connection_pool(asio::any_io_executor executor, pool_options options, opener open,
                                  clock_function clock)
     : executor_(std::move(executor))
@@ -269,8 +295,9 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
       if (g.may_open) {
         ++opening_;
         if (kind == lease_kind::shared) ++opening_shared_;
+        opening_claim claim(shared_from_this(), kind);
         lock.unlock();
-        std::shared_ptr<pooled_connection> c = co_await open_new(kind);
+        std::shared_ptr<pooled_connection> c = co_await open_new(std::move(claim));
         co_return make_lease(std::move(c), kind);
       }
     }
@@ -280,7 +307,7 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
   task->ticket = std::make_shared<waiter>();
   co_await wait_for_grant(task, pool_clock::now() + options_.acquire_timeout);
   if (task->granted) co_return make_lease(std::move(task->granted), kind);
-  std::shared_ptr<pooled_connection> c = co_await open_new(kind);
+  std::shared_ptr<pooled_connection> c = co_await open_new(opening_claim(shared_from_this(), kind));
   co_return make_lease(std::move(c), kind);
 }
 
@@ -316,10 +343,7 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
     } else {
       after_unlock then;
       std::lock_guard lock(mutex_);
-      --opening_;
-      if (task->kind == lease_kind::shared) --opening_shared_;
-      dispatch_locked(then.wake);
-      notify_if_all_gone_locked();
+      opening_ended_locked(task->kind, then.wake);
     }
   }
   if (failure) std::rethrow_exception(failure);
@@ -331,8 +355,17 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
                   " are in use");
 }
 
-// Opens the connection a waiter was granted the slot for (counted in opening_shared_).
-asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(lease_kind kind) {
+void connection_pool::opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake) {
+  --opening_;
+  if (kind == lease_kind::shared) --opening_shared_;
+  // The slot is free again (or taken by the new connection): others may use it.
+  dispatch_locked(wake);
+  notify_if_all_gone_locked();
+}
+
+// Opens the connection a task was granted the slot for.
+asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(opening_claim claim) {
+  const lease_kind kind = claim.kind();
   std::shared_ptr<pooled_connection> c;
   std::exception_ptr failure;
   try {
@@ -343,8 +376,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(le
   {
     after_unlock then;
     std::lock_guard lock(mutex_);
-    --opening_;
-    if (kind == lease_kind::shared) --opening_shared_;
+    claim.settled();
     if (!failure && closed_) {
       failure = std::make_exception_ptr(
           error(sqlstate::connection_does_not_exist, "the database is closed"));
@@ -357,9 +389,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(le
       s.claims = kind == lease_kind::shared ? 1 : 0;
       slots_.push_back(std::move(s));
     }
-    // On failure the slot is free again; on success others may pipeline on it.
-    dispatch_locked(then.wake);
-    notify_if_all_gone_locked();
+    opening_ended_locked(kind, then.wake);
   }
   if (failure) {
     if (c) c->close();

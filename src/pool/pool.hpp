@@ -172,6 +172,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
     bool may_open = false;
   };
   struct after_unlock;
+  class opening_claim;
   struct grant {
     std::shared_ptr<pooled_connection> conn;
     bool may_open = false;
@@ -193,7 +194,8 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   boost::asio::awaitable<pool_lease> acquire(lease_kind kind);
   boost::asio::awaitable<void> wait_for_grant(std::shared_ptr<waiting_task> task,
                                               pool_clock::time_point deadline);
-  boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(lease_kind kind);
+  boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(opening_claim claim);
+  void opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake);
   pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
 
   boost::asio::any_io_executor executor_;

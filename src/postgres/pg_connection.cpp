@@ -385,28 +385,44 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost)
 // ---- waiting
 
 asio::awaitable<void> pg_connection::wait(pg_group_ptr g) {
+  return wait_for(waiting(shared_from_this(), std::move(g)));
+}
+
+asio::awaitable<void> pg_connection::wait_for(waiting w) {
+  pg_group& g = *w.group;
   bool cancelled = false;
   try {
-    auto [ec, outcome] = co_await g->async_wait(asio::as_tuple(asio::deferred));
+    auto [ec, outcome] = co_await g.async_wait(asio::as_tuple(asio::deferred));
     cancelled = ec == asio::error::operation_aborted;
   } catch (...) {
     cancelled = true;  // a cancelled coroutine throws at co_await, before the wait starts
   }
+  const std::shared_ptr<pg_connection> self = std::move(w.conn);  // disarmed
   if (!cancelled) co_return;
   {
-    std::lock_guard lock(mutex_);
-    if (g->verdict != pg_verdict::pending) co_return;  // it completed before the cancellation
+    std::lock_guard lock(self->mutex_);
+    if (g.verdict != pg_verdict::pending) co_return;  // it completed before the cancellation
   }
-  abandon(g);
+  self->abandon(w.group);
   throw boost::system::system_error(asio::error::operation_aborted);
 }
 
 void pg_connection::abandon(const pg_group_ptr& g) {
   pg_group_ptr now;
+  bool drop = false;
   {
     std::lock_guard lock(mutex_);
     if (g->verdict != pg_verdict::pending) return;
     now = pipeline_.abandon(g);
+    drop = state_ == state::open && pipeline_.only_abandoned_work();
+  }
+  if (drop) {
+    // Nobody waits for anything sent here: closing the connection (and cancelling what runs
+    // now) stops it all, where a cancel per statement would hold the connection for as many
+    // round trips, and every statement pipelined behind them. The pool opens another.
+    close();
+    report_lost();
+    return;
   }
   if (now) cancel_on_server(std::move(now));
 }

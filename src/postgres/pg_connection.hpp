@@ -152,6 +152,21 @@ class pg_connection final : public pooled_connection,
   void cork_locked();
   void abandon(const pg_group_ptr& g);
   void cancel_on_server(pg_group_ptr g);
+  // Abandons its group unless disarmed. Owned by the waiting frame as its parameter, so that a
+  // coroutine cancelled before that frame ran (Asio throws at the co_await that would start
+  // it) still leaves its group abandoned: cancelled on the server, not run for nobody.
+  struct waiting {
+    std::shared_ptr<pg_connection> conn;
+    pg_group_ptr group;
+    waiting(std::shared_ptr<pg_connection> c, pg_group_ptr g) noexcept
+        : conn(std::move(c)), group(std::move(g)) {}
+    waiting(waiting&& other) noexcept = default;
+    waiting& operator=(waiting&&) = delete;
+    ~waiting() {
+      if (conn) conn->abandon(group);
+    }
+  };
+  static boost::asio::awaitable<void> wait_for(waiting w);
   void update_gauges_locked();
   [[noreturn]] void fail_send_locked();
 

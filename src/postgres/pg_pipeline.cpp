@@ -155,6 +155,16 @@ pg_group_ptr pg_pipeline::abandon(const pg_group_ptr& g) {
   return nullptr;
 }
 
+bool pg_pipeline::only_abandoned_work() const noexcept {
+  if (groups_.size() < drop_threshold) return false;
+  std::size_t to_stop = 0;
+  for (const pg_group_ptr& g : groups_) {
+    if (!g->abandoned) return false;
+    if (g->cancel_wanted) ++to_stop;
+  }
+  return to_stop >= drop_threshold;
+}
+
 void pg_pipeline::cancel_issued(pg_clock::time_point now) {
   if (cancels_under_way_++ == 0 && now > cancel_window_end_) cancel_window_start_ = now;
   if (cancel_window_start_ == pg_clock::time_point::max()) cancel_window_start_ = now;

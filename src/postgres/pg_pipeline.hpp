@@ -136,6 +136,14 @@ class pg_pipeline {
   /// server when it runs. Returns `g` when it runs now (it is the head): cancel it at once.
   pg_group_ptr abandon(const pg_group_ptr& g);
 
+  /// Everything in flight was left by its awaiter (or is a detached rollback), and at least
+  /// `drop_threshold` of it still has to be stopped on the server. Cancels stop one running
+  /// statement each, one after the other (a round trip on the cancelling connection each, once
+  /// the statement has started), and hold up everything sent behind them; closing the
+  /// connection stops them all at once: true when that is the cheaper way.
+  bool only_abandoned_work() const noexcept;
+  static constexpr std::size_t drop_threshold = 3;
+
   /// A server-side cancel was sent, or has completed. While one is under way, and briefly
   /// after, a `57014` may have been meant for another statement: groups in flight then that
   /// did not ask for it are re-sent (if they may be).

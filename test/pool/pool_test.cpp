@@ -4,6 +4,8 @@
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -317,6 +319,43 @@ TEST(pool, a_cancelled_waiter_leaves_no_trace) {
     held.reset();
     pool_lease l = co_await f.pool->acquire_exclusive();
     EXPECT_EQ(f.opened.size(), 1u);
+  });
+}
+
+// A waiter granted a free slot and cancelled before it resumes never runs the opening (the
+// coroutine throws at its next co_await): the slot must come back all the same.
+TEST(pool, a_waiter_cancelled_as_it_is_given_a_slot_gives_the_slot_back) {
+  fixture f(small(1));
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease held = co_await f.pool->acquire_exclusive();
+    auto ex = co_await asio::this_coro::executor;
+    asio::cancellation_signal stop;
+    bool done = false;
+    std::exception_ptr failure;
+    auto wait = [&]() -> asio::awaitable<void> {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "the cancelled waiter got a connection";
+    };
+    auto on_done = [&](std::exception_ptr e) {
+      done = true;
+      failure = e;
+    };
+    asio::co_spawn(ex, wait(), asio::bind_cancellation_slot(stop.slot(), on_done));
+    asio::steady_timer timer(ex, 1ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    EXPECT_EQ(f.pool->stats().waiting, 1u);
+    // The held connection is lost: its slot goes to the waiter, cancelled in the same breath.
+    fake(held).die();
+    held.reset();
+    stop.emit(asio::cancellation_type::terminal);
+    while (!done) {
+      timer.expires_after(1ms);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    EXPECT_TRUE(failure);
+    EXPECT_EQ(f.pool->stats().size, 0u);
+    pool_lease l = co_await f.pool->acquire_exclusive();  // 53300 if the slot leaked
+    EXPECT_TRUE(l);
   });
 }
 

@@ -172,6 +172,31 @@ TEST(pg_pipeline, an_abandoned_group_is_cancelled_when_it_runs) {
   EXPECT_EQ(q.abandon(head), nullptr);
 }
 
+TEST(pg_pipeline, a_connection_left_only_abandoned_work_is_worth_dropping) {
+  pg_pipeline p;
+  std::vector<pg_group_ptr> sent;
+  for (int i = 0; i < 4; ++i) {
+    sent.push_back(group({pg_command::statement}));
+    p.push(sent.back());
+  }
+  // A detached rollback is abandoned but nothing to stop; a live group keeps the connection.
+  sent[0]->abandoned = true;
+  p.abandon(sent[1]);
+  p.abandon(sent[2]);
+  EXPECT_FALSE(p.only_abandoned_work()) << "a task still waits for the last group";
+  p.abandon(sent[3]);
+  EXPECT_TRUE(p.only_abandoned_work()) << "three statements to stop, nobody waiting";
+  // Fewer than the threshold to stop: cancels are cheaper than a new connection.
+  pg_pipeline q;
+  auto rollback = group({pg_command::control});
+  rollback->abandoned = true;
+  auto left = group({pg_command::statement});
+  q.push(rollback);
+  q.push(left);
+  q.abandon(left);
+  EXPECT_FALSE(q.only_abandoned_work());
+}
+
 TEST(pg_pipeline, a_stray_cancel_is_retried_only_where_it_may_have_hit) {
   pg_pipeline p;
   auto target = group({pg_command::statement}, true, t0);
