@@ -104,7 +104,7 @@ connection_pool::slot* connection_pool::find_locked(const pooled_connection& c) 
 }
 
 bool connection_pool::quiet_locked(const slot& s) const {
-  return s.claims == 0 && s.conn->in_flight() == 0;
+  return s.claims == 0 && s.conn->in_flight() == 0 && !s.conn->settling();
 }
 
 void connection_pool::remove_locked(const pooled_connection& c) {

@@ -60,6 +60,9 @@ class pooled_connection {
   virtual pool_clock::time_point idle_since() const noexcept = 0;
   /// The connection can no longer be used.
   virtual bool lost() const noexcept = 0;
+  /// Nothing is in flight, but something aimed at the connection may still land (a cancel on
+  /// its way to the server): not quiet yet. Reported with `report_quiet` when over.
+  virtual bool settling() const noexcept { return false; }
   /// A cheap look at an idle connection that the server may have dropped; false when it is gone.
   virtual bool check_alive() noexcept = 0;
   /// Makes a quiet connection fit for its next user (e.g. rolls back a transaction left open):

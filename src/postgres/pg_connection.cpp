@@ -385,25 +385,19 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost)
 // ---- waiting
 
 asio::awaitable<void> pg_connection::wait(pg_group_ptr g) {
-  return wait_for(waiting(shared_from_this(), std::move(g)));
-}
-
-asio::awaitable<void> pg_connection::wait_for(waiting w) {
-  pg_group& g = *w.group;
   bool cancelled = false;
   try {
-    auto [ec, outcome] = co_await g.async_wait(asio::as_tuple(asio::deferred));
+    auto [ec, outcome] = co_await g->async_wait(asio::as_tuple(asio::deferred));
     cancelled = ec == asio::error::operation_aborted;
   } catch (...) {
     cancelled = true;  // a cancelled coroutine throws at co_await, before the wait starts
   }
-  const std::shared_ptr<pg_connection> self = std::move(w.conn);  // disarmed
   if (!cancelled) co_return;
   {
-    std::lock_guard lock(self->mutex_);
-    if (g.verdict != pg_verdict::pending) co_return;  // it completed before the cancellation
+    std::lock_guard lock(mutex_);
+    if (g->verdict != pg_verdict::pending) co_return;  // it completed before the cancellation
   }
-  self->abandon(w.group);
+  abandon(g);
   throw boost::system::system_error(asio::error::operation_aborted);
 }
 
@@ -432,8 +426,16 @@ void pg_connection::cancel_on_server(pg_group_ptr g) {
     std::lock_guard lock(mutex_);
     if (state_ != state::open) return;
     pipeline_.cancel_issued(pg_clock::now());
+    cancel_holds_.fetch_add(1, std::memory_order_acq_rel);  // see below
   }
   auto run = [](std::shared_ptr<pg_connection> self, pg_group_ptr target) -> asio::awaitable<void> {
+    // Until the cancel can hit nothing more (its target has ended, and the signal has had
+    // time to reach the backend), the connection is `settling`: the pool does not count it
+    // quiet, so lends it to no transaction, whose statement a late cancel would fail (57014).
+    struct hold {
+      pg_connection& c;
+      ~hold() { c.release_cancel_hold(); }
+    } held{*self};
     bool delivered = false;
     try {
       co_await self->shared_->canceller->cancel(self->backend_pid_);
@@ -449,11 +451,13 @@ void pg_connection::cancel_on_server(pg_group_ptr g) {
     // A backend that does not stop a cancelled statement within the grace period is not
     // running (frozen, or unreachable): give the connection up rather than hold its slot.
     asio::steady_timer tick(self->executor_);
+    const auto settled = pg_clock::now() + pg_pipeline::stray_cancel_grace;
     const auto give_up = pg_clock::now() + cancel_grace;
     for (;;) {
       {
         std::lock_guard lock(self->mutex_);
-        if (target->verdict != pg_verdict::pending || self->state_ != state::open) co_return;
+        if (self->state_ != state::open) co_return;
+        if (target->verdict != pg_verdict::pending && pg_clock::now() >= settled) co_return;
       }
       if (pg_clock::now() >= give_up) break;
       tick.expires_after(std::chrono::milliseconds(20));
@@ -471,6 +475,16 @@ void pg_connection::cancel_on_server(pg_group_ptr g) {
     if (lost) self->finish(done, none, true);
   };
   asio::co_spawn(executor_, run(shared_from_this(), std::move(g)), asio::detached);
+}
+
+void pg_connection::release_cancel_hold() noexcept {
+  if (cancel_holds_.fetch_sub(1, std::memory_order_acq_rel) != 1 || in_flight() != 0) return;
+  bool open;
+  {
+    std::lock_guard lock(mutex_);
+    open = state_ == state::open;
+  }
+  if (open) report_quiet();
 }
 
 void pg_connection::deliver(pg_group& g, statement& st) {

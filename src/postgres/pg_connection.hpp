@@ -123,6 +123,9 @@ class pg_connection final : public pooled_connection,
   pool_clock::time_point busy_since() const noexcept override;
   pool_clock::time_point idle_since() const noexcept override;
   bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
+  bool settling() const noexcept override {
+    return cancel_holds_.load(std::memory_order_acquire) > 0;
+  }
   bool check_alive() noexcept override;
   bool make_clean() noexcept override;
   void close() noexcept override;
@@ -152,21 +155,7 @@ class pg_connection final : public pooled_connection,
   void cork_locked();
   void abandon(const pg_group_ptr& g);
   void cancel_on_server(pg_group_ptr g);
-  // Abandons its group unless disarmed. Owned by the waiting frame as its parameter, so that a
-  // coroutine cancelled before that frame ran (Asio throws at the co_await that would start
-  // it) still leaves its group abandoned: cancelled on the server, not run for nobody.
-  struct waiting {
-    std::shared_ptr<pg_connection> conn;
-    pg_group_ptr group;
-    waiting(std::shared_ptr<pg_connection> c, pg_group_ptr g) noexcept
-        : conn(std::move(c)), group(std::move(g)) {}
-    waiting(waiting&& other) noexcept = default;
-    waiting& operator=(waiting&&) = delete;
-    ~waiting() {
-      if (conn) conn->abandon(group);
-    }
-  };
-  static boost::asio::awaitable<void> wait_for(waiting w);
+  void release_cancel_hold() noexcept;
   void update_gauges_locked();
   [[noreturn]] void fail_send_locked();
 
@@ -196,6 +185,7 @@ class pg_connection final : public pooled_connection,
   bool corked_ = false;
 
   std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> cancel_holds_{0};  // server-side cancels that may still land
   std::atomic<bool> lost_{false};
   std::atomic<pg_clock::rep> busy_since_{pg_clock::time_point::max().time_since_epoch().count()};
   std::atomic<pg_clock::rep> idle_since_{0};

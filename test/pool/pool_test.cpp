@@ -39,6 +39,7 @@ class fake_connection final : public pooled_connection {
   }
   pool_clock::time_point idle_since() const noexcept override { return idle_since_; }
   bool lost() const noexcept override { return lost_; }
+  bool settling() const noexcept override { return settling_now; }
   bool check_alive() noexcept override {
     ++checks;
     return alive;
@@ -60,6 +61,12 @@ class fake_connection final : public pooled_connection {
     lost_ = true;
     report_lost();
   }
+  // A cancel aimed at it is no longer on its way.
+  void settle() {
+    settling_now = false;
+    report_quiet();
+  }
+  bool settling_now = false;
 
   bool alive = true;
   bool closed = false;
@@ -356,6 +363,35 @@ TEST(pool, a_waiter_cancelled_as_it_is_given_a_slot_gives_the_slot_back) {
     EXPECT_EQ(f.pool->stats().size, 0u);
     pool_lease l = co_await f.pool->acquire_exclusive();  // 53300 if the slot leaked
     EXPECT_TRUE(l);
+  });
+}
+
+// A cancel sent for the previous user's statement may still land: the connection is lent to
+// nobody else until it has settled.
+TEST(pool, a_connection_a_cancel_may_still_reach_is_lent_only_once_settled) {
+  pool_options o = small(1);
+  o.acquire_timeout = 10s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease first = co_await f.pool->acquire_exclusive();
+    fake_connection& c = fake(first);
+    c.settling_now = true;
+    first.reset();
+    auto ex = co_await asio::this_coro::executor;
+    bool got = false;
+    auto next = [&]() -> asio::awaitable<void> {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      got = true;
+    };
+    asio::co_spawn(ex, next(), asio::detached);
+    asio::steady_timer timer(ex, 5ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    EXPECT_FALSE(got) << "lent while a cancel could still reach it";
+    c.settle();
+    timer.expires_after(5ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    EXPECT_TRUE(got);
+    EXPECT_EQ(f.opened.size(), 1u);
   });
 }
 
