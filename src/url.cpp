@@ -105,6 +105,8 @@ sqlite_options parse_sqlite(std::string_view rest) {
       out.statement_cache_size = to_count(o, 0, 100'000);
     } else if (o.key == "foreign_keys") {
       out.foreign_keys = to_bool(o);
+    } else if (o.key == "readers") {
+      out.readers = to_count(o, 0, 64);
     } else if (o.key == "journal_mode") {
       static constexpr std::string_view modes[] = {"wal",     "delete", "truncate",
                                                    "persist", "memory", "off"};
@@ -116,7 +118,7 @@ sqlite_options parse_sqlite(std::string_view rest) {
     } else {
       bad_url("unknown sqlite option \"" + o.key +
               "\" (known: mode, busy_timeout, statement_cache_size, foreign_keys, "
-              "journal_mode)");
+              "journal_mode, readers)");
     }
   }
   if (out.memory && out.mode == sqlite_options::access::read_only)

@@ -22,6 +22,7 @@ struct sqlite_options {
   std::size_t statement_cache_size = 128;
   bool foreign_keys = true;
   std::string journal_mode = "wal";  // file databases only
+  std::size_t readers = 4;           // WAL file databases: reader connections at most
 };
 
 struct postgres_options {

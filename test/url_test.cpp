@@ -37,8 +37,9 @@ TEST(url, sqlite_forms) {
 TEST(url, sqlite_options) {
   auto o = sqlite(
       "sqlite:app.db?mode=ro&busy_timeout=250&statement_cache_size=3&foreign_keys=off"
-      "&journal_mode=delete");
+      "&journal_mode=delete&readers=2");
   EXPECT_EQ(o.mode, sqlite_options::access::read_only);
+  EXPECT_EQ(o.readers, 2u);
   EXPECT_EQ(o.busy_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(o.statement_cache_size, 3u);
   EXPECT_FALSE(o.foreign_keys);
@@ -47,6 +48,7 @@ TEST(url, sqlite_options) {
   EXPECT_EQ(d.mode, sqlite_options::access::read_write_create);
   EXPECT_TRUE(d.foreign_keys);
   EXPECT_EQ(d.journal_mode, "wal");
+  EXPECT_EQ(d.readers, 4u);
 }
 
 TEST(url, malformed_urls_are_clear_errors) {
@@ -55,6 +57,7 @@ TEST(url, malformed_urls_are_clear_errors) {
   EXPECT_NE(error_of("sqlite:").find("file path"), std::string::npos);
   EXPECT_NE(error_of("sqlite:a.db?mode=xx").find("mode=xx"), std::string::npos);
   EXPECT_NE(error_of("sqlite:a.db?busy_timeout=-1").find("busy_timeout"), std::string::npos);
+  EXPECT_NE(error_of("sqlite:a.db?readers=65").find("readers"), std::string::npos);
   EXPECT_NE(error_of("sqlite:a.db?colour=blue").find("unknown sqlite option \"colour\""),
             std::string::npos);
   EXPECT_NE(error_of("sqlite:a.db?mode").find("has no value"), std::string::npos);

@@ -25,6 +25,10 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
       return sqlstate::datatype_mismatch;
     case SQLITE_READONLY_DBMOVED:
       return sqlstate::connection_failure;
+    case SQLITE_BUSY_SNAPSHOT:
+      // A transaction that read, then tried to write after another connection wrote: it can
+      // only be run again from the start.
+      return "40001";  // serialization_failure
     default:
       break;
   }

@@ -5,8 +5,41 @@
 #include <awaitdb/error.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 namespace awaitdb::detail {
+namespace {
+
+// Whether the statement's first keyword is SELECT, WITH or VALUES (after white space, comments
+// and parentheses).
+bool is_plain_query(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    const char c = sql[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(') {
+      ++i;
+    } else if (sql.substr(i, 2) == "--") {
+      const std::size_t end = sql.find('\n', i);
+      i = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (sql.substr(i, 2) == "/*") {
+      const std::size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  auto starts = [&](std::string_view word) {
+    if (sql.size() - i < word.size()) return false;
+    for (std::size_t k = 0; k < word.size(); ++k)
+      if ((sql[i + k] | 0x20) != word[k]) return false;
+    const std::size_t after = i + word.size();
+    return after == sql.size() ||
+           !(std::isalnum(static_cast<unsigned char>(sql[after])) || sql[after] == '_');
+  };
+  return starts("select") || starts("with") || starts("values");
+}
+
+}  // namespace
 
 sqlite_prepared sqlite_statement_cache::prepare(sqlite3* db, std::string_view sql) {
   // SQLite would stop reading at a NUL byte and run what came before it.
@@ -51,6 +84,7 @@ sqlite_prepared sqlite_statement_cache::prepare(sqlite3* db, std::string_view sq
     p.number_of[static_cast<std::size_t>(i - 1)] = n;
     p.placeholder_count = std::max(p.placeholder_count, n);
   }
+  p.only_reads = sqlite3_stmt_readonly(p.stmt) != 0 && is_plain_query(sql);
   guard.armed = false;
   return p;
 }

@@ -23,6 +23,10 @@ struct sqlite_prepared {
   sqlite3_stmt* stmt = nullptr;
   std::size_t placeholder_count = 0;   // the highest $N
   std::vector<std::size_t> number_of;  // number_of[i - 1]: the N of SQLite's parameter i
+  // A query that only reads (SELECT, WITH or VALUES that SQLite reports read-only): it may
+  // run on a reader connection. Transaction control and PRAGMAs, which SQLite also calls
+  // read-only, are not: they act on the connection they run on.
+  bool only_reads = false;
 
   // The result columns, read once rather than on every run: names (concatenated) and whether
   // each is declared BOOL/BOOLEAN. Read again when SQLite re-prepared the statement after a

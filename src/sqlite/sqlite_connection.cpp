@@ -1,0 +1,337 @@
+#include "sqlite_connection.hpp"
+
+#include "../param_check.hpp"
+#include "../text_forms.hpp"
+#include "sqlite_errors.hpp"
+#include <awaitdb/error.hpp>
+
+#include <boost/asio/recycling_allocator.hpp>
+
+#include <sqlite3.h>
+
+#include <string>
+
+namespace awaitdb::detail {
+namespace {
+
+namespace asio = boost::asio;
+
+[[noreturn]] void throw_sqlite(sqlite3* db, int code, std::string_view context = {}) {
+  throw sqlite_error(db, code, context);
+}
+
+/// A complete SQLite result, copied out of the statement (which is reset for reuse).
+///
+/// One allocation for a small result (a point lookup): this object, whose inline slots hold the
+/// columns' descriptions followed by the cells; larger results move them to a vector. Text and
+/// blobs go to an arena (a short string needs no allocation).
+class sqlite_result final : public result_source {
+ public:
+  std::size_t rows() const noexcept override { return rows_; }
+  std::size_t columns() const noexcept override { return columns_; }
+  std::string_view column_name(std::size_t column) const noexcept override {
+    const stored& c = slot(column);
+    return std::string_view(arena_.data() + c.offset, c.size);
+  }
+  cell at(std::size_t row, std::size_t column) const override {
+    const stored& s = slot(columns_ + row * columns_ + column);
+    return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
+  }
+
+  void read_columns(const sqlite_prepared& p) {
+    columns_ = p.columns.size();
+    for (const sqlite_prepared::column& c : p.columns) {
+      stored d;
+      d.offset = append(std::string_view(p.names).substr(c.name_offset, c.name_size));
+      d.size = c.name_size;
+      d.kind = c.boolean ? cell_kind::boolean : cell_kind::integer;
+      push(d);
+    }
+  }
+
+  void read_row(sqlite3_stmt* stmt) {
+    for (std::size_t c = 0; c < columns_; ++c) {
+      int col = static_cast<int>(c);
+      stored s;
+      switch (sqlite3_column_type(stmt, col)) {
+        case SQLITE_INTEGER:
+          s.integer = sqlite3_column_int64(stmt, col);
+          s.kind = slot(c).kind == cell_kind::boolean && (s.integer == 0 || s.integer == 1)
+                       ? cell_kind::boolean
+                       : cell_kind::integer;
+          break;
+        case SQLITE_FLOAT:
+          s.kind = cell_kind::real;
+          s.real = sqlite3_column_double(stmt, col);
+          break;
+        case SQLITE_TEXT: {
+          s.kind = cell_kind::text;
+          const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          s.offset = append(std::string_view(text ? text : "", s.size));
+          break;
+        }
+        case SQLITE_BLOB: {
+          s.kind = cell_kind::blob;
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, col));
+          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          s.offset = append(std::string_view(data ? data : "", s.size));
+          break;
+        }
+        default:
+          break;  // NULL
+      }
+      push(s);
+    }
+    ++rows_;
+  }
+
+ private:
+  struct stored {
+    cell_kind kind = cell_kind::null;
+    std::int64_t integer = 0;
+    double real = 0;
+    std::size_t offset = 0;
+    std::size_t size = 0;
+  };
+
+  std::size_t append(std::string_view bytes) {
+    std::size_t offset = arena_.size();
+    arena_.append(bytes);
+    return offset;
+  }
+
+  const stored& slot(std::size_t i) const noexcept { return heap_.empty() ? inline_[i] : heap_[i]; }
+  void push(const stored& s) {
+    if (heap_.empty() && used_ < inline_capacity) {
+      inline_[used_++] = s;
+      return;
+    }
+    if (heap_.empty()) heap_.assign(inline_, inline_ + used_);
+    heap_.push_back(s);
+  }
+
+  static constexpr std::size_t inline_capacity = 4;
+  std::size_t rows_ = 0;
+  std::size_t columns_ = 0;
+  // The columns' descriptions, then rows_ * columns_ cells: inline while they fit.
+  stored inline_[inline_capacity];
+  std::size_t used_ = 0;
+  std::vector<stored> heap_;
+  std::string arena_;
+};
+
+void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p, std::size_t number) {
+  int rc = SQLITE_OK;
+  switch (p.kind) {
+    case param_kind::null:
+      rc = sqlite3_bind_null(stmt, index);
+      break;
+    case param_kind::boolean:
+    case param_kind::int16:
+    case param_kind::int32:
+    case param_kind::int64:
+      rc = sqlite3_bind_int64(stmt, index, p.integer);
+      break;
+    case param_kind::real:
+      rc = sqlite3_bind_double(stmt, index, p.real);
+      break;
+    case param_kind::text:
+      check_text_parameter(p.bytes, number);
+      // A null pointer would bind NULL: an empty string must stay an empty string.
+      rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "", p.bytes.size(),
+                               SQLITE_STATIC, SQLITE_UTF8);
+      break;
+    case param_kind::uint64:
+      throw error(sqlstate::numeric_value_out_of_range,
+                  "parameter $" + std::to_string(number) +
+                      " is an unsigned value above 9223372036854775807, which SQLite cannot "
+                      "store as an integer");
+    case param_kind::timestamp:
+    case param_kind::date:
+    case param_kind::duration:
+    case param_kind::uuid: {
+      // Times in UTC without an offset: the form SQLite's own date functions read.
+      const std::string text = parameter_text(p, number, false);
+      rc =
+          sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+      break;
+    }
+    case param_kind::array:
+      throw error(sqlstate::feature_not_supported,
+                  "parameter $" + std::to_string(number) +
+                      " is an array, which SQLite does not have; bind its elements one by one "
+                      "or join them into the SQL as a list of placeholders");
+    case param_kind::blob:
+      rc = p.bytes.empty()
+               ? sqlite3_bind_zeroblob(stmt, index, 0)
+               : sqlite3_bind_blob64(stmt, index, p.bytes.data(), p.bytes.size(), SQLITE_STATIC);
+      break;
+  }
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(number));
+}
+
+}  // namespace
+
+sqlite_connection::sqlite_connection(const sqlite_options& options, role r)
+    : watch_file_(!options.memory && r == role::writer), cache_(options.statement_cache_size) {
+  int flags = SQLITE_OPEN_NOMUTEX;  // the engine serializes every use of the connection
+  switch (options.mode) {
+    case sqlite_options::access::read_only:
+      flags |= SQLITE_OPEN_READONLY;
+      break;
+    case sqlite_options::access::read_write:
+      flags |= SQLITE_OPEN_READWRITE;
+      break;
+    case sqlite_options::access::read_write_create:
+      // A reader opens the file the writer created.
+      flags |=
+          r == role::writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE;
+      break;
+  }
+  int rc = sqlite3_open_v2(options.path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = "cannot open SQLite database \"" + options.path +
+                          "\": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw error(sqlstate::connection_not_established, message);
+  }
+  try {
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_handler(db_, &sqlite_connection::on_busy, this);
+    exec_pragma(std::string("PRAGMA foreign_keys = ") + (options.foreign_keys ? "ON" : "OFF"));
+    if (r == role::reader) {
+      exec_pragma("PRAGMA query_only = ON");  // a reader never writes, whatever it is given
+    } else if (!options.memory && options.mode != sqlite_options::access::read_only) {
+      // Leaving WAL needs the file to itself: while other connections have it open, SQLite
+      // answers busy and the file keeps its mode (read back below).
+      const std::string set_mode = "PRAGMA journal_mode = " + options.journal_mode;
+      const int mode_rc = sqlite3_exec(db_, set_mode.c_str(), nullptr, nullptr, nullptr);
+      if (mode_rc != SQLITE_OK && (mode_rc & 0xff) != SQLITE_BUSY)
+        throw_sqlite(db_, mode_rc, set_mode);
+      // With WAL, NORMAL is durable across application crashes and much faster than FULL.
+      if (options.journal_mode == "wal") exec_pragma("PRAGMA synchronous = NORMAL");
+    }
+    sqlite3_stmt* mode = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA journal_mode", -1, &mode, nullptr) == SQLITE_OK &&
+        sqlite3_step(mode) == SQLITE_ROW) {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(mode, 0));
+      journal_mode_ = text ? text : "";
+    }
+    sqlite3_finalize(mode);
+  } catch (...) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+sqlite_connection::~sqlite_connection() {
+  cache_.clear();
+  if (db_) sqlite3_close_v2(db_);  // rolls back an open transaction
+}
+
+int sqlite_connection::on_busy(void* self, int) noexcept {
+  static_cast<sqlite_connection*>(self)->lock_wait_would_help_ = true;
+  return 0;  // do not sleep: sqlite3_step returns SQLITE_BUSY now
+}
+
+bool sqlite_connection::in_transaction() const noexcept {
+  return sqlite3_get_autocommit(db_) == 0;
+}
+
+error sqlite_connection::file_gone_error() {
+  return error(sqlstate::connection_failure,
+               "the database file was deleted or replaced after it was opened: writes would go "
+               "to a file no other process sees; open the database again");
+}
+
+void sqlite_connection::check_file_in_place() {
+  if (!watch_file_) return;
+  int moved = 0;
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved) {
+    file_gone_ = true;
+    throw file_gone_error();
+  }
+}
+
+void sqlite_connection::exec_pragma(const std::string& sql) {
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db_, rc, sql);
+}
+
+sqlite_connection::outcome sqlite_connection::execute_control(std::string_view sql) {
+  statement st;
+  st.sql = sql;
+  st.mode = result_mode::count;
+  return execute(st);
+}
+
+sqlite_connection::outcome sqlite_connection::execute(statement& st) {
+  return run(cache_.get(db_, st.sql), st);
+}
+
+bool sqlite_connection::try_read(statement& st, outcome& out) {
+  sqlite_prepared* p = nullptr;
+  try {
+    p = &cache_.get(db_, st.sql);
+  } catch (const error&) {
+    return false;
+  }
+  if (!p->only_reads) return false;
+  out = run(*p, st);
+  return true;
+}
+
+sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement& st) {
+  if (st.param_count != p.placeholder_count)
+    throw error(sqlstate::wrong_parameter_count,
+                "the statement takes " + std::to_string(p.placeholder_count) +
+                    " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
+  sqlite3_stmt* stmt = p.stmt;
+  if (watch_file_ && sqlite3_get_autocommit(db_) && !sqlite3_stmt_readonly(stmt))
+    check_file_in_place();
+  reset_on_exit reset{stmt};
+  for (std::size_t i = 0; i < p.number_of.size(); ++i)
+    bind(db_, stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
+  lock_wait_would_help_ = false;
+  // SQLITE_BUSY: nothing was changed (SQLite takes its locks before it writes).
+  auto failed = [&](int rc) {
+    if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
+      return true;
+    if (rc == SQLITE_BUSY)
+      throw error("40P01",
+                  "SQLite refused to wait for a lock that another connection holds while it "
+                  "waits for one of this connection's (deadlock); run the transaction again");
+    throw_sqlite(db_, rc);
+  };
+
+  if (st.mode == result_mode::count) {
+    const sqlite3_int64 before = sqlite3_total_changes64(db_);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;
+    // sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE; a statement that
+    // changed nothing (a SELECT, DDL) must report 0, not that stale count.
+    st.affected = sqlite3_total_changes64(db_) != before
+                      ? static_cast<std::uint64_t>(sqlite3_changes64(db_))
+                      : 0;
+    return outcome::done;
+  }
+
+  // Asio's recycling allocator: a thread that runs one query after another reuses the
+  // memory of the previous result instead of going to the heap each time.
+  auto out = std::allocate_shared<sqlite_result>(asio::recycling_allocator<sqlite_result>());
+  int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
+  p.describe();
+  out->read_columns(p);
+  for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
+    out->read_row(stmt);
+  if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;
+  st.rows = result(std::move(out));
+  return outcome::done;
+}
+
+}  // namespace awaitdb::detail

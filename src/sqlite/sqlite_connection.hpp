@@ -1,0 +1,76 @@
+// One SQLite connection: its handle, its prepared statements, and one statement run to
+// completion on it. Not thread-safe: its owner serializes every use.
+//
+// SQLite's busy handler would sleep inside sqlite3_step while another connection holds a lock,
+// blocking the thread and every coroutine on it. The handler installed here never sleeps: it
+// notes that waiting would help and lets sqlite3_step return SQLITE_BUSY at once, which
+// `execute` reports as `outcome::busy` (nothing changed; the engine retries after an Asio
+// timer). A SQLITE_BUSY for which SQLite did not call the handler is a lock that waiting cannot
+// get (two connections each waiting for the other): an error at once.
+#ifndef AWAITDB_SRC_SQLITE_SQLITE_CONNECTION_HPP
+#define AWAITDB_SRC_SQLITE_SQLITE_CONNECTION_HPP
+
+#include "../backend.hpp"
+#include "../url.hpp"
+#include "sqlite_statement_cache.hpp"
+
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+
+namespace awaitdb::detail {
+
+class sqlite_connection {
+ public:
+  enum class role : std::uint8_t {
+    writer,  // statements that write, and transactions
+    reader,  // queries outside transactions (a WAL database's readers never wait for writers)
+  };
+  enum class outcome : std::uint8_t {
+    done,
+    busy,  // another connection holds a lock that waiting may get: nothing changed, retry
+  };
+
+  /// Opens `options.path`. Throws `awaitdb::error` (08001) naming the file.
+  sqlite_connection(const sqlite_options& options, role r);
+  ~sqlite_connection();
+  sqlite_connection(const sqlite_connection&) = delete;
+  sqlite_connection& operator=(const sqlite_connection&) = delete;
+
+  /// Runs `st` to completion: its rows or its count in `st`.
+  outcome execute(statement& st);
+  /// Runs `st` if it only reads (see `sqlite_prepared::only_reads`); false, having run nothing,
+  /// when it does not or cannot be prepared here (it may name a TEMP table or an attached
+  /// database of the writer: the writer prepares it and reports any error).
+  bool try_read(statement& st, outcome& out);
+  /// A statement without parameters (transaction control), through the statement cache.
+  outcome execute_control(std::string_view sql);
+
+  bool in_transaction() const noexcept;
+  /// The database's journal mode as SQLite reports it ("wal", "delete", ...).
+  const std::string& journal_mode() const noexcept { return journal_mode_; }
+
+  /// A file deleted or renamed while open keeps accepting writes that go nowhere anyone will
+  /// find them. SQLite's unix VFS can tell (it compares the open file with what its path names
+  /// now): asked before a transaction begins and before a write outside one. Throws once gone.
+  void check_file_in_place();
+  bool file_gone() const noexcept { return file_gone_; }
+  static error file_gone_error();
+
+ private:
+  static int on_busy(void* self, int attempts) noexcept;
+  outcome run(sqlite_prepared& p, statement& st);
+  void exec_pragma(const std::string& sql);
+
+  sqlite3* db_ = nullptr;
+  const bool watch_file_;
+  bool file_gone_ = false;
+  bool lock_wait_would_help_ = false;  // set by on_busy during one sqlite3_step
+  std::string journal_mode_;
+  sqlite_statement_cache cache_;
+};
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_SQLITE_SQLITE_CONNECTION_HPP
