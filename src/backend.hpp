@@ -81,9 +81,11 @@ class backend {
   /// The caller has checked that `tx` is open and not aborted.
   virtual asio::awaitable<void> run(statement& st, tx_state* tx) = 0;
 
-  /// Begins a transaction (`enclosing` null) or a savepoint inside `enclosing`.
+  /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
+  /// `enclosing` (the caller has checked that `options` are the defaults then).
   virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
-                                                           tx_state* enclosing) = 0;
+                                                           tx_state* enclosing,
+                                                           const transaction_options& options) = 0;
   /// Commits (or releases the savepoint). On failure the level is rolled back, then it throws.
   virtual asio::awaitable<void> commit(tx_state& tx) = 0;
   /// Rolls back without waiting for the database: SQLite does it inline; PostgreSQL queues it

@@ -3,7 +3,11 @@
 #include "task_context.hpp"
 #include <awaitdb/database.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+#include <random>
 
 namespace awaitdb {
 
@@ -111,16 +115,48 @@ asio::awaitable<std::optional<row>> database::run_query_opt(detail::statement_ar
   return at_most_one(run_statement<result>(backend_, std::move(args)));
 }
 
-asio::awaitable<detail::transaction_scope> database::begin_transaction() const {
+asio::awaitable<detail::transaction_scope> database::begin_transaction(
+    const transaction_options& options) const {
   detail::backend& b = checked_backend();
   auto ex = co_await asio::this_coro::executor;
   tx_state* enclosing = detail::find_transaction(ex, b);
-  if (enclosing) check_usable(*enclosing);
+  if (enclosing) {
+    check_usable(*enclosing);
+    const transaction_options defaults;
+    if (options.isolation != defaults.isolation || options.read_only || options.deferrable ||
+        options.retries > 0)
+      throw error("25001",
+                  "transaction options apply to a top-level transaction; this one is nested in "
+                  "another (a savepoint), which runs as its enclosing transaction does");
+  }
   tx_state* innermost = detail::innermost_transaction(ex);
   std::shared_ptr<tx_state> parent = innermost ? innermost->shared_from_this() : nullptr;
-  std::shared_ptr<tx_state> level = co_await b.begin(std::move(parent), enclosing);
+  std::shared_ptr<tx_state> level = co_await b.begin(std::move(parent), enclosing, options);
   asio::any_io_executor inner = detail::with_transaction(ex, level);
   co_return detail::transaction_scope(std::move(level), std::move(inner));
+}
+
+asio::awaitable<bool> database::retry_after(const transaction_options& options, unsigned attempt,
+                                            std::exception_ptr failure) {
+  if (attempt >= options.retries || !failure) co_return false;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const error& e) {
+    if (e.sqlstate() != "40001" && e.sqlstate() != "40P01") co_return false;
+  } catch (...) {
+    co_return false;
+  }
+  // Doubling pauses, each drawn between half and all of its step (two transactions that
+  // collided should not collide again in step), at most a second.
+  const auto step = std::min<std::chrono::milliseconds>(
+      options.retry_delay * (1u << std::min(attempt, 10u)), std::chrono::seconds(1));
+  thread_local std::minstd_rand random(std::random_device{}());
+  const auto half = step / 2;
+  const auto pause =
+      half + std::chrono::milliseconds(half.count() > 0 ? random() % (half.count() + 1) : 0);
+  asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+  co_await timer.async_wait(asio::use_awaitable);
+  co_return true;
 }
 
 asio::awaitable<bool> database::in_transaction() const {

@@ -25,7 +25,8 @@ class idle_backend final : public backend {
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
   bool try_run_inline(statement&, tx_state*) override { return false; }
   asio::awaitable<void> run(statement&, tx_state*) override { co_return; }
-  asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state>, tx_state*) override {
+  asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state>, tx_state*,
+                                                   const transaction_options&) override {
     co_return nullptr;
   }
   asio::awaitable<void> commit(tx_state&) override { co_return; }

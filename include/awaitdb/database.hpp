@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <exception>
@@ -20,9 +21,33 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace awaitdb {
+
+/// How a transaction runs: `database::transaction(options, fn)`.
+struct transaction_options {
+  enum class isolation_level : std::uint8_t {
+    server_default,  // PostgreSQL: the session's default (READ COMMITTED unless configured)
+    read_committed,  // SQLite: every level is SERIALIZABLE, which the standard allows
+    repeatable_read,
+    serializable,
+  };
+  isolation_level isolation = isolation_level::server_default;
+  /// Statements that write fail with 25006. PostgreSQL: READ ONLY. SQLite: the transaction
+  /// takes no write lock (BEGIN DEFERRED; others take the writer's lock at BEGIN IMMEDIATE).
+  bool read_only = false;
+  /// PostgreSQL: DEFERRABLE (with `serializable` and `read_only`: waits for a snapshot that
+  /// cannot fail with 40001). SQLite: ignored.
+  bool deferrable = false;
+  /// Runs the whole transaction again, up to this many more times, when it fails with 40001
+  /// (serialization failure) or 40P01 (deadlock), after a pause that doubles each time (with
+  /// jitter). `fn` must be safe to run again. Never after a COMMIT whose outcome is unknown
+  /// (08007). Top-level transactions only.
+  unsigned retries = 0;
+  std::chrono::milliseconds retry_delay{10};  // the first pause
+};
 
 /// Connection counts of a database's pool, read at one instant. SQLite has one connection.
 struct pool_stats {
@@ -192,39 +217,45 @@ class database {
   /// caller's executor (wrapped so that it carries the task context).
   template <class F>
   auto transaction(F fn) const -> std::invoke_result_t<F&> {
+    return transaction(transaction_options{}, std::move(fn));
+  }
+
+  /// The same, with an isolation level, read-only, and retries (see `transaction_options`).
+  /// Inside another transaction (a savepoint) only the defaults are accepted (25001).
+  template <class F>
+  auto transaction(transaction_options options, F fn) const -> std::invoke_result_t<F&> {
     using awaitable_type = std::invoke_result_t<F&>;
     using value_type = typename awaitable_type::value_type;
-    detail::transaction_scope scope = co_await begin_transaction();
-    std::exception_ptr failure;
-    if constexpr (std::is_void_v<value_type>) {
+    // (void: a monostate, so that one path serves both.)
+    using held_type = std::conditional_t<std::is_void_v<value_type>, std::monostate, value_type>;
+    for (unsigned attempt = 0;; ++attempt) {
+      detail::transaction_scope scope = co_await begin_transaction(options);
+      std::exception_ptr failure;
+      std::optional<held_type> value;
+      auto body = [&]() -> boost::asio::awaitable<void> {
+        if constexpr (std::is_void_v<value_type>) {
+          co_await std::invoke(fn);
+          value.emplace();
+        } else {
+          value.emplace(co_await std::invoke(fn));
+        }
+      };
       try {
-        co_await boost::asio::co_spawn(
-            scope.executor(), [&]() -> boost::asio::awaitable<void> { co_await std::invoke(fn); },
-            boost::asio::use_awaitable);
+        co_await boost::asio::co_spawn(scope.executor(), body, boost::asio::use_awaitable);
+        co_await scope.commit();
       } catch (...) {
         failure = std::current_exception();
       }
       if (!failure) {
-        co_await scope.commit();
-        co_return;
+        if constexpr (std::is_void_v<value_type>)
+          co_return;
+        else
+          co_return std::move(*value);
       }
-    } else {
-      std::optional<value_type> value;
-      try {
-        co_await boost::asio::co_spawn(
-            scope.executor(),
-            [&]() -> boost::asio::awaitable<void> { value.emplace(co_await std::invoke(fn)); },
-            boost::asio::use_awaitable);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      if (!failure) {
-        co_await scope.commit();
-        co_return std::move(*value);
-      }
+      scope.rollback();
+      const bool again = co_await retry_after(options, attempt, failure);
+      if (!again) std::rethrow_exception(failure);
     }
-    scope.rollback();
-    std::rethrow_exception(failure);
   }
 
   /// True when the calling task is inside a transaction of this database.
@@ -272,7 +303,11 @@ class database {
     co_return r->as<T>();
   }
   boost::asio::awaitable<std::uint64_t> run_execute(detail::statement_args args) const;
-  boost::asio::awaitable<detail::transaction_scope> begin_transaction() const;
+  boost::asio::awaitable<detail::transaction_scope> begin_transaction(
+      const transaction_options& options) const;
+  /// Whether a transaction that failed with `failure` runs again (after a pause).
+  static boost::asio::awaitable<bool> retry_after(const transaction_options& options,
+                                                  unsigned attempt, std::exception_ptr failure);
   detail::backend& checked_backend() const;
 
   std::shared_ptr<detail::backend> backend_;

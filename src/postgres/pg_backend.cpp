@@ -106,13 +106,16 @@ class pg_backend final : public backend {
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
-                                                   tx_state* enclosing) override {
+                                                   tx_state* enclosing,
+                                                   const transaction_options& options) override {
     if (!enclosing) {
       // Only the connection is taken now; BEGIN travels with the first statement.
       pool_lease lease = co_await pool_->acquire_exclusive();
       auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
-      co_return std::make_shared<pg_tx>(*this, std::move(parent), nullptr, std::move(conn),
-                                        std::move(lease));
+      auto top = std::make_shared<pg_tx>(*this, std::move(parent), nullptr, std::move(conn),
+                                         std::move(lease));
+      top->book.set_begin(begin_statement(options));
+      co_return top;
     }
     pg_tx& top = static_cast<pg_tx&>(*enclosing).top_level();
     auto level =
@@ -144,11 +147,22 @@ class pg_backend final : public backend {
     r.tx = &top.book;
     r.ends_tx = true;
     std::exception_ptr failure;
+    bool sent = false;
     try {
       if (pg_group_ptr g = top.conn->submit(r)) {
+        sent = true;
         co_await top.conn->wait(g);
         if (g->failure) throw_failure(*g);
       }
+    } catch (const error& e) {
+      // The connection ended while COMMIT was on its way: the server may have committed.
+      const bool in_doubt = sent && (e.is_connection_error() || e.sqlstate().starts_with("57P0"));
+      failure = in_doubt ? std::make_exception_ptr(
+                               error("08007",
+                                     "the connection was lost while COMMIT was in flight: the "
+                                     "transaction may or may not have committed; check before "
+                                     "running it again"))
+                         : std::current_exception();
     } catch (...) {
       failure = std::current_exception();
     }

@@ -1,14 +1,36 @@
 #include "pg_tx.hpp"
 
+#include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
 namespace awaitdb::detail {
+
+std::string begin_statement(const transaction_options& o) {
+  using level = transaction_options::isolation_level;
+  std::string out = "BEGIN";
+  switch (o.isolation) {
+    case level::server_default:
+      break;
+    case level::read_committed:
+      out += " ISOLATION LEVEL READ COMMITTED";
+      break;
+    case level::repeatable_read:
+      out += " ISOLATION LEVEL REPEATABLE READ";
+      break;
+    case level::serializable:
+      out += " ISOLATION LEVEL SERIALIZABLE";
+      break;
+  }
+  if (o.read_only) out += " READ ONLY";
+  if (o.deferrable) out += " DEFERRABLE";
+  return out;
+}
 
 std::string_view pg_tx_book::before_group() {
   switch (status_) {
     case status::not_begun:
       status_ = status::open;
-      return "BEGIN";
+      return begin_;
     case status::open:
       return {};
     case status::ended:

@@ -3,9 +3,18 @@
 #define AWAITDB_SRC_POSTGRES_PG_TX_HPP
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
+namespace awaitdb {
+struct transaction_options;
+}
+
 namespace awaitdb::detail {
+
+/// The BEGIN that starts a transaction run as `o` says ("BEGIN ISOLATION LEVEL SERIALIZABLE
+/// READ ONLY DEFERRABLE", or plain "BEGIN").
+std::string begin_statement(const transaction_options& o);
 
 /// Whether BEGIN has gone out (it travels with the first group the transaction sends, saving a
 /// round trip) and whether the transaction has ended. Statements of one transaction may be sent
@@ -26,9 +35,12 @@ class pg_tx_book {
   ending end() noexcept;
 
   status current() const noexcept { return status_; }
+  /// What `before_group` sends first (before anything is sent).
+  void set_begin(std::string begin) { begin_ = std::move(begin); }
 
  private:
   status status_ = status::not_begun;
+  std::string begin_ = "BEGIN";
 };
 
 }  // namespace awaitdb::detail

@@ -88,7 +88,8 @@ class sqlite_backend final : public backend {
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
-                                                   tx_state* enclosing) override {
+                                                   tx_state* enclosing,
+                                                   const transaction_options& options) override {
     if (enclosing) {
       auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), enclosing);
       std::lock_guard lock(mutex_);
@@ -98,16 +99,38 @@ class sqlite_backend final : public backend {
       control("SAVEPOINT " + level->savepoint_name());
       co_return level;
     }
-    const std::optional<clock::time_point> until = clock::now() + options_.busy_timeout;
+    // A transaction that may write takes the write lock at once (BEGIN IMMEDIATE): one that
+    // read first and then found another connection's commit in its way could only fail
+    // (40001). A read-only one takes no lock, and its connection refuses writes meanwhile.
+    const clock::time_point deadline = clock::now() + options_.busy_timeout;
+    const std::optional<clock::time_point> until = deadline;
+    int attempts = 0;
     for (;;) {
       std::unique_lock lock(mutex_);
       check_open();
       if (!owner_) {
         auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), nullptr);
         on_writer([&] { writer_->check_file_in_place(); });
-        control("BEGIN");
-        owner_ = level.get();
-        co_return level;
+        const outcome o = on_writer([&] {
+          return writer_->execute_control(options.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
+        });
+        if (o == outcome::done) {
+          if (options.read_only) {
+            try {
+              control("PRAGMA query_only = ON");
+            } catch (...) {
+              control("ROLLBACK");
+              throw;
+            }
+          }
+          read_only_tx_ = options.read_only;
+          owner_ = level.get();
+          co_return level;
+        }
+        // Another connection holds the write lock: wait for it on a timer, not holding ours.
+        lock.unlock();
+        co_await back_off(attempts, deadline);
+        continue;
       }
       const wait_list::outcome o = co_await waiters_.wait(lock, until);
       if (o == wait_list::outcome::timed_out) throw waited_for_transaction_error();
@@ -144,6 +167,7 @@ class sqlite_backend final : public backend {
         throw;
       }
       if (o == outcome::done) {
+        end_read_only_locked();
         owner_ = nullptr;
         lock.unlock();
         waiters_.notify_all();
@@ -331,13 +355,27 @@ class sqlite_backend final : public backend {
         // SQLite rolls back by itself on the errors that make ROLLBACK fail.
       }
     }
+    end_read_only_locked();
     owner_ = nullptr;
+  }
+
+  // The writer refuses writes only for the read-only transaction that asked. Caller holds
+  // mutex_.
+  void end_read_only_locked() noexcept {
+    if (!read_only_tx_) return;
+    read_only_tx_ = false;
+    try {
+      control("PRAGMA query_only = OFF");
+    } catch (...) {
+      // Cannot fail on an open connection; a closed one is gone anyway.
+    }
   }
 
   const sqlite_options options_;
   mutable std::mutex mutex_;  // the writer, owner_
   std::unique_ptr<sqlite_connection> writer_;
   tx_state* owner_ = nullptr;  // the transaction holding the writer, if any
+  bool read_only_tx_ = false;  // owner_ is read-only: the writer has query_only on
   wait_list waiters_;
   std::vector<std::unique_ptr<reader_slot>> readers_;  // none unless a WAL file database
   std::atomic<bool> closed_{false};

@@ -1,6 +1,7 @@
 // The transaction record alone: no server.
 #include "postgres/pg_tx.hpp"
 
+#include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
 #include <gtest/gtest.h>
@@ -16,6 +17,25 @@ TEST(pg_tx_book, begin_travels_with_the_first_group_only) {
   EXPECT_EQ(book.before_group(), "");
   EXPECT_EQ(book.end(), pg_tx_book::ending::send);
   EXPECT_EQ(book.end(), pg_tx_book::ending::already_ended);
+}
+
+TEST(pg_tx_book, the_begin_says_how_the_transaction_runs) {
+  using level = transaction_options::isolation_level;
+  transaction_options o;
+  EXPECT_EQ(begin_statement(o), "BEGIN");
+  o.isolation = level::serializable;
+  o.read_only = true;
+  o.deferrable = true;
+  EXPECT_EQ(begin_statement(o), "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE");
+  o = {};
+  o.isolation = level::read_committed;
+  EXPECT_EQ(begin_statement(o), "BEGIN ISOLATION LEVEL READ COMMITTED");
+  o.isolation = level::repeatable_read;
+  EXPECT_EQ(begin_statement(o), "BEGIN ISOLATION LEVEL REPEATABLE READ");
+  pg_tx_book book;
+  book.set_begin(begin_statement(o));
+  EXPECT_EQ(book.before_group(), "BEGIN ISOLATION LEVEL REPEATABLE READ");
+  EXPECT_EQ(book.before_group(), "");
 }
 
 TEST(pg_tx_book, an_ended_transaction_refuses_groups) {

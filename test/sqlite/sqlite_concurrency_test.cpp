@@ -205,24 +205,34 @@ TEST_F(sqlite_locks, another_connections_lock_never_blocks_the_event_loop) {
   });
 }
 
-// A transaction that read, then writes after another connection wrote: 40001.
-TEST_F(sqlite_locks, a_write_after_another_connections_commit_is_a_serialization_failure) {
+// A transaction that may write takes the write lock at BEGIN (IMMEDIATE): another connection
+// cannot slip a commit in between its reads and its writes. A read-only one takes none, and
+// refuses writes.
+TEST_F(sqlite_locks, transactions_take_the_write_lock_at_begin_unless_read_only) {
   run([&]() -> asio::awaitable<void> {
     database db = co_await open(url());
     co_await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
-    co_await expect_sqlstate("40001", [&]() -> asio::awaitable<void> {
-      co_await db.transaction([&]() -> asio::awaitable<void> {
-        (void)co_await db.query("SELECT count(*) FROM t");  // the snapshot is taken
-        sqlite3* other = nullptr;
-        sqlite3_open(path_.c_str(), &other);
-        EXPECT_EQ(
-            sqlite3_exec(other, "INSERT INTO t (v) VALUES ('other')", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-        sqlite3_close(other);
-        co_await db.execute("INSERT INTO t (v) VALUES ('mine')");
+    sqlite3* other = nullptr;
+    sqlite3_open(path_.c_str(), &other);
+    auto other_writes = [&] {
+      return sqlite3_exec(other, "INSERT INTO t (v) VALUES ('other')", nullptr, nullptr, nullptr);
+    };
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      (void)co_await db.query("SELECT count(*) FROM t");
+      EXPECT_EQ(other_writes(), SQLITE_BUSY) << "the write lock was not taken at BEGIN";
+      co_await db.execute("INSERT INTO t (v) VALUES ('mine')");
+    });
+    transaction_options read_only;
+    read_only.read_only = true;
+    co_await expect_sqlstate("25006", [&]() -> asio::awaitable<void> {
+      co_await db.transaction(read_only, [&]() -> asio::awaitable<void> {
+        EXPECT_EQ(other_writes(), SQLITE_OK) << "a read-only transaction held the write lock";
+        co_await db.execute("INSERT INTO t (v) VALUES ('refused')");
       });
     });
-    EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 1);
+    co_await db.execute("INSERT INTO t (v) VALUES ('after')");  // writes work again
+    EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 3);
+    sqlite3_close(other);
     co_await db.close();
   });
 }

@@ -26,6 +26,8 @@ TEST(sqlite_errors, other_classes) {
   EXPECT_EQ(sqlite_sqlstate(SQLITE_CANTOPEN, "unable to open database file").substr(0, 2), "08");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_READONLY, ""), "25006");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_BUSY, ""), "55P03");
+  // A transaction that read, then wrote after another connection committed.
+  EXPECT_EQ(sqlite_sqlstate(SQLITE_BUSY_SNAPSHOT, ""), "40001");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_INTERRUPT, ""), "57014");
 }
 
