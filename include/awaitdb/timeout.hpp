@@ -1,0 +1,64 @@
+// awaitdb: a deadline for one operation — a statement, or a whole transaction.
+//
+// Kept apart from database.hpp: it brings in Asio's parallel group, which a translation unit
+// that sets no deadline need not compile.
+#ifndef AWAITDB_TIMEOUT_HPP
+#define AWAITDB_TIMEOUT_HPP
+
+#include <awaitdb/error.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace awaitdb {
+
+/// Runs `op` (`db.query(...)`, `db.transaction(...)`, any awaitable) with a deadline. When
+/// `limit` passes first, `op` is cancelled — a statement is stopped on the server, a
+/// transaction rolled back — and this throws `awaitdb::error` 57014 ("timed out after N ms").
+/// A failure of `op` before the deadline is rethrown at once.
+///
+///     result r = co_await awaitdb::with_timeout(200ms, db.query("SELECT slow()"));
+template <class T>
+boost::asio::awaitable<T> with_timeout(std::chrono::milliseconds limit,
+                                       boost::asio::awaitable<T> op) {
+  namespace asio = boost::asio;
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex, limit);
+  auto timed_out = [&] {
+    return error(sqlstate::query_canceled,
+                 "timed out after " + std::to_string(limit.count()) + " ms");
+  };
+  if constexpr (std::is_void_v<T>) {
+    auto [order, failure, timer_ec] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)timer_ec;
+    if (order[0] == 1) throw timed_out();
+    if (failure) std::rethrow_exception(failure);
+  } else {
+    auto [order, failure, value, timer_ec] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)timer_ec;
+    if (order[0] == 1) throw timed_out();
+    if (failure) std::rethrow_exception(failure);
+    co_return std::move(value);
+  }
+}
+
+}  // namespace awaitdb
+
+#endif  // AWAITDB_TIMEOUT_HPP
