@@ -35,26 +35,25 @@ boost::asio::awaitable<T> with_timeout(std::chrono::milliseconds limit,
   namespace asio = boost::asio;
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex, limit);
-  auto timed_out = [&] {
-    return error(sqlstate::query_canceled,
-                 "timed out after " + std::to_string(limit.count()) + " ms");
+  // The first to complete wins; the other is cancelled.
+  auto first = asio::experimental::make_parallel_group(
+      asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred));
+  auto settle = [&](const auto& order, const std::exception_ptr& failure) {
+    if (order[0] == 1)
+      throw error(sqlstate::query_canceled,
+                  "timed out after " + std::to_string(limit.count()) + " ms");
+    if (failure) std::rethrow_exception(failure);
   };
   if constexpr (std::is_void_v<T>) {
-    auto [order, failure, timer_ec] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    auto [order, failure, timer_ec] = co_await std::move(first).async_wait(
+        asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)timer_ec;
-    if (order[0] == 1) throw timed_out();
-    if (failure) std::rethrow_exception(failure);
+    settle(order, failure);
   } else {
-    auto [order, failure, value, timer_ec] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    auto [order, failure, value, timer_ec] = co_await std::move(first).async_wait(
+        asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)timer_ec;
-    if (order[0] == 1) throw timed_out();
-    if (failure) std::rethrow_exception(failure);
+    settle(order, failure);
     co_return std::move(value);
   }
 }

@@ -244,7 +244,6 @@ class sqlite_backend final : public backend {
   // wait_for_transaction, so that the caller joins the wait list before that transaction ends.
   attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held) {
     if (!tx && !readers_.empty()) {
-      check_open_unlocked();
       std::unique_lock<std::mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
