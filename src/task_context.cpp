@@ -6,6 +6,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <utility>
 
@@ -92,8 +93,12 @@ asio::any_io_executor with_transaction(const asio::any_io_executor& current,
 }
 
 tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {
-  const auto* wrapped = ex.target<tx_executor>();
-  return wrapped ? wrapped->transaction() : nullptr;
+  if (const auto* wrapped = ex.target<tx_executor>()) return wrapped->transaction();
+  // A strand made of a task's executor (`asio::make_strand(co_await this_coro::executor)`,
+  // as with_timeout does) keeps the task's context.
+  if (const auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
+    return innermost_transaction(strand->get_inner_executor());
+  return nullptr;
 }
 
 tx_state* find_transaction(const asio::any_io_executor& ex, const backend& owner) noexcept {

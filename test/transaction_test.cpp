@@ -1,9 +1,11 @@
 // Task-context transactions, proven on both engines: each sentence of the contract has a test.
 #include "support.hpp"
+#include <awaitdb/timeout.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -128,6 +130,24 @@ TEST_P(transactions, queries_in_called_functions_and_child_coroutines_are_pinned
         }
       });
     }
+  });
+}
+
+// On a multi-threaded executor, Asio's cancellation asks for a strand: a strand made of the
+// task's executor, and with_timeout (which runs its operation on one), keep the transaction.
+TEST_P(transactions, strands_and_deadlines_inside_a_transaction_stay_pinned) {
+  with_db([](database& db) -> asio::awaitable<void> {
+    try {
+      co_await db.transaction([&]() -> asio::awaitable<void> {
+        auto strand = asio::make_strand(co_await asio::this_coro::executor);
+        co_await asio::co_spawn(strand, audit(db, "on-a-strand"), asio::use_awaitable);
+        co_await with_timeout(std::chrono::seconds(10), audit(db, "with-a-deadline"));
+        EXPECT_EQ(co_await with_timeout(std::chrono::seconds(10), count(db)), 2);
+        throw std::runtime_error("undo");
+      });
+    } catch (const std::runtime_error&) {
+    }
+    EXPECT_EQ(co_await count(db), 0);
   });
 }
 

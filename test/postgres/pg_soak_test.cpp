@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <cstdlib>
 #include <stdexcept>
@@ -123,13 +124,16 @@ TEST_F(postgres, soak_of_mixed_operations_on_two_threads) {
         std::exception_ptr failure;
         std::mutex failure_mutex;
         for (int task = 0; task < tasks; ++task)
-          asio::co_spawn(ex, soak_task(db, task, total / tasks, t), [&](std::exception_ptr e) {
-            if (e) {
-              std::lock_guard lock(failure_mutex);
-              if (!failure) failure = e;
-            }
-            ++finished;
-          });
+          // Each task on its own strand: it cancels its statements with `||`, and Asio's
+          // cancellation is not thread-safe.
+          asio::co_spawn(asio::make_strand(ex), soak_task(db, task, total / tasks, t),
+                         [&](std::exception_ptr e) {
+                           if (e) {
+                             std::lock_guard lock(failure_mutex);
+                             if (!failure) failure = e;
+                           }
+                           ++finished;
+                         });
         while (finished < tasks)
           co_await sleep_for(milliseconds(10));
         if (failure) std::rethrow_exception(failure);

@@ -8,6 +8,7 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -26,12 +27,9 @@ inline std::string with_options(const std::string& url, std::string_view options
 
 enum class outcome { done, failed, timed_out };
 
-/// Runs `op()` (an awaitable) against a timer: whichever ends first wins and the other is
-/// cancelled. Unlike Asio's `||`, which waits for the first *success*, a failure ends it at
-/// once (`failed`, the exception in `failure` if given).
 template <class Op>
-asio::awaitable<outcome> bounded(std::chrono::milliseconds limit, Op op,
-                                 std::exception_ptr* failure = nullptr) {
+asio::awaitable<outcome> race_with_timer(std::chrono::milliseconds limit, Op op,
+                                         std::exception_ptr* failure) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex, limit);
   auto [order, e, timer_ec] =
@@ -42,6 +40,18 @@ asio::awaitable<outcome> bounded(std::chrono::milliseconds limit, Op op,
   if (order[0] == 1) co_return outcome::timed_out;
   if (failure) *failure = e;
   co_return e ? outcome::failed : outcome::done;
+}
+
+/// Runs `op()` (an awaitable) against a timer: whichever ends first wins and the other is
+/// cancelled. Unlike Asio's `||`, which waits for the first *success*, a failure ends it at
+/// once (`failed`, the exception in `failure` if given). Runs on a strand of the caller's
+/// executor, as Asio's cancellation asks on a multi-threaded one.
+template <class Op>
+asio::awaitable<outcome> bounded(std::chrono::milliseconds limit, Op op,
+                                 std::exception_ptr* failure = nullptr) {
+  auto strand = asio::make_strand(co_await asio::this_coro::executor);
+  auto raced = race_with_timer(limit, std::move(op), failure);
+  co_return co_await asio::co_spawn(strand, std::move(raced), asio::use_awaitable);
 }
 
 class postgres : public testing::Test {
