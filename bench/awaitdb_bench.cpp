@@ -4,6 +4,7 @@
 //   p99_us
 #include "bench_common.hpp"
 #include <awaitdb/awaitdb.hpp>
+#include <awaitdb/observer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -82,12 +83,19 @@ void print_allocations(const char* per, std::uint64_t allocs, std::uint64_t heap
                per, static_cast<double>(allocs) / n, static_cast<double>(heap) / n);
 }
 
+// --observer: the cost of observing (the hooks themselves do nothing, or count).
+void observe(const awaitdb::database& db, const options& o) {
+  if (o.observer == "noop") db.set_observer(std::make_shared<awaitdb::observer>());
+  if (o.observer == "metrics") db.set_observer(std::make_shared<awaitdb::statement_metrics>());
+}
+
 asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   std::string url = o.url.empty() ? "postgresql://" : o.url;
   if (o.connections > 0)
     url += std::string(url.find('?') == std::string::npos ? "?" : "&") +
            "pool_max_size=" + std::to_string(o.connections);
   awaitdb::database db = co_await awaitdb::open(url);
+  observe(db, o);
   auto ex = co_await asio::this_coro::executor;
   shared_state s;
   s.opts = &o;
@@ -128,6 +136,7 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
 asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   prepare_sqlite_kv(o.sqlite_db);
   awaitdb::database db = co_await awaitdb::open("sqlite:" + o.sqlite_db);
+  observe(db, o);
   std::mt19937 random(42);
   std::uniform_int_distribution<std::int64_t> id(1, kv_rows);
   recorder rec;

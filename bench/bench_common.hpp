@@ -36,13 +36,15 @@ struct options {
   std::string sqlite_db = "awaitdb-bench-w3.db";
   std::uint64_t ops = 2'000'000;
   bool count_allocations = false;
+  // awaitdb only: none, noop (an observer whose hooks do nothing) or metrics (statement_metrics).
+  std::string observer = "none";
 };
 
 [[noreturn]] inline void usage(const char* program, const char* problem) {
   std::fprintf(stderr,
                "%s: %s\nusage: %s --workload w1|w2|w3 --clients C [--connections K] "
                "[--seconds D] [--warmup S] [--url URL] [--sqlite-db PATH] [--ops N] "
-               "[--allocations]\n",
+               "[--allocations] [--observer none|noop|metrics]\n",
                program, problem, program);
   std::exit(2);
 }
@@ -74,12 +76,16 @@ inline options parse_options(int argc, char** argv, const char* program) {
         o.sqlite_db = v;
       else if (a == "--ops")
         o.ops = std::stoull(v);
+      else if (a == "--observer")
+        o.observer = v;
       else
         usage(program, "unknown option");
     } catch (const std::logic_error&) {
       usage(program, "bad number");
     }
   }
+  if (o.observer != "none" && o.observer != "noop" && o.observer != "metrics")
+    usage(program, "--observer must be none, noop or metrics");
   if (o.workload != "w1" && o.workload != "w2" && o.workload != "w3")
     usage(program, "--workload must be w1, w2 or w3");
   if (o.clients < 1 || o.connections < 0 || o.seconds <= 0 || o.warmup < 0 || o.ops == 0)

@@ -3,6 +3,7 @@
 #ifndef AWAITDB_SRC_BACKEND_HPP
 #define AWAITDB_SRC_BACKEND_HPP
 
+#include "observe.hpp"
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +28,9 @@ struct statement {
 
   result rows;                 // mode == rows
   std::uint64_t affected = 0;  // mode == count
+  /// Which connection ran it, for observers: PostgreSQL, the server process id; SQLite, 0 for
+  /// the writer, 1… for the readers.
+  std::uint64_t connection = 0;
 };
 
 /// One level of a task's transaction on one backend: the transaction itself (depth 0) or a
@@ -72,6 +76,9 @@ class backend {
  public:
   virtual ~backend() = default;
 
+  /// The observer (database::set_observer): shared with the engine's pool and connections.
+  const std::shared_ptr<observer_slot>& observers() const noexcept { return observers_; }
+
   virtual awaitdb::engine kind() const noexcept = 0;
 
   /// Runs one statement at once if that needs no waiting (SQLite, uncontended); returns
@@ -94,6 +101,9 @@ class backend {
 
   virtual pool_stats stats() const = 0;
   virtual asio::awaitable<void> close() = 0;
+
+ private:
+  const std::shared_ptr<observer_slot> observers_ = std::make_shared<observer_slot>();
 };
 
 }  // namespace awaitdb::detail

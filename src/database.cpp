@@ -43,15 +43,25 @@ asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
   st.params = args.params.data();
   st.param_count = args.params.size();
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
-  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, b);
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, b);
   if (tx) check_usable(*tx);
+  // Observed only when an observer is installed: otherwise one atomic load.
+  detail::statement_watch watch;
+  awaitdb::observer* const watcher = b.observers()->get();
+  if (watcher) [[unlikely]]
+    watch.start(*watcher, b.kind(), st, tx != nullptr, detail::task_label(ex));
   try {
     if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
   } catch (...) {
     // Any failure inside a transaction aborts it, on both engines (PostgreSQL's rule).
     if (tx) tx->set_aborted(true);
+    if (watcher) [[unlikely]]
+      watch.failed(st, std::current_exception());
     throw;
   }
+  if (watcher) [[unlikely]]
+    watch.finished(st);
   if constexpr (std::is_same_v<T, result>)
     co_return std::move(st.rows);
   else
@@ -168,6 +178,10 @@ asio::awaitable<bool> database::in_transaction() const {
 
 pool_stats database::stats() const {
   return checked_backend().stats();
+}
+
+void database::set_observer(std::shared_ptr<observer> o) const {
+  checked_backend().observers()->set(std::move(o));
 }
 
 asio::awaitable<void> database::close() const {

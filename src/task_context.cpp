@@ -16,10 +16,12 @@ namespace {
 namespace asio = boost::asio;
 namespace execution = boost::asio::execution;
 
-/// What a task carries: the executor it really runs on, and its innermost transaction.
+/// What a task carries: the executor it really runs on, its innermost transaction, and the
+/// label observers see (awaitdb::with_label).
 struct task_context {
   asio::any_io_executor inner;
   std::shared_ptr<tx_state> tx;
+  std::shared_ptr<const std::string> label;
 };
 
 /// An executor that behaves exactly like the one it wraps, and also carries a transaction.
@@ -33,6 +35,8 @@ class tx_executor {
 
   const asio::any_io_executor& inner() const noexcept { return context_->inner; }
   tx_state* transaction() const noexcept { return context_->tx.get(); }
+  const std::shared_ptr<tx_state>& transaction_ptr() const noexcept { return context_->tx; }
+  const std::shared_ptr<const std::string>& label() const noexcept { return context_->label; }
 
   asio::execution_context& query(execution::context_t) const noexcept {
     return asio::query(inner(), execution::context);
@@ -67,19 +71,28 @@ class tx_executor {
 
   friend bool operator==(const tx_executor& a, const tx_executor& b) noexcept {
     return a.context_ == b.context_ ||
-           (a.context_->tx == b.context_->tx && a.context_->inner == b.context_->inner);
+           (a.context_->tx == b.context_->tx && a.context_->label == b.context_->label &&
+            a.context_->inner == b.context_->inner);
   }
 
  private:
   tx_executor with(asio::any_io_executor inner) const {
-    return tx_executor(
-        std::make_shared<const task_context>(task_context{std::move(inner), context_->tx}));
+    return tx_executor(std::make_shared<const task_context>(
+        task_context{std::move(inner), context_->tx, context_->label}));
   }
 
   std::shared_ptr<const task_context> context_;
 };
 
 static_assert(execution::is_executor<tx_executor>::value);
+
+const std::shared_ptr<const std::string>& task_label_ptr(const asio::any_io_executor& ex) noexcept {
+  static const std::shared_ptr<const std::string> none;
+  if (const auto* wrapped = ex.target<tx_executor>()) return wrapped->label();
+  if (const auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
+    return task_label_ptr(strand->get_inner_executor());
+  return none;
+}
 
 }  // namespace
 
@@ -88,8 +101,22 @@ asio::any_io_executor with_transaction(const asio::any_io_executor& current,
   // Never wrap a wrapper: the new context already links to the old one through its parent.
   const auto* wrapped = current.target<tx_executor>();
   auto context = std::make_shared<const task_context>(
-      task_context{wrapped ? wrapped->inner() : current, std::move(innermost)});
+      task_context{wrapped ? wrapped->inner() : current, std::move(innermost),
+                   wrapped ? wrapped->label() : task_label_ptr(current)});
   return asio::any_io_executor(tx_executor(std::move(context)));
+}
+
+asio::any_io_executor with_label(const asio::any_io_executor& current, std::string label) {
+  const auto* wrapped = current.target<tx_executor>();
+  auto context = std::make_shared<const task_context>(task_context{
+      wrapped ? wrapped->inner() : current, wrapped ? wrapped->transaction_ptr() : nullptr,
+      std::make_shared<const std::string>(std::move(label))});
+  return asio::any_io_executor(tx_executor(std::move(context)));
+}
+
+std::string_view task_label(const asio::any_io_executor& ex) noexcept {
+  const auto& label = task_label_ptr(ex);
+  return label ? std::string_view(*label) : std::string_view();
 }
 
 tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {

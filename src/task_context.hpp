@@ -10,6 +10,8 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <memory>
+#include <string>
+#include <string_view>
 
 namespace awaitdb::detail {
 
@@ -19,6 +21,14 @@ class tx_state;
 /// `current` with `innermost` as its task context (replacing any context it had).
 boost::asio::any_io_executor with_transaction(const boost::asio::any_io_executor& current,
                                               std::shared_ptr<tx_state> innermost);
+
+/// `current` with `label` as its task's label (awaitdb::with_label), keeping its transaction.
+/// (Declared in <awaitdb/observer.hpp> too.)
+boost::asio::any_io_executor with_label(const boost::asio::any_io_executor& current,
+                                        std::string label);
+
+/// The label of the task running on `ex`, or empty.
+std::string_view task_label(const boost::asio::any_io_executor& ex) noexcept;
 
 /// The innermost transaction level of the task running on `ex`, of any backend, or null.
 tx_state* innermost_transaction(const boost::asio::any_io_executor& ex) noexcept;

@@ -162,11 +162,24 @@ postgres_options parse_postgres(std::string_view url) {
       out.pipeline_depth = to_count(o, 1, 100'000);
     } else if (o.key == "pipeline_stall_ms") {
       out.stall_threshold = std::chrono::milliseconds(to_count(o, 0, 86'400'000));
+    } else if (o.key == "pool_min_size") {
+      out.pool_min_size = to_count(o, 0, 10'000);
+    } else if (o.key == "pool_max_lifetime_ms") {
+      out.pool_max_lifetime = std::chrono::milliseconds(to_count(o, 0, 864'000'000));
+    } else if (o.key == "pool_idle_timeout_ms") {
+      out.pool_idle_timeout = std::chrono::milliseconds(to_count(o, 0, 864'000'000));
+    } else if (o.key == "connect_backoff_ms") {
+      out.connect_backoff = std::chrono::milliseconds(to_count(o, 0, 3'600'000));
+    } else if (o.key == "connect_backoff_max_ms") {
+      out.connect_backoff_max = std::chrono::milliseconds(to_count(o, 0, 3'600'000));
     } else {
       passthrough += passthrough.empty() ? '?' : '&';
       passthrough += o.raw;
     }
   }
+  if (out.pool_min_size > out.pool_max_size)
+    bad_url("pool_min_size (" + std::to_string(out.pool_min_size) + ") is above pool_max_size (" +
+            std::to_string(out.pool_max_size) + ") in " + out.display_name);
   if (!out.named_statements) out.statement_cache_size = 0;
   out.libpq_url = std::string(base) + passthrough;
   return out;

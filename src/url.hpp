@@ -40,6 +40,12 @@ struct postgres_options {
   // A shared connection whose oldest statement has run this long gets no more statements while
   // another connection can be used or opened (0: never passed over).
   std::chrono::milliseconds stall_threshold{5};
+  // Pool upkeep (see pool_options).
+  std::size_t pool_min_size = 0;
+  std::chrono::milliseconds pool_max_lifetime{0};
+  std::chrono::milliseconds pool_idle_timeout{0};
+  std::chrono::milliseconds connect_backoff{20};
+  std::chrono::milliseconds connect_backoff_max{500};
 };
 
 using database_options = std::variant<sqlite_options, postgres_options>;

@@ -65,6 +65,28 @@ TEST(url, malformed_urls_are_clear_errors) {
   EXPECT_NE(error_of("sqlite::memory:?mode=ro").find("read-only"), std::string::npos);
   EXPECT_NE(error_of("postgresql://u@h/db?pool_max_size=0").find("pool_max_size"),
             std::string::npos);
+  EXPECT_NE(error_of("postgresql://u@h/db?pool_max_size=2&pool_min_size=3")
+                .find("pool_min_size (3) is above pool_max_size (2)"),
+            std::string::npos);
+}
+
+TEST(url, postgres_pool_upkeep_options) {
+  auto o = postgres(
+      "postgresql://u@h/db?pool_min_size=2&pool_max_lifetime_ms=3600000"
+      "&pool_idle_timeout_ms=600000&connect_backoff_ms=50&connect_backoff_max_ms=2000");
+  EXPECT_EQ(o.libpq_url, "postgresql://u@h/db");
+  EXPECT_EQ(o.pool_min_size, 2u);
+  EXPECT_EQ(o.pool_max_lifetime, std::chrono::milliseconds(3'600'000));
+  EXPECT_EQ(o.pool_idle_timeout, std::chrono::milliseconds(600'000));
+  EXPECT_EQ(o.connect_backoff, std::chrono::milliseconds(50));
+  EXPECT_EQ(o.connect_backoff_max, std::chrono::milliseconds(2000));
+  // Off unless asked for; a short pause after failed connects.
+  auto d = postgres("postgresql://u@h/db");
+  EXPECT_EQ(d.pool_min_size, 0u);
+  EXPECT_EQ(d.pool_max_lifetime.count(), 0);
+  EXPECT_EQ(d.pool_idle_timeout.count(), 0);
+  EXPECT_EQ(d.connect_backoff, std::chrono::milliseconds(20));
+  EXPECT_EQ(d.connect_backoff_max, std::chrono::milliseconds(500));
 }
 
 TEST(url, postgres_options_are_stripped_before_libpq) {

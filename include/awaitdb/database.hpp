@@ -60,6 +60,8 @@ struct pool_stats {
   std::size_t in_flight = 0;
 };
 
+class observer;
+
 namespace detail {
 class backend;
 class tx_state;
@@ -263,6 +265,11 @@ class database {
 
   /// The pool's connection counts (for SQLite: its one connection).
   pool_stats stats() const;
+
+  /// Installs `o` (see <awaitdb/observer.hpp>) for this database and every copy of it,
+  /// replacing the previous one; null removes it. Statements started from now on are reported.
+  /// Observers installed stay alive until the database is gone.
+  void set_observer(std::shared_ptr<observer> o) const;
 
   /// Closes the database: idle connections now, busy ones when their statement or transaction
   /// ends. Later operations on any copy throw `awaitdb::error` (08003).

@@ -1,12 +1,21 @@
 #include "pool.hpp"
 
+#include "../observe.hpp"
+#include "../task_context.hpp"
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <cassert>
+#include <string>
 
 namespace awaitdb::detail {
 
@@ -46,11 +55,13 @@ void pool_lease::reset() noexcept {
 struct connection_pool::after_unlock {
   std::vector<wait_list::ticket> wake;
   std::vector<std::shared_ptr<pooled_connection>> to_close;
+  connection_pool* refill = nullptr;  // below min_size: open connections in the background
   ~after_unlock() {
     for (const auto& t : wake)
       t->notify();
     for (const auto& c : to_close)
       c->close();
+    if (refill) refill->start_filling();
   }
 };
 
@@ -81,11 +92,13 @@ class connection_pool::opening_claim {
 };
 
 connection_pool::connection_pool(asio::any_io_executor executor, pool_options options, opener open,
-                                 clock_function clock)
+                                 clock_function clock, std::shared_ptr<observer_slot> observers)
     : executor_(std::move(executor))
     , options_(options)
     , open_(std::move(open))
-    , clock_(std::move(clock)) {}
+    , clock_(std::move(clock))
+    , observers_(std::move(observers))
+    , upkeep_timer_(executor_) {}
 
 connection_pool::~connection_pool() {
   for (slot& s : slots_)
@@ -127,7 +140,7 @@ pooled_connection* connection_pool::pick_shared_locked(bool allow_full, bool all
   pooled_connection* best = nullptr;
   std::size_t best_load = 0;
   for (slot& s : slots_) {
-    if (s.state != status::shared || s.conn->lost()) continue;
+    if (s.state != status::shared || s.conn->lost() || expired_locked(s, now)) continue;
     const std::size_t in_flight = s.conn->in_flight();
     if (in_flight >= options_.pipeline_depth && !allow_full) continue;
     if (!allow_stalled && options_.stall_threshold.count() > 0 && in_flight > 0 &&
@@ -160,7 +173,7 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
       continue;
     }
     const bool looked_at_first = now - s.conn->idle_since() > options_.recheck_after;
-    if (s.conn->lost() || (looked_at_first && !s.conn->check_alive())) {
+    if (s.conn->lost() || expired_locked(s, now) || (looked_at_first && !s.conn->check_alive())) {
       std::shared_ptr<pooled_connection> dead = s.conn;
       slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
       dead->close();
@@ -285,30 +298,65 @@ void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
-  {
-    // The steady state: nobody waits and something can be granted at once; no waiter needed.
-    std::unique_lock lock(mutex_);
-    if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
-    if (waiters_.empty()) {
-      grant g = try_grant_locked(kind, true);
-      if (g.conn) co_return make_lease(std::move(g.conn), kind);
-      if (g.may_open) {
-        ++opening_;
-        if (kind == lease_kind::shared) ++opening_shared_;
-        opening_claim claim(shared_from_this(), kind);
-        lock.unlock();
-        std::shared_ptr<pooled_connection> c = co_await open_new(std::move(claim));
-        co_return make_lease(std::move(c), kind);
+  const auto deadline = pool_clock::now() + options_.acquire_timeout;
+  // Reported only to an observer (connection waits apart from connect time).
+  awaitdb::observer* const watcher = observers_ ? observers_->get() : nullptr;
+  const auto started = watcher ? pool_clock::now() : pool_clock::time_point{};
+  pool_clock::duration connect{};
+  std::string label;
+  if (watcher) label = std::string(task_label(co_await asio::this_coro::executor));
+  try {
+    std::shared_ptr<pooled_connection> c;
+    bool opens = false;
+    {
+      // The steady state: nobody waits and something can be granted at once; no waiter needed.
+      std::lock_guard lock(mutex_);
+      if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+      if (waiters_.empty()) {
+        grant g = try_grant_locked(kind, true);
+        c = std::move(g.conn);
+        if (!c && g.may_open) {
+          ++opening_;
+          if (kind == lease_kind::shared) ++opening_shared_;
+          opens = true;
+        }
       }
     }
+    if (!c && !opens) {
+      auto task = std::make_shared<waiting_task>();
+      task->kind = kind;
+      task->ticket = std::make_shared<waiter>();
+      co_await wait_for_grant(task, deadline);
+      c = std::move(task->granted);
+    }
+    if (!c) {
+      // (The claim is open_new's parameter: see opening_claim.)
+      const auto opening = pool_clock::now();
+      c = co_await open_new(opening_claim(shared_from_this(), kind), deadline);
+      connect = pool_clock::now() - opening;
+    }
+    if (watcher) report_acquire(*watcher, kind, started, connect, label, {});
+    co_return make_lease(std::move(c), kind);
+  } catch (...) {
+    if (watcher) {
+      const std::string state = sqlstate_of(std::current_exception());
+      report_acquire(*watcher, kind, started, connect, label, state);
+    }
+    throw;
   }
-  auto task = std::make_shared<waiting_task>();
-  task->kind = kind;
-  task->ticket = std::make_shared<waiter>();
-  co_await wait_for_grant(task, pool_clock::now() + options_.acquire_timeout);
-  if (task->granted) co_return make_lease(std::move(task->granted), kind);
-  std::shared_ptr<pooled_connection> c = co_await open_new(opening_claim(shared_from_this(), kind));
-  co_return make_lease(std::move(c), kind);
+}
+
+void connection_pool::report_acquire(awaitdb::observer& o, lease_kind kind,
+                                     pool_clock::time_point started, pool_clock::duration connect,
+                                     std::string_view label, std::string_view sqlstate) noexcept {
+  awaitdb::acquire_event e;
+  e.label = label;
+  e.engine = awaitdb::engine::postgres;
+  e.exclusive = kind == lease_kind::exclusive;
+  e.connect = connect;
+  e.waited = pool_clock::now() - started - connect;
+  e.sqlstate = sqlstate;
+  o.connection_acquired(e);
 }
 
 // Queues `task` and waits until it is served (a connection, or a slot to open one: in `task`),
@@ -363,9 +411,34 @@ void connection_pool::opening_ended_locked(lease_kind kind, std::vector<wait_lis
   notify_if_all_gone_locked();
 }
 
-// Opens the connection a task was granted the slot for.
-asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(opening_claim claim) {
+// Opens the connection a task was granted the slot for. After failed opens it first waits out
+// the pause (pool_options::connect_backoff), or fails at once with the last failure when the
+// pause outlasts the task's deadline.
+asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(
+    opening_claim claim, pool_clock::time_point deadline) {
   const lease_kind kind = claim.kind();
+  pool_clock::duration pause{};
+  {
+    std::lock_guard lock(mutex_);
+    if (open_failures_ > 0) pause = next_open_at_ - clock_();
+    if (pause > pool_clock::duration::zero() && deadline - pool_clock::now() < pause) {
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(pause).count();
+      throw error(last_open_state_, last_open_message_ + " (not tried again: after " +
+                                        std::to_string(open_failures_) +
+                                        " failed attempts the next is due in " +
+                                        std::to_string(ms) + " ms, past this task's deadline)");
+    }
+  }
+  if (pause > pool_clock::duration::zero()) {
+    // (Cut short by close, which signals every pause.)
+    std::unique_lock lock(mutex_);
+    if (!closed_) {
+      co_await pausing_.wait(lock, pool_clock::now() + pause);
+      lock.lock();
+    }
+    if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  }
+  const auto attempt_at = clock_();
   std::shared_ptr<pooled_connection> c;
   std::exception_ptr failure;
   try {
@@ -377,6 +450,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(op
     after_unlock then;
     std::lock_guard lock(mutex_);
     claim.settled();
+    record_open_outcome_locked(failure, attempt_at);
     if (!failure && closed_) {
       failure = std::make_exception_ptr(
           error(sqlstate::connection_does_not_exist, "the database is closed"));
@@ -387,7 +461,18 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(op
       s.conn = c;
       s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
       s.claims = kind == lease_kind::shared ? 1 : 0;
+      if (options_.max_lifetime.count() > 0) {
+        // Shortened by up to 1/40 (xorshift32), so that connections opened together do not
+        // all retire together.
+        lifetime_jitter_ ^= lifetime_jitter_ << 13;
+        lifetime_jitter_ ^= lifetime_jitter_ >> 17;
+        lifetime_jitter_ ^= lifetime_jitter_ << 5;
+        const auto lifetime =
+            std::chrono::duration_cast<pool_clock::duration>(options_.max_lifetime);
+        s.expires_at = clock_() + lifetime - lifetime / 40'000 * (lifetime_jitter_ % 1000);
+      }
       slots_.push_back(std::move(s));
+      arm_upkeep_locked();
     }
     opening_ended_locked(kind, then.wake);
   }
@@ -400,7 +485,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(op
 
 void connection_pool::became_quiet_locked(
     slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close) {
-  if (closed_) {
+  if (closed_ || (s.state == status::draining && expired_locked(s, clock_()))) {
     to_close.push_back(s.conn);
     remove_locked(*s.conn);
     return;
@@ -413,7 +498,8 @@ void connection_pool::became_quiet_locked(
 
 void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
   after_unlock then;
-  auto& [wake, to_close] = then;
+  auto& wake = then.wake;
+  auto& to_close = then.to_close;
   {
     std::lock_guard lock(mutex_);
     slot* s = find_locked(c);
@@ -430,12 +516,14 @@ void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
       became_quiet_locked(*s, to_close);
     }
     dispatch_locked(wake);
+    if (wants_filling_locked()) then.refill = this;
   }
 }
 
 void connection_pool::on_quiet(pooled_connection& c) noexcept {
   after_unlock then;
-  auto& [wake, to_close] = then;
+  auto& wake = then.wake;
+  auto& to_close = then.to_close;
   {
     std::lock_guard lock(mutex_);
     slot* s = find_locked(c);
@@ -445,6 +533,7 @@ void connection_pool::on_quiet(pooled_connection& c) noexcept {
     else if (closed_ && s->state == status::shared)
       became_quiet_locked(*s, to_close);
     dispatch_locked(wake);
+    if (wants_filling_locked()) then.refill = this;
   }
 }
 
@@ -457,6 +546,7 @@ void connection_pool::on_lost(pooled_connection& c) noexcept {
   if (s->state == status::exclusive) return;
   remove_locked(c);
   dispatch_locked(then.wake);
+  if (wants_filling_locked()) then.refill = this;
 }
 
 void connection_pool::close_now() noexcept {
@@ -465,6 +555,8 @@ void connection_pool::close_now() noexcept {
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
+    upkeep_timer_.cancel();  // (its handler finds the pool closed)
+    pausing_.notify_all();
     for (auto it = slots_.begin(); it != slots_.end();) {
       if (it->state == status::idle || (it->state != status::exclusive && quiet_locked(*it))) {
         to_close.push_back(it->conn);
@@ -498,6 +590,169 @@ asio::awaitable<void> connection_pool::close(std::chrono::milliseconds grace) {
   lock.unlock();
   for (const auto& c : to_close)
     c->close();
+}
+
+// ---- upkeep
+
+bool connection_pool::expired_locked(const slot& s, pool_clock::time_point now) const {
+  return now >= s.expires_at;
+}
+
+void connection_pool::retire_locked(std::size_t index,
+                                    std::vector<std::shared_ptr<pooled_connection>>& to_close) {
+  to_close.push_back(slots_[index].conn);
+  slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(index));
+  notify_if_all_gone_locked();
+}
+
+void connection_pool::upkeep_locked(std::vector<std::shared_ptr<pooled_connection>>& to_close) {
+  const auto now = clock_();
+  auto unused = [&](const slot& s) {
+    return s.state == status::idle || (s.state == status::shared && quiet_locked(s));
+  };
+  // Past their lifetime: closed now when unused; a shared one busy gets no new work and is
+  // closed once quiet (an exclusive one, once its user gives it back and it is quiet).
+  for (std::size_t i = slots_.size(); i-- > 0;) {
+    slot& s = slots_[i];
+    if (!expired_locked(s, now)) continue;
+    if (unused(s))
+      retire_locked(i, to_close);
+    else if (s.state == status::shared)
+      s.state = status::draining;
+  }
+  // Idle too long: the longest idle first, down to min_size.
+  if (options_.idle_timeout.count() == 0) return;
+  while (slots_.size() + opening_ > options_.min_size) {
+    std::size_t oldest = slots_.size();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      const slot& s = slots_[i];
+      if (!unused(s) || now - s.conn->idle_since() < options_.idle_timeout) continue;
+      if (oldest == slots_.size() || s.conn->idle_since() < slots_[oldest].conn->idle_since())
+        oldest = i;
+    }
+    if (oldest == slots_.size()) break;
+    retire_locked(oldest, to_close);
+  }
+}
+
+void connection_pool::arm_upkeep_locked() {
+  const bool asked = options_.min_size > 0 || options_.max_lifetime.count() > 0 ||
+                     options_.idle_timeout.count() > 0;
+  if (!asked || closed_ || upkeep_armed_) return;
+  // Nothing to watch: no timer, so that an io_context with no other work can run out of it.
+  if (options_.min_size == 0 && slots_.empty() && opening_ == 0) return;
+  std::chrono::milliseconds every{30'000};
+  if (options_.idle_timeout.count() > 0) every = std::min(every, options_.idle_timeout / 4);
+  if (options_.max_lifetime.count() > 0) every = std::min(every, options_.max_lifetime / 4);
+  if (options_.min_size > 0) every = std::min(every, std::chrono::milliseconds(1000));
+  every = std::max(every, std::chrono::milliseconds(10));
+  upkeep_armed_ = true;
+  upkeep_timer_.expires_after(every);
+  upkeep_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto pool = weak.lock();
+    if (!pool) return;
+    {
+      std::lock_guard lock(pool->mutex_);
+      pool->upkeep_armed_ = false;
+    }
+    if (!ec) pool->housekeep();
+  });
+}
+
+void connection_pool::start() {
+  after_unlock then;
+  std::lock_guard lock(mutex_);
+  arm_upkeep_locked();
+  if (wants_filling_locked()) then.refill = this;
+}
+
+void connection_pool::housekeep() {
+  after_unlock then;
+  std::lock_guard lock(mutex_);
+  if (closed_) return;
+  upkeep_locked(then.to_close);
+  dispatch_locked(then.wake);  // a retired connection's slot may serve a waiter
+  arm_upkeep_locked();
+  if (wants_filling_locked()) then.refill = this;
+}
+
+bool connection_pool::wants_filling_locked() const {
+  return !closed_ && !filling_ &&
+         slots_.size() + opening_ < std::min(options_.min_size, options_.max_size);
+}
+
+void connection_pool::start_filling() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!wants_filling_locked()) return;
+    filling_ = true;
+  }
+  try {
+    // Posted: never run inline inside the release or loss that asked for it.
+    asio::post(executor_, [self = shared_from_this()] {
+      asio::co_spawn(self->executor_, self->fill_to_min_size(self), asio::detached);
+    });
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    filling_ = false;  // (out of memory: the next upkeep tries again)
+  }
+}
+
+// Opens connections one at a time up to min_size; each becomes idle. A failure ends the round
+// (counted in the pause before the next attempt); the upkeep timer starts another.
+asio::awaitable<void> connection_pool::fill_to_min_size(std::shared_ptr<connection_pool> self) {
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      filling_ = false;
+      if (!wants_filling_locked()) co_return;
+      filling_ = true;
+      ++opening_;
+    }
+    std::shared_ptr<pooled_connection> c;
+    try {
+      c = co_await open_new(opening_claim(self, lease_kind::exclusive),
+                            pool_clock::time_point::max());
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      filling_ = false;
+      co_return;
+    }
+    make_lease(std::move(c), lease_kind::exclusive).reset();  // idle once clean
+  }
+}
+
+void connection_pool::record_open_outcome_locked(const std::exception_ptr& failure,
+                                                 pool_clock::time_point attempt_at) {
+  if (!failure) {
+    open_failures_ = 0;
+    return;
+  }
+  try {
+    std::rethrow_exception(failure);
+  } catch (const error& e) {
+    last_open_state_ = e.sqlstate();
+    last_open_message_ = e.what();
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) return;  // the opener gave up: no failure
+    last_open_state_ = std::string(sqlstate::connection_failure);
+    last_open_message_ = e.what();
+  } catch (const std::exception& e) {
+    last_open_state_ = std::string(sqlstate::connection_failure);
+    last_open_message_ = e.what();
+  } catch (...) {
+    last_open_state_ = std::string(sqlstate::connection_failure);
+    last_open_message_ = "connection failed";
+  }
+  // Attempts made together (started before the last failure was known) count once.
+  if (open_failures_ > 0 && attempt_at < last_failure_at_) return;
+  last_failure_at_ = clock_();
+  if (open_failures_ < 64) ++open_failures_;
+  auto pause = options_.connect_backoff;
+  for (unsigned i = 1; i < open_failures_ && pause < options_.connect_backoff_max; ++i)
+    pause *= 2;
+  pause = std::min(pause, options_.connect_backoff_max);
+  next_open_at_ = last_failure_at_ + pause;
 }
 
 awaitdb::pool_stats connection_pool::stats() const {

@@ -19,6 +19,10 @@
 //
 // Waiters are served first come, first served: a freed connection (or slot) is handed to the
 // oldest waiter directly, before any task that arrives later can take it.
+//
+// Upkeep, when the options ask for it: a minimum size kept open, a maximum lifetime after which
+// a connection is retired, an idle timeout that closes surplus connections, and a pause after
+// failed opens that grows with each failure (so an unreachable server is not hammered).
 #ifndef AWAITDB_SRC_POOL_POOL_HPP
 #define AWAITDB_SRC_POOL_POOL_HPP
 
@@ -26,6 +30,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -35,15 +40,18 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace awaitdb {
 struct pool_stats;
-}
+class observer;
+}  // namespace awaitdb
 
 namespace awaitdb::detail {
 
 class connection_pool;
+class observer_slot;
 using pool_clock = std::chrono::steady_clock;
 
 /// What the pool needs to know of a connection. Implemented by each engine's connection (and by
@@ -94,6 +102,22 @@ struct pool_options {
   /// it is lent after this long: one system call, paid only by a statement that finds the
   /// connection idle, and not by a loop of statements.
   std::chrono::milliseconds recheck_after{1};
+
+  // Upkeep (all off by default; see connection_pool::housekeep).
+  /// Connections kept open even while idle: opened in the background when the pool starts and
+  /// again after losses.
+  std::size_t min_size = 0;
+  /// A connection older than this gets no new work and is closed once quiet (0: no limit).
+  /// Each connection's limit is shortened at random by up to 1/40, so that connections opened
+  /// together are not all renewed together.
+  std::chrono::milliseconds max_lifetime{0};
+  /// A connection idle this long is closed while the pool holds more than `min_size` (0: never).
+  std::chrono::milliseconds idle_timeout{0};
+  /// After a failed open the next attempt waits this long, doubling with each further failure
+  /// up to `connect_backoff_max`; a success resets it (0: no pause). A task whose acquire
+  /// timeout ends before the pause does fails at once with the last failure.
+  std::chrono::milliseconds connect_backoff{20};
+  std::chrono::milliseconds connect_backoff_max{500};
 };
 
 enum class lease_kind : std::uint8_t { exclusive, shared };
@@ -130,9 +154,19 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
 
   enum class status : std::uint8_t { opening, idle, exclusive, shared, draining };
 
+  /// `observers`: where waits for a connection are reported (awaitdb::acquire_event), if given.
   connection_pool(boost::asio::any_io_executor executor, pool_options options, opener open,
-                  clock_function clock = &pool_clock::now);
+                  clock_function clock = &pool_clock::now,
+                  std::shared_ptr<observer_slot> observers = nullptr);
   ~connection_pool();
+
+  /// Starts the upkeep the options ask for (min size, lifetimes, idle timeout). While the pool
+  /// has connections to watch, a timer stays armed on the executor; it is cancelled by `close`.
+  void start();
+  /// The upkeep, run by that timer and callable at any time: retires connections past their
+  /// lifetime (at once when quiet, else once quiet), closes the longest idle ones past the idle
+  /// timeout while above `min_size`, and opens connections in the background up to `min_size`.
+  void housekeep();
 
   /// A connection for the caller alone: idle, or quiet and shared, or newly opened while the
   /// pool is below its size; else the next one freed, within the acquire timeout (53300).
@@ -166,6 +200,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
     std::shared_ptr<pooled_connection> conn;  // null while opening
     status state = status::opening;
     std::size_t claims = 0;  // tasks holding a shared lease on it
+    pool_clock::time_point expires_at = pool_clock::time_point::max();  // max_lifetime
   };
   struct waiting_task {
     lease_kind kind;
@@ -195,16 +230,32 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
   boost::asio::awaitable<pool_lease> acquire(lease_kind kind);
+  void report_acquire(awaitdb::observer& o, lease_kind kind, pool_clock::time_point started,
+                      pool_clock::duration connect, std::string_view label,
+                      std::string_view sqlstate) noexcept;
   boost::asio::awaitable<void> wait_for_grant(std::shared_ptr<waiting_task> task,
                                               pool_clock::time_point deadline);
-  boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(opening_claim claim);
+  // `deadline`: when the task that opens gives up (it is not made to wait past it for the
+  // pause after failures).
+  boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(
+      opening_claim claim, pool_clock::time_point deadline);
   void opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake);
+  bool expired_locked(const slot& s, pool_clock::time_point now) const;
+  void retire_locked(std::size_t index, std::vector<std::shared_ptr<pooled_connection>>& to_close);
+  void upkeep_locked(std::vector<std::shared_ptr<pooled_connection>>& to_close);
+  void arm_upkeep_locked();
+  bool wants_filling_locked() const;
+  void start_filling();
+  boost::asio::awaitable<void> fill_to_min_size(std::shared_ptr<connection_pool> self);
+  void record_open_outcome_locked(const std::exception_ptr& failure,
+                                  pool_clock::time_point attempt_at);
   pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
 
   boost::asio::any_io_executor executor_;
   const pool_options options_;
   const opener open_;
   const clock_function clock_;
+  const std::shared_ptr<observer_slot> observers_;
 
   mutable std::mutex mutex_;
   std::vector<slot> slots_;
@@ -213,6 +264,17 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   std::size_t opening_shared_ = 0;  // ... of which for shared use
   bool closed_ = false;
   wait_list closed_waiters_;  // `close` waiting for the last connection to go
+
+  // Upkeep.
+  boost::asio::steady_timer upkeep_timer_;
+  bool upkeep_armed_ = false;
+  bool filling_ = false;                        // fill_to_min_size is running
+  std::uint32_t lifetime_jitter_ = 0x9e3779b9;  // a small generator's state
+  // Failed opens in a row, when the next may start, and what the last one said.
+  unsigned open_failures_ = 0;
+  pool_clock::time_point last_failure_at_{}, next_open_at_{};
+  wait_list pausing_;  // opens waiting out that pause (close cuts them short)
+  std::string last_open_state_, last_open_message_;
 };
 
 }  // namespace awaitdb::detail

@@ -40,17 +40,23 @@ pg_connection& as_pg(pooled_connection& c) {
 class pg_backend final : public backend {
  public:
   pg_backend(asio::any_io_executor executor, const postgres_options& options)
-      : shared_(std::make_shared<pg_shared>(executor, options)) {
+      : shared_(std::make_shared<pg_shared>(executor, options, true, observers())) {
     pool_options p;
     p.max_size = options.pool_max_size;
     p.acquire_timeout = options.pool_acquire_timeout;
     p.pipeline_depth = options.pipeline_depth;
     p.stall_threshold = options.stall_threshold;
+    p.min_size = options.pool_min_size;
+    p.max_lifetime = options.pool_max_lifetime;
+    p.idle_timeout = options.pool_idle_timeout;
+    p.connect_backoff = options.connect_backoff;
+    p.connect_backoff_max = options.connect_backoff_max;
     auto open = [executor,
                  shared = shared_]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
       co_return co_await pg_connection::connect(executor, shared);
     };
-    pool_ = std::make_shared<connection_pool>(executor, p, std::move(open));
+    pool_ = std::make_shared<connection_pool>(executor, p, std::move(open), &pool_clock::now,
+                                              observers());
   }
 
   ~pg_backend() override {
@@ -68,6 +74,7 @@ class pg_backend final : public backend {
       pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
       pg_connection::request r = request_for(st);
       r.tx = &top.book;
+      st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_group_ptr g = top.conn->submit(r);
       co_await top.conn->wait(g);
       pg_connection::deliver(*g, st);
@@ -83,6 +90,7 @@ class pg_backend final : public backend {
       if (!lease && shared) lease = co_await pool_->acquire_shared();
       if (!lease) lease = co_await pool_->acquire_exclusive();
       pg_connection& conn = as_pg(*lease.get());
+      st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
       r.retryable = true;
       pg_group_ptr g;
@@ -196,7 +204,11 @@ class pg_backend final : public backend {
 
   pool_stats stats() const override { return pool_->stats(); }
 
-  asio::awaitable<void> connect_first() { pool_lease first = co_await pool_->acquire_exclusive(); }
+  // Connects once, then starts the pool's upkeep (min size, lifetimes, idle timeout).
+  asio::awaitable<void> connect_first() {
+    { pool_lease first = co_await pool_->acquire_exclusive(); }
+    pool_->start();
+  }
 
   asio::awaitable<void> close() override {
     co_await pool_->close(close_grace);

@@ -50,8 +50,10 @@ constexpr std::chrono::seconds cancel_grace{5};
 
 // ---- shared state
 
-pg_shared::pg_shared(asio::any_io_executor executor, postgres_options o, bool with_canceller)
+pg_shared::pg_shared(asio::any_io_executor executor, postgres_options o, bool with_canceller,
+                     std::shared_ptr<observer_slot> observer)
     : options(std::move(o))
+    , observers(std::move(observer))
     , canceller(with_canceller ? std::make_unique<pg_canceller>(executor, options) : nullptr) {}
 
 pg_shared::~pg_shared() = default;
@@ -278,6 +280,7 @@ void pg_connection::arm_read_locked() {
 void pg_connection::on_readable() {
   group_list done, cancels;
   bool was_lost = false;
+  std::vector<notice> notices;
   {
     std::lock_guard lock(mutex_);
     reading_ = false;
@@ -298,8 +301,25 @@ void pg_connection::on_readable() {
       read_watch_.reset();
       watched_fd_ = -1;
     }
+    notices.swap(notices_);
   }
+  // Outside the lock: an observer may use the database.
+  if (!notices.empty()) report_notices(notices);
   finish(done, cancels, was_lost);
+}
+
+void pg_connection::report_notices(const std::vector<notice>& notices) noexcept {
+  awaitdb::observer* watcher = shared_->observers ? shared_->observers->get() : nullptr;
+  if (!watcher) return;
+  for (const notice& n : notices) {
+    awaitdb::notice_event e;
+    e.engine = awaitdb::engine::postgres;
+    e.connection = static_cast<std::uint64_t>(backend_pid_);
+    e.severity = n.severity;
+    e.sqlstate = n.sqlstate;
+    e.message = n.message;
+    watcher->notice(e);
+  }
 }
 
 void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
@@ -515,10 +535,26 @@ PGTransactionStatusType pg_connection::transaction_status() const {
   return state_ == state::open ? PQtransactionStatus(conn_) : PQTRANS_UNKNOWN;
 }
 
-void pg_connection::on_notice(void* self, const PGresult* notice) {
-  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
-  if (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0))
-    static_cast<pg_connection*>(self)->server_ending_ = true;
+void pg_connection::on_notice(void* self, const PGresult* message) {
+  auto& c = *static_cast<pg_connection*>(self);
+  const char* severity = PQresultErrorField(message, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0)) {
+    c.server_ending_ = true;
+    return;
+  }
+  // Kept for the observer, if there is one (delivered after the read, outside the lock); a
+  // bounded number between two reads.
+  if (!c.shared_->observers || !c.shared_->observers->get() || c.notices_.size() >= 1000) return;
+  auto field = [&](int code) {
+    const char* v = PQresultErrorField(message, code);
+    return std::string(v ? v : "");
+  };
+  try {
+    c.notices_.push_back(notice{field(PG_DIAG_SEVERITY_NONLOCALIZED), field(PG_DIAG_SQLSTATE),
+                                field(PG_DIAG_MESSAGE_PRIMARY)});
+  } catch (...) {
+    // (Out of memory: the notice is dropped, as it was before observers.)
+  }
 }
 
 bool pg_connection::check_alive() noexcept {

@@ -37,17 +37,22 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace awaitdb::detail {
 
 /// What a pool's connections share: the options, and the channel that cancels statements on
 /// the server.
 struct pg_shared {
-  /// `with_canceller` false: for the canceller's own control connection.
-  pg_shared(boost::asio::any_io_executor executor, postgres_options o, bool with_canceller = true);
+  /// `with_canceller` false: for the canceller's own control connection. `observers`: where
+  /// notices go (none for the control connection).
+  pg_shared(boost::asio::any_io_executor executor, postgres_options o, bool with_canceller = true,
+            std::shared_ptr<observer_slot> observers = nullptr);
   ~pg_shared();
   const postgres_options options;
+  const std::shared_ptr<observer_slot> observers;
   const std::unique_ptr<pg_canceller> canceller;
 };
 
@@ -111,8 +116,9 @@ class pg_connection final : public pooled_connection,
   int backend_pid() const noexcept { return backend_pid_; }
 
   /// libpq's notice receiver (called inside libpq calls, under the connection's lock). Notices
-  /// are not printed (libpq's default writes to stderr, which a library must not); a FATAL one
-  /// while idle means the server is ending this session.
+  /// are not printed (libpq's default writes to stderr, which a library must not): they go to
+  /// the database's observer, after the read; a FATAL one while idle means the server is ending
+  /// this session.
   static void on_notice(void* self, const PGresult* notice);
   PGTransactionStatusType transaction_status() const;
 
@@ -157,6 +163,10 @@ class pg_connection final : public pooled_connection,
   void cancel_on_server(pg_group_ptr g);
   void release_cancel_hold() noexcept;
   void update_gauges_locked();
+  struct notice {
+    std::string severity, sqlstate, message;
+  };
+  void report_notices(const std::vector<notice>& notices) noexcept;
   [[noreturn]] void fail_send_locked();
 
   boost::asio::any_io_executor executor_;
@@ -183,6 +193,7 @@ class pg_connection final : public pooled_connection,
   bool server_ending_ = false;  // a FATAL notice arrived: the server is closing the session
   bool connect_timed_out_ = false;
   bool corked_ = false;
+  std::vector<notice> notices_;  // for the observer, between a read and its delivery
 
   std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::size_t> cancel_holds_{0};  // server-side cancels that may still land

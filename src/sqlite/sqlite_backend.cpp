@@ -57,9 +57,12 @@ class sqlite_backend final : public backend {
       , writer_(std::make_unique<sqlite_connection>(options, sqlite_connection::role::writer)) {
     const bool readers = !options.memory && options.mode != sqlite_options::access::read_only &&
                          writer_->journal_mode() == "wal";
-    if (readers)
-      for (std::size_t i = 0; i < options.readers; ++i)
+    if (readers) {
+      for (std::size_t i = 0; i < options.readers; ++i) {
         readers_.push_back(std::make_unique<reader_slot>());
+        readers_.back()->number = readers_.size();
+      }
+    }
   }
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
@@ -237,6 +240,7 @@ class sqlite_backend final : public backend {
   struct reader_slot {
     std::mutex mutex;
     std::unique_ptr<sqlite_connection> conn;  // opened on first use
+    std::size_t number = 0;                   // 1… (the writer is 0), for observers
   };
 
   // Runs `st` once, inline: on a reader if it is a query outside a transaction, else on the
@@ -250,7 +254,9 @@ class sqlite_backend final : public backend {
       if (!r.conn)
         r.conn = std::make_unique<sqlite_connection>(options_, sqlite_connection::role::reader);
       outcome o;
+      st.connection = r.number;
       if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;
+      st.connection = 0;
     }
     held = std::unique_lock(mutex_);
     check_open();

@@ -89,8 +89,11 @@ struct fixture {
   int failures_to_come = 0;
   std::shared_ptr<connection_pool> pool;
 
+  int attempts = 0;  // calls of the opener
+
   explicit fixture(pool_options o) {
     auto open = [this]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
+      ++attempts;
       if (failures_to_come > 0) {
         --failures_to_come;
         throw error("08001", "refused");
@@ -103,14 +106,17 @@ struct fixture {
                                              [this] { return clock.now; });
   }
 
-  // Runs `body` to completion within a bound.
+  // Runs `body` to completion within a bound (then stops: the pool's upkeep timer may be
+  // armed).
   void run(std::function<asio::awaitable<void>()> body) {
     bool done = false;
     std::exception_ptr failure;
     asio::co_spawn(io, body(), [&](std::exception_ptr e) {
       failure = e;
       done = true;
+      io.stop();
     });
+    io.restart();
     io.run_for(5s);
     ASSERT_TRUE(done) << "did not finish";
     if (failure) std::rethrow_exception(failure);
@@ -421,6 +427,176 @@ TEST(pool, close_ends_idle_connections_now_and_busy_ones_when_quiet_or_after_gra
     } catch (const error& e) {
       EXPECT_EQ(e.sqlstate(), "08003");
     }
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::detail
+
+namespace awaitdb::detail {
+namespace {
+
+// ---- upkeep (issue: pool lifetime settings)
+
+asio::awaitable<void> until(std::function<bool()> condition) {
+  for (int i = 0; i < 1000 && !condition(); ++i)
+    co_await sleep_for(1ms);
+  EXPECT_TRUE(condition()) << "not within 1 s";
+}
+
+std::size_t closed_count(const fixture& f) {
+  return static_cast<std::size_t>(
+      std::count_if(f.opened.begin(), f.opened.end(), [](const auto& c) { return c->closed; }));
+}
+
+TEST(pool, a_connection_past_its_lifetime_is_not_lent_again) {
+  pool_options o = small(2);
+  o.max_lifetime = 1000ms;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    (void)co_await f.pool->acquire_exclusive();
+    f.clock.now += 970ms;  // within the limit, however it was shortened (by 1/40 at most)
+    {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      EXPECT_EQ(fake(l).id, 0);
+    }
+    f.clock.now += 30ms;  // 1000 ms: past it
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(fake(l).id, 1);
+    EXPECT_TRUE(f.opened[0]->closed);
+    EXPECT_EQ(f.pool->stats().size, 1u);
+  });
+}
+
+TEST(pool, a_busy_connection_past_its_lifetime_gets_no_new_work_and_closes_once_quiet) {
+  pool_options o = small(2);
+  o.max_lifetime = 1000ms;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease busy = co_await f.pool->acquire_shared();
+    fake_connection& old = fake(busy);
+    old.start_work();
+    f.clock.now += 1000ms;
+    f.pool->housekeep();
+    EXPECT_FALSE(old.closed);  // its statement goes on
+    EXPECT_EQ(f.pool->statuses(), std::vector<status>{status::draining});
+    pool_lease next = co_await f.pool->acquire_shared();
+    EXPECT_NE(next.get(), &old);
+    old.finish_work();
+    busy.reset();
+    EXPECT_TRUE(old.closed);
+    EXPECT_EQ(f.pool->stats().size, 1u);
+  });
+}
+
+TEST(pool, idle_connections_above_the_minimum_close_after_the_idle_timeout) {
+  pool_options o = small(4);
+  o.min_size = 1;
+  o.idle_timeout = 1000ms;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    f.pool->start();  // opens the minimum in the background
+    co_await until([&] { return f.pool->statuses() == std::vector<status>{status::idle}; });
+    {
+      pool_lease a = co_await f.pool->acquire_exclusive();
+      pool_lease b = co_await f.pool->acquire_exclusive();
+      pool_lease c = co_await f.pool->acquire_exclusive();
+    }
+    EXPECT_EQ(f.opened.size(), 3u);
+    f.clock.now += 500ms;
+    f.pool->housekeep();
+    EXPECT_EQ(f.pool->stats().size, 3u);
+    f.clock.now += 500ms;
+    f.pool->housekeep();
+    EXPECT_EQ(f.pool->stats().size, 1u);  // down to the minimum, not below
+    EXPECT_EQ(closed_count(f), 2u);
+    f.clock.now += 10s;
+    f.pool->housekeep();
+    EXPECT_EQ(f.pool->stats().size, 1u);
+  });
+}
+
+TEST(pool, the_minimum_is_opened_again_after_a_loss) {
+  pool_options o = small(4);
+  o.min_size = 2;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    f.pool->start();
+    co_await until([&] { return f.pool->stats().idle == 2; });
+    EXPECT_EQ(f.opened.size(), 2u);
+    f.opened[0]->die();
+    co_await until([&] { return f.opened.size() == 3 && f.pool->stats().idle == 2; });
+    // A failed open is tried again by the upkeep (after the pause that follows failures).
+    f.failures_to_come = 1;
+    f.opened[1]->die();
+    co_await until([&] { return f.attempts == 4; });
+    EXPECT_EQ(f.pool->stats().size, 1u);
+    f.pool->housekeep();  // (what the upkeep timer does)
+    co_await until([&] { return f.attempts == 5 && f.pool->stats().idle == 2; });
+  });
+}
+
+TEST(pool, failed_opens_are_spaced_by_a_pause_that_grows) {
+  pool_options o = small(2);
+  o.connect_backoff = 1000ms;
+  o.connect_backoff_max = 4000ms;
+  o.acquire_timeout = 100ms;  // shorter than every pause: refused at once
+  fixture f(o);
+  f.failures_to_come = 3;
+  f.run([&]() -> asio::awaitable<void> {
+    auto refused = [&](std::string_view what) -> asio::awaitable<void> {
+      const auto start = pool_clock::now();
+      try {
+        pool_lease l = co_await f.pool->acquire_exclusive();
+        ADD_FAILURE() << what << ": opened";
+      } catch (const error& e) {
+        EXPECT_EQ(e.sqlstate(), "08001") << what;
+        EXPECT_NE(std::string(e.what()).find("refused"), std::string::npos) << e.what();
+      }
+      EXPECT_LT(pool_clock::now() - start, 50ms) << what;
+    };
+    co_await refused("first attempt");
+    EXPECT_EQ(f.attempts, 1);
+    co_await refused("within the first pause");
+    EXPECT_EQ(f.attempts, 1);  // not tried
+    f.clock.now += 1000ms;
+    co_await refused("second attempt");
+    EXPECT_EQ(f.attempts, 2);
+    f.clock.now += 1000ms;  // the pause doubled: 1000 ms of it left
+    co_await refused("within the second pause");
+    EXPECT_EQ(f.attempts, 2);
+    f.clock.now += 1000ms;
+    co_await refused("third attempt");
+    EXPECT_EQ(f.attempts, 3);
+    f.clock.now += 4000ms;  // doubled again, up to the maximum
+    pool_lease first = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 4);
+    // A success starts the count again: the next failure pauses for the first step only.
+    f.failures_to_come = 1;
+    co_await refused("after a success");
+    f.clock.now += 1000ms;
+    pool_lease second = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 6);
+    EXPECT_EQ(f.pool->stats().size, 2u);
+  });
+}
+
+TEST(pool, a_task_waits_out_a_pause_shorter_than_its_deadline) {
+  pool_options o = small(1);
+  o.connect_backoff = 30ms;
+  o.acquire_timeout = 1s;
+  fixture f(o);
+  f.failures_to_come = 1;
+  f.run([&]() -> asio::awaitable<void> {
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "opened";
+    } catch (const error&) {
+    }
+    const auto start = pool_clock::now();
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    EXPECT_GE(pool_clock::now() - start, 25ms);
+    EXPECT_EQ(f.attempts, 2);
   });
 }
 

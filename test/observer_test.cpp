@@ -1,0 +1,252 @@
+// Observers: statements reported with their outcome on both engines, labels that follow the
+// task, counters, and (PostgreSQL) server notices and waits for a connection.
+#include "support.hpp"
+#include <awaitdb/observer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <mutex>
+
+namespace awaitdb::test {
+namespace {
+
+// Everything reported, copied out of the views.
+struct recorded_statement {
+  std::string sql, label, sqlstate;
+  bool in_transaction = false;
+  std::uint64_t rows = 0, connection = 0;
+  std::chrono::nanoseconds duration{0};
+  std::size_t params = 0;
+  std::vector<std::string> values;
+};
+
+class recorder : public observer {
+ public:
+  explicit recorder(bool parameters = false) : parameters_(parameters) {}
+  bool wants_parameters() const noexcept override { return parameters_; }
+  void statement_started(const statement_event&) noexcept override {
+    std::lock_guard lock(mutex);
+    ++started;
+  }
+  void statement_finished(const statement_event& e) noexcept override {
+    std::lock_guard lock(mutex);
+    statements.push_back({std::string(e.sql),
+                          std::string(e.label),
+                          std::string(e.sqlstate),
+                          e.in_transaction,
+                          e.rows,
+                          e.connection,
+                          e.duration,
+                          e.param_count,
+                          {}});
+    if (e.param_count > 0)
+      for (std::size_t i = 0; i < e.param_count; ++i)
+        statements.back().values.push_back(e.param_text(i));
+  }
+  void connection_acquired(const acquire_event& e) noexcept override {
+    std::lock_guard lock(mutex);
+    acquisitions.push_back(e);
+    acquisitions.back().label = {};
+    acquisitions.back().sqlstate = {};
+  }
+  void notice(const notice_event& e) noexcept override {
+    std::lock_guard lock(mutex);
+    notices.push_back(std::string(e.severity) + " " + std::string(e.sqlstate) + " " +
+                      std::string(e.message));
+  }
+
+  std::mutex mutex;
+  int started = 0;
+  std::vector<recorded_statement> statements;
+  std::vector<acquire_event> acquisitions;
+  std::vector<std::string> notices;
+
+ private:
+  bool parameters_;
+};
+
+class observers : public testing::TestWithParam<engine_case> {
+ protected:
+  void TearDown() override {
+    if (!GetParam().file.empty()) remove_sqlite_file(GetParam().file);
+  }
+  bool pg() const { return GetParam().name == "postgres"; }
+  void with_db(std::function<asio::awaitable<void>(database&)> body) {
+    run([&]() -> asio::awaitable<void> {
+      database db = co_await open(GetParam().url);
+      co_await db.execute("DROP TABLE IF EXISTS o");
+      co_await db.execute("CREATE TABLE o (id INTEGER PRIMARY KEY, name TEXT)");
+      co_await body(db);
+      co_await db.execute("DROP TABLE IF EXISTS o");
+      co_await db.close();
+    });
+  }
+};
+
+asio::awaitable<void> labelled_work(const database& db) {
+  co_await db.execute("INSERT INTO o (id, name) VALUES (10, 'labelled')");
+  co_await db.transaction(
+      [&]() -> asio::awaitable<void> { co_await db.query("SELECT name FROM o WHERE id = 10"); });
+}
+
+TEST_P(observers, statements_are_reported_with_their_outcome) {
+  with_db([this](database& db) -> asio::awaitable<void> {
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    co_await db.execute("INSERT INTO o (id, name) VALUES (1, 'a'), (2, 'b')");
+    result r = co_await db.query("SELECT id, name FROM o WHERE id >= $1", 1);
+    EXPECT_EQ(r.size(), 2u);
+    co_await expect_sqlstate("42P01", [&] { return db.query("SELECT * FROM no_such_table"); });
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      co_await db.execute("UPDATE o SET name = 'c' WHERE id = 1");
+    });
+    co_await with_label("request-7", labelled_work(db));
+    db.set_observer(nullptr);
+    co_await db.query("SELECT 1");  // not reported
+
+    std::lock_guard lock(seen->mutex);
+    const auto& s = seen->statements;
+    EXPECT_EQ(seen->started, static_cast<int>(s.size()));
+    CO_ASSERT(s.size() == 6u);
+    EXPECT_EQ(s[0].rows, 2u);  // rows affected
+    EXPECT_EQ(s[1].sql, "SELECT id, name FROM o WHERE id >= $1");
+    EXPECT_EQ(s[1].rows, 2u);    // rows returned
+    EXPECT_EQ(s[1].params, 0u);  // values only when asked for
+    EXPECT_TRUE(s[1].sqlstate.empty());
+    EXPECT_GT(s[1].duration.count(), 0);
+    EXPECT_EQ(s[2].sqlstate, "42P01");
+    EXPECT_FALSE(s[2].in_transaction);
+    EXPECT_TRUE(s[3].in_transaction);
+    EXPECT_EQ(s[3].rows, 1u);
+    EXPECT_EQ(s[4].label, "request-7");
+    EXPECT_FALSE(s[4].in_transaction);
+    EXPECT_EQ(s[5].label, "request-7");  // kept inside the transaction
+    EXPECT_TRUE(s[5].in_transaction);
+    for (const auto& each : s) {
+      if (each.label.empty()) {
+        EXPECT_EQ(each.sql.find("labelled"), std::string::npos);
+      }
+    }
+  });
+}
+
+TEST_P(observers, the_connection_that_ran_a_statement_is_named) {
+  with_db([this](database& db) -> asio::awaitable<void> {
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    std::int64_t expected = 0;  // SQLite: the writer
+    if (pg())
+      expected = co_await db.query_scalar<std::int32_t>("SELECT pg_backend_pid()");
+    else
+      co_await db.query("SELECT 1");
+    std::lock_guard lock(seen->mutex);
+    CO_ASSERT(seen->statements.size() == 1u);
+    // PostgreSQL: the server process; SQLite: the writer (0), or a reader (1…) for a file.
+    if (pg() || GetParam().name == "sqlite_memory")
+      EXPECT_EQ(seen->statements[0].connection, static_cast<std::uint64_t>(expected));
+    else
+      EXPECT_GE(seen->statements[0].connection, 1u);
+  });
+}
+
+TEST_P(observers, parameter_values_are_reported_only_when_asked_for) {
+  with_db([](database& db) -> asio::awaitable<void> {
+    auto seen = std::make_shared<recorder>(true);
+    db.set_observer(seen);
+    const std::optional<std::int64_t> nothing;
+    co_await db.query("SELECT id FROM o WHERE id = $1 OR name = $2 OR id = $3", 1, "secret",
+                      nothing);
+    std::lock_guard lock(seen->mutex);
+    CO_ASSERT(seen->statements.size() == 1u);
+    EXPECT_EQ(seen->statements[0].params, 3u);
+    EXPECT_EQ(seen->statements[0].values, (std::vector<std::string>{"1", "secret", "NULL"}));
+  });
+}
+
+TEST_P(observers, metrics_count_statements_failures_and_latency) {
+  with_db([](database& db) -> asio::awaitable<void> {
+    auto metrics = std::make_shared<statement_metrics>();
+    db.set_observer(metrics);
+    for (int i = 0; i < 10; ++i)
+      co_await db.query("SELECT $1", i);
+    co_await expect_sqlstate("42601", [&] { return db.query("SELEC 1"); });
+    co_await expect_sqlstate("42P01", [&] { return db.query("SELECT * FROM no_such_table"); });
+    co_await expect_sqlstate("23505",
+                             [&] { return db.execute("INSERT INTO o (id) VALUES (1), (1)"); });
+    const statement_metrics::snapshot s = metrics->read();
+    EXPECT_EQ(s.statements, 13u);
+    EXPECT_EQ(s.failures, 3u);
+    EXPECT_EQ(s.failures_by_class, (std::map<std::string, std::uint64_t>{{"23", 1}, {"42", 2}}));
+    EXPECT_EQ(s.latency.total(), 13u);
+    EXPECT_GT(s.latency.quantile(0.5).count(), 0);
+    EXPECT_LE(s.latency.quantile(0.5), s.latency.quantile(1.0));
+    EXPECT_LT(s.latency.quantile(1.0), std::chrono::seconds(10));
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(engines, observers, testing::ValuesIn(engine_cases()), engine_case_name);
+
+// ---- PostgreSQL only
+
+class pg_observers : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto u = postgres_url();
+    ASSERT_TRUE(u) << "AWAITDB_TEST_POSTGRES_URL is not set: run the tests with scripts/test";
+    url_ = *u;
+  }
+  std::string url_;
+};
+
+TEST_F(pg_observers, server_notices_reach_the_observer) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url_);
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    co_await db.execute("DO $$ BEGIN RAISE NOTICE 'hello %', 42; RAISE WARNING 'careful'; END $$");
+    co_await db.execute("DROP TABLE IF EXISTS never_there_o");  // a NOTICE from the server itself
+    std::lock_guard lock(seen->mutex);
+    CO_ASSERT(seen->notices.size() == 3u);
+    EXPECT_EQ(seen->notices[0], "NOTICE 00000 hello 42");
+    EXPECT_EQ(seen->notices[1], "WARNING 01000 careful");
+    EXPECT_EQ(seen->notices[2].substr(0, 13), "NOTICE 00000 ");
+    co_await db.close();
+  });
+}
+
+asio::awaitable<void> hold(const database& db, std::chrono::milliseconds d) {
+  co_await db.transaction([&]() -> asio::awaitable<void> {
+    co_await db.query("SELECT 1");
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await t.async_wait(asio::use_awaitable);
+  });
+}
+
+TEST_F(pg_observers, waits_for_a_connection_are_reported_apart_from_connecting) {
+  run([&]() -> asio::awaitable<void> {
+    database db =
+        co_await open(url_ + (url_.find('?') == std::string::npos ? "?" : "&") + "pool_max_size=2");
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    auto ex = co_await asio::this_coro::executor;
+    // The first transaction takes the idle connection, the second opens one, the third waits.
+    asio::co_spawn(ex, hold(db, std::chrono::milliseconds(150)), asio::detached);
+    asio::co_spawn(ex, hold(db, std::chrono::milliseconds(150)), asio::detached);
+    co_await hold(db, std::chrono::milliseconds(0));
+    std::lock_guard lock(seen->mutex);
+    CO_ASSERT(seen->acquisitions.size() == 3u);
+    const auto& a = seen->acquisitions;
+    EXPECT_TRUE(a[0].exclusive);
+    EXPECT_EQ(a[0].connect.count(), 0);
+    EXPECT_GT(a[1].connect.count(), 0);  // opened for it
+    EXPECT_EQ(a[2].connect.count(), 0);
+    EXPECT_GE(a[2].waited, std::chrono::milliseconds(100));  // until one was given back
+    EXPECT_LT(a[2].waited, std::chrono::seconds(3));
+    co_await db.close();
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::test

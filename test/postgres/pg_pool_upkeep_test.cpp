@@ -1,0 +1,85 @@
+// The pool's upkeep against a real server: the minimum opened at start and kept, surplus idle
+// connections closed after the idle timeout, a connection past its lifetime replaced. (The
+// rules themselves, and the pause between failed connection attempts, are unit-tested with a
+// fake clock in test/pool/pool_test.cpp; a restart of the server in pg_restart_test.cpp.)
+#include "postgres/pg_support.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <atomic>
+
+namespace awaitdb::test {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Server sessions opened by databases whose URL names `application`.
+asio::awaitable<std::int64_t> sessions(const database& admin, std::string_view application) {
+  co_return co_await admin.query_scalar<std::int64_t>(
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application);
+}
+
+// Polls until `sessions` is `expected` (at most `limit`); returns how long it took.
+asio::awaitable<milliseconds> until_sessions(const database& admin, std::string_view application,
+                                             std::int64_t expected, milliseconds limit) {
+  const auto start = clock::now();
+  while (co_await sessions(admin, application) != expected && clock::now() - start < limit)
+    co_await sleep_for(milliseconds(10));
+  EXPECT_EQ(co_await sessions(admin, application), expected);
+  co_return std::chrono::duration_cast<milliseconds>(clock::now() - start);
+}
+
+asio::awaitable<void> hold_a_connection(const database& db, std::atomic<int>& done) {
+  co_await db.transaction(
+      [&]() -> asio::awaitable<void> { co_await db.query("SELECT pg_sleep(0.1)"); });
+  ++done;
+}
+
+TEST_F(postgres, the_pool_keeps_its_minimum_and_closes_idle_surplus) {
+  run([&]() -> asio::awaitable<void> {
+    database admin = co_await open(url_);
+    const std::string app = "awaitdb-upkeep";
+    database db =
+        co_await open(url("application_name=" + app + "&pool_min_size=2&pool_idle_timeout_ms=300"));
+    co_await until_sessions(admin, app, 2, milliseconds(2000));
+    // Four transactions at once: four connections.
+    auto ex = co_await asio::this_coro::executor;
+    std::atomic<int> done{0};
+    for (int i = 0; i < 4; ++i)
+      asio::co_spawn(ex, hold_a_connection(db, done), asio::detached);
+    while (done < 4)
+      co_await sleep_for(milliseconds(5));
+    EXPECT_EQ(co_await sessions(admin, app), 4);
+    const milliseconds closed = co_await until_sessions(admin, app, 2, milliseconds(3000));
+    std::printf(
+        "[ upkeep  ] 2 surplus idle connections closed %lld ms after their last use "
+        "(idle timeout 300 ms)\n",
+        static_cast<long long>(closed.count()));
+    EXPECT_GE(closed, milliseconds(250));
+    // Still serving, with the minimum kept.
+    EXPECT_EQ(co_await db.query_scalar<std::int32_t>("SELECT 7"), 7);
+    co_await sleep_for(milliseconds(500));
+    EXPECT_EQ(co_await sessions(admin, app), 2);
+    co_await db.close();
+  });
+}
+
+TEST_F(postgres, a_connection_past_its_lifetime_is_replaced) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1&pool_max_lifetime_ms=200"));
+    const auto first = co_await db.query_scalar<std::int32_t>("SELECT pg_backend_pid()");
+    EXPECT_EQ(co_await db.query_scalar<std::int32_t>("SELECT pg_backend_pid()"), first);
+    co_await sleep_for(milliseconds(300));
+    const auto later = co_await db.query_scalar<std::int32_t>("SELECT pg_backend_pid()");
+    EXPECT_NE(later, first);
+    database admin = co_await open(url_);
+    EXPECT_EQ(co_await admin.query_scalar<std::int64_t>(
+                  "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first),
+              0);
+    co_await db.close();
+  });
+}
+
+}  // namespace
+}  // namespace awaitdb::test
