@@ -92,7 +92,7 @@ asio::awaitable<void> labelled_work(const database& db) {
 }
 
 TEST_P(observers, statements_are_reported_with_their_outcome) {
-  with_db([this](database& db) -> asio::awaitable<void> {
+  with_db([](database& db) -> asio::awaitable<void> {
     auto seen = std::make_shared<recorder>();
     db.set_observer(seen);
     co_await db.execute("INSERT INTO o (id, name) VALUES (1, 'a'), (2, 'b')");
