@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <span>
 #include <string_view>
 
 namespace awaitdb::detail {
@@ -87,6 +89,11 @@ class backend {
   /// Runs one statement; `tx` is the caller's transaction level on this backend, or null.
   /// The caller has checked that `tx` is open and not aborted.
   virtual asio::awaitable<void> run(statement& st, tx_state* tx) = 0;
+  /// Runs several statements, each succeeding or failing on its own (into `failures`); inside
+  /// a transaction a failure aborts it, and the statements after it fail with 25P02. Throws only
+  /// when cancelled. This default runs them one after another (SQLite: inline).
+  virtual asio::awaitable<void> run_batch(std::span<statement> sts,
+                                          std::span<std::exception_ptr> failures, tx_state* tx);
 
   /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
   /// `enclosing` (the caller has checked that `options` are the defaults then).

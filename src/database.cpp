@@ -3,8 +3,10 @@
 #include "task_context.hpp"
 #include <awaitdb/database.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <random>
@@ -168,6 +170,84 @@ asio::awaitable<bool> database::retry_after(const transaction_options& options, 
   co_await timer.async_wait(asio::use_awaitable);
   co_return true;
 }
+
+namespace {
+
+bool is_cancellation(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const boost::system::system_error& e) {
+    return e.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+// A batch's only coroutine frame, holding its arguments and its engine.
+// (`held` owns the arguments the statements view; moving it moves no element.)
+asio::awaitable<std::vector<batch_result>> run_batch_statements(
+    std::shared_ptr<detail::backend> backend, batch held, std::vector<detail::statement> sts) {
+  (void)held;
+  std::vector<std::exception_ptr> failures(sts.size());
+  detail::backend& b = usable(backend.get());
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, b);
+  if (tx) check_usable(*tx);
+  std::vector<detail::statement_watch> watches;
+  awaitdb::observer* const watcher = b.observers()->get();
+  if (watcher) [[unlikely]] {
+    watches.resize(sts.size());
+    for (std::size_t i = 0; i < sts.size(); ++i)
+      watches[i].start(*watcher, b.kind(), sts[i], tx != nullptr, detail::task_label(ex));
+  }
+  if (!sts.empty()) co_await b.run_batch(sts, failures, tx);
+  std::vector<batch_result> out;
+  out.reserve(sts.size());
+  for (std::size_t i = 0; i < sts.size(); ++i) {
+    if (failures[i] && tx) tx->set_aborted(true);
+    if (watcher) [[unlikely]] {
+      if (failures[i])
+        watches[i].failed(sts[i], failures[i]);
+      else
+        watches[i].finished(sts[i]);
+    }
+    out.emplace_back(std::move(sts[i].rows), sts[i].affected, failures[i]);
+  }
+  co_return out;
+}
+
+}  // namespace
+
+// Not a coroutine itself (a batch outlives the handle it was made from, as a statement does).
+asio::awaitable<std::vector<batch_result>> database::run(batch b) const {
+  std::vector<detail::statement> sts(b.items_.size());
+  for (std::size_t i = 0; i < sts.size(); ++i) {
+    const batch::item& it = b.items_[i];
+    sts[i].sql = it.args.sql;
+    sts[i].params = it.args.params.data();
+    sts[i].param_count = it.args.params.size();
+    sts[i].mode = it.count ? detail::result_mode::count : detail::result_mode::rows;
+  }
+  return run_batch_statements(backend_, std::move(b), std::move(sts));
+}
+
+namespace detail {
+
+asio::awaitable<void> backend::run_batch(std::span<statement> sts,
+                                         std::span<std::exception_ptr> failures, tx_state* tx) {
+  for (std::size_t i = 0; i < sts.size(); ++i) {
+    try {
+      if (tx) check_usable(*tx);
+      if (!try_run_inline(sts[i], tx)) co_await run(sts[i], tx);
+    } catch (...) {
+      failures[i] = std::current_exception();
+    }
+    if (failures[i] && is_cancellation(failures[i])) std::rethrow_exception(failures[i]);
+    if (failures[i] && tx) tx->set_aborted(true);
+  }
+}
+
+}  // namespace detail
 
 asio::awaitable<bool> database::in_transaction() const {
   detail::backend& b = checked_backend();

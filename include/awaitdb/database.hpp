@@ -62,6 +62,64 @@ struct pool_stats {
 
 class observer;
 
+/// Statements to send together (`database::run(batch)`): on PostgreSQL in one round trip, each
+/// with its own Sync, so that each succeeds or fails on its own; on SQLite one after another,
+/// inline. Arguments are held as for `query` (temporaries are moved in).
+class batch {
+ public:
+  /// A statement whose rows are wanted (as `query`).
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> batch& add(Sql&& sql, Params&&... params) {
+    items_.push_back(
+        {detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), false});
+    return *this;
+  }
+  /// A statement run for its effect (as `execute`): its result gives the rows affected.
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> batch& add_execute(Sql&& sql,
+                                                                         Params&&... params) {
+    items_.push_back(
+        {detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), true});
+    return *this;
+  }
+  std::size_t size() const noexcept { return items_.size(); }
+  bool empty() const noexcept { return items_.empty(); }
+
+ private:
+  friend class database;
+  struct item {
+    detail::statement_args args;
+    bool count = false;  // add_execute
+  };
+  std::vector<item> items_;
+};
+
+/// The outcome of one statement of a batch.
+class batch_result {
+ public:
+  batch_result(result rows, std::uint64_t affected, std::exception_ptr failure) noexcept
+      : rows_(std::move(rows)), affected_(affected), failure_(std::move(failure)) {}
+  /// Whether the statement succeeded.
+  bool ok() const noexcept { return !failure_; }
+  /// Its failure (an `awaitdb::error`, or a cancellation), or null.
+  const std::exception_ptr& failure() const noexcept { return failure_; }
+  /// Its rows (`add`); rethrows its failure.
+  const result& rows() const {
+    if (failure_) std::rethrow_exception(failure_);
+    return rows_;
+  }
+  /// The rows it inserted, updated or deleted (`add_execute`); rethrows its failure.
+  std::uint64_t affected() const {
+    if (failure_) std::rethrow_exception(failure_);
+    return affected_;
+  }
+
+ private:
+  result rows_;
+  std::uint64_t affected_ = 0;
+  std::exception_ptr failure_;
+};
+
 namespace detail {
 class backend;
 class tx_state;
@@ -259,6 +317,13 @@ class database {
       if (!again) std::rethrow_exception(failure);
     }
   }
+
+  /// Runs the statements of `b` and returns one outcome per statement, in order. A failing
+  /// statement does not stop the others outside a transaction; inside one (where the batch runs
+  /// on the transaction's connection) it aborts the transaction, as any failure does, and the
+  /// statements after it fail with 25P02. Cancelled, it stops waiting and throws; statements
+  /// already sent run to their end on the server (a transaction is rolled back as usual).
+  boost::asio::awaitable<std::vector<batch_result>> run(batch b) const;
 
   /// True when the calling task is inside a transaction of this database.
   boost::asio::awaitable<bool> in_transaction() const;

@@ -7,6 +7,12 @@
 #include "pg_connection.hpp"
 #include <awaitdb/database.hpp>
 
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <span>
+#include <vector>
+
 namespace awaitdb::detail {
 namespace {
 
@@ -110,6 +116,61 @@ class pg_backend final : public backend {
         continue;
       pg_connection::deliver(*g, st);
       co_return;
+    }
+  }
+
+  // All sent before any is awaited: one round trip, each statement with its own Sync.
+  asio::awaitable<void> run_batch(std::span<statement> sts, std::span<std::exception_ptr> failures,
+                                  tx_state* tx) override {
+    pg_tx* top = tx ? &static_cast<pg_tx&>(*tx).top_level() : nullptr;
+    pool_lease lease;
+    std::shared_ptr<pg_connection> conn;
+    if (top) {
+      conn = top->conn;
+    } else {
+      bool shared = shared_->options.pipeline;
+      for (const statement& st : sts)
+        if (is_transaction_control(st.sql)) shared = false;
+      if (shared) lease = pool_->try_acquire_shared();
+      if (!lease && shared) lease = co_await pool_->acquire_shared();
+      if (!lease) lease = co_await pool_->acquire_exclusive();
+      conn = std::static_pointer_cast<pg_connection>(lease.connection());
+    }
+    std::vector<pg_group_ptr> groups(sts.size());
+    for (std::size_t i = 0; i < sts.size(); ++i) {
+      pg_connection::request r = request_for(sts[i]);
+      if (top)
+        r.tx = &top->book;
+      else
+        r.retryable = true;
+      sts[i].connection = static_cast<std::uint64_t>(conn->backend_pid());
+      try {
+        groups[i] = conn->submit(r);
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
+    }
+    for (std::size_t i = 0; i < sts.size(); ++i) {
+      if (!groups[i]) continue;
+      co_await conn->wait(groups[i]);  // (cancelled: throws; the rest run on, unobserved)
+      const pg_verdict v = groups[i]->verdict;
+      if (!top && (v == pg_verdict::resend || v == pg_verdict::resend_elsewhere)) {
+        // Failed for a reason not its own (see run): once more, alone.
+        try {
+          co_await run(sts[i], nullptr);
+        } catch (const boost::system::system_error& e) {
+          if (e.code() == asio::error::operation_aborted) throw;
+          failures[i] = std::current_exception();
+        } catch (...) {
+          failures[i] = std::current_exception();
+        }
+        continue;
+      }
+      try {
+        pg_connection::deliver(*groups[i], sts[i]);
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
     }
   }
 
