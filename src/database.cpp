@@ -200,7 +200,17 @@ asio::awaitable<std::vector<batch_result>> run_batch_statements(
     for (std::size_t i = 0; i < sts.size(); ++i)
       watches[i].start(*watcher, b.kind(), sts[i], tx != nullptr, detail::task_label(ex));
   }
-  if (!sts.empty()) co_await b.run_batch(sts, failures, tx);
+  try {
+    if (!sts.empty()) co_await b.run_batch(sts, failures, tx);
+  } catch (...) {
+    // Cancelled: as for one statement, the transaction is aborted; observers see the end.
+    if (tx) tx->set_aborted(true);
+    if (watcher) [[unlikely]] {
+      for (std::size_t i = 0; i < sts.size(); ++i)
+        watches[i].failed(sts[i], failures[i] ? failures[i] : std::current_exception());
+    }
+    throw;
+  }
   std::vector<batch_result> out;
   out.reserve(sts.size());
   for (std::size_t i = 0; i < sts.size(); ++i) {
