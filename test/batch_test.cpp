@@ -6,21 +6,10 @@
 namespace awaitdb::test {
 namespace {
 
-class batches : public testing::TestWithParam<engine_case> {
+class batches : public engine_test {
  protected:
-  void TearDown() override {
-    if (!GetParam().file.empty()) remove_sqlite_file(GetParam().file);
-  }
-  bool pg() const { return GetParam().name == "postgres"; }
   void with_db(std::function<asio::awaitable<void>(database&)> body) {
-    run([&]() -> asio::awaitable<void> {
-      database db = co_await open(GetParam().url);
-      co_await db.execute("DROP TABLE IF EXISTS b");
-      co_await db.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, name TEXT NOT NULL)");
-      co_await body(db);
-      co_await db.execute("DROP TABLE IF EXISTS b");
-      co_await db.close();
-    });
+    with_table("b", "(id INTEGER PRIMARY KEY, name TEXT NOT NULL)", std::move(body));
   }
 };
 

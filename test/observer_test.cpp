@@ -67,21 +67,10 @@ class recorder : public observer {
   bool parameters_;
 };
 
-class observers : public testing::TestWithParam<engine_case> {
+class observers : public engine_test {
  protected:
-  void TearDown() override {
-    if (!GetParam().file.empty()) remove_sqlite_file(GetParam().file);
-  }
-  bool pg() const { return GetParam().name == "postgres"; }
   void with_db(std::function<asio::awaitable<void>(database&)> body) {
-    run([&]() -> asio::awaitable<void> {
-      database db = co_await open(GetParam().url);
-      co_await db.execute("DROP TABLE IF EXISTS o");
-      co_await db.execute("CREATE TABLE o (id INTEGER PRIMARY KEY, name TEXT)");
-      co_await body(db);
-      co_await db.execute("DROP TABLE IF EXISTS o");
-      co_await db.close();
-    });
+    with_table("o", "(id INTEGER PRIMARY KEY, name TEXT)", std::move(body));
   }
 };
 

@@ -111,6 +111,29 @@ asio::awaitable<std::string> expect_sqlstate(std::string_view state, Op op) {
   co_return std::string();
 }
 
+/// A test run once per engine case (SQLite memory, SQLite file, PostgreSQL), each on a
+/// database with one table of its own.
+class engine_test : public testing::TestWithParam<engine_case> {
+ protected:
+  void TearDown() override {
+    if (!GetParam().file.empty()) remove_sqlite_file(GetParam().file);
+  }
+  bool pg() const { return GetParam().name == "postgres"; }
+  /// Opens the database, creates `table` with `columns` (dropping an old one), runs `body`,
+  /// drops the table and closes.
+  void with_table(const std::string& table, const std::string& columns,
+                  std::function<asio::awaitable<void>(database&)> body) {
+    run([&]() -> asio::awaitable<void> {
+      database db = co_await open(GetParam().url);
+      co_await db.execute("DROP TABLE IF EXISTS " + table);
+      co_await db.execute("CREATE TABLE " + table + " " + columns);
+      co_await body(db);
+      co_await db.execute("DROP TABLE IF EXISTS " + table);
+      co_await db.close();
+    });
+  }
+};
+
 }  // namespace awaitdb::test
 
 #endif  // AWAITDB_TEST_SUPPORT_HPP
