@@ -62,6 +62,7 @@ bool is_known_key(std::string_view key) {
                                               "options",
                                               "passfile",
                                               "password",
+                                              "pgbouncer",
                                               "pipeline",
                                               "pipeline_depth",
                                               "pipeline_stall_ms",

@@ -140,6 +140,8 @@ postgres_options parse_postgres(std::string_view url) {
     bad_url("white space in the host part of " + out.display_name);
 
   std::string passthrough;
+  bool named_statements_given = false;
+  bool pipeline_given = false;
   std::string_view query = q == std::string_view::npos ? std::string_view() : url.substr(q + 1);
   for (const option& o : split_query(query)) {
     if (o.key == "pool_max_size") {
@@ -154,10 +156,14 @@ postgres_options parse_postgres(std::string_view url) {
       out.statement_timeout = std::chrono::milliseconds(to_count(o, 0, 86'400'000));
     } else if (o.key == "named_statements") {
       out.named_statements = to_bool(o);
+      named_statements_given = true;
+    } else if (o.key == "pgbouncer") {
+      out.pgbouncer = to_bool(o);
     } else if (o.key == "statement_cache_size") {
       out.statement_cache_size = to_count(o, 0, 100'000);
     } else if (o.key == "pipeline") {
       out.pipeline = to_bool(o);
+      pipeline_given = true;
     } else if (o.key == "pipeline_depth") {
       out.pipeline_depth = to_count(o, 1, 100'000);
     } else if (o.key == "pipeline_stall_ms") {
@@ -180,6 +186,21 @@ postgres_options parse_postgres(std::string_view url) {
   if (out.pool_min_size > out.pool_max_size)
     bad_url("pool_min_size (" + std::to_string(out.pool_min_size) + ") is above pool_max_size (" +
             std::to_string(out.pool_max_size) + ") in " + out.display_name);
+  if (out.pgbouncer) {
+    // PgBouncer before 1.21 (and with max_prepared_statements = 0) passes a Parse of a named
+    // statement to whichever server connection it picks: a later Bind may land elsewhere.
+    if (!named_statements_given) out.named_statements = false;
+    // PgBouncer before 1.21 gives the server connection back to its pool at the first
+    // ReadyForQuery outside a transaction, so results of further Syncs in flight are lost
+    // (pgbouncer#759): one statement at a time per connection.
+    if (!pipeline_given) out.pipeline = false;
+    // A session SET would stay on the one server connection it ran on, for other clients.
+    if (out.statement_timeout.count() > 0)
+      bad_url(
+          "statement_timeout_ms cannot be applied through a transaction pooler "
+          "(pgbouncer=on): a session SET would stay on one server connection; set it for "
+          "the role (ALTER ROLE ... SET statement_timeout), or use awaitdb::with_timeout");
+  }
   if (!out.named_statements) out.statement_cache_size = 0;
   out.libpq_url = std::string(base) + passthrough;
   return out;

@@ -34,6 +34,10 @@ struct postgres_options {
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds statement_timeout{0};  // 0: none
   bool named_statements = true;
+  // Behind a transaction-pooling proxy (PgBouncer `pool_mode = transaction`): no session state
+  // (named statements off unless asked for, no session `SET`), cancellation by CancelRequest
+  // to the proxy, which knows which server connection runs the statement.
+  bool pgbouncer = false;
   std::size_t statement_cache_size = 256;
   bool pipeline = true;
   std::size_t pipeline_depth = 32;  // statements in flight on one connection before another

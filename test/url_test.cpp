@@ -111,6 +111,26 @@ TEST(url, postgres_options_are_stripped_before_libpq) {
             "postgresql://h1:1,h2:2/db");
 }
 
+TEST(url, a_transaction_pooler_gets_no_session_state_unless_asked) {
+  auto d = postgres("postgresql://h:6432/db?pgbouncer=on");
+  EXPECT_TRUE(d.pgbouncer);
+  EXPECT_EQ(d.libpq_url, "postgresql://h:6432/db");
+  EXPECT_FALSE(d.named_statements);
+  EXPECT_EQ(d.statement_cache_size, 0u);
+  EXPECT_FALSE(d.pipeline);
+  EXPECT_FALSE(postgres("postgres://h/db").pgbouncer);
+  // PgBouncer 1.21 and later can keep prepared statements and track pipelined Syncs: on request.
+  auto newer = postgres("postgresql://h/db?pgbouncer=on&named_statements=on&pipeline=on");
+  EXPECT_TRUE(newer.named_statements);
+  EXPECT_GT(newer.statement_cache_size, 0u);
+  EXPECT_TRUE(newer.pipeline);
+  // A session SET would stay on one server connection: refused, saying what to do instead.
+  std::string message = error_of("postgresql://h/db?pgbouncer=on&statement_timeout_ms=500");
+  EXPECT_NE(message.find("ALTER ROLE"), std::string::npos) << message;
+  EXPECT_NE(message.find("08000"), std::string::npos) << message;
+  EXPECT_NE(error_of("postgresql://h/db?pgbouncer=maybe").find("on or off"), std::string::npos);
+}
+
 TEST(url, passwords_never_reach_messages) {
   EXPECT_EQ(redact_url("postgresql://ann:s3cret@h:5432/db"), "postgresql://ann:***@h:5432/db");
   EXPECT_EQ(redact_url("postgresql://ann@h/db?password=s3cret&sslmode=require"),

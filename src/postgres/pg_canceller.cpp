@@ -3,15 +3,28 @@
 
 #include "pg_connection.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cstdlib>
 
 namespace awaitdb::detail {
 
 namespace asio = boost::asio;
 
 pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_options& options)
-    : executor_(std::move(executor)) {
+    : executor_(std::move(executor))
+    , connect_timeout_(options.connect_timeout)
+    , through_pooler_(options.pgbouncer) {
   // The control connection's own shared state has no canceller of its own.
   postgres_options control_options = options;
   control_options.statement_timeout = std::chrono::milliseconds(0);
@@ -32,19 +45,19 @@ asio::awaitable<void> pg_canceller::close(std::chrono::milliseconds drain) {
   close_now();
 }
 
-void pg_canceller::cancel_detached(int pid, std::shared_ptr<const void> owner) {
+void pg_canceller::cancel_detached(pg_cancel_target target, std::shared_ptr<const void> owner) {
   {
     std::lock_guard lock(mutex_);
     ++under_way_;  // now: a `close` that follows waits for it
   }
-  auto run = [](pg_canceller& self, int target,
+  auto run = [](pg_canceller& self, pg_cancel_target t,
                 std::shared_ptr<const void>) -> asio::awaitable<void> {
     try {
-      co_await self.counted_cancel(target);
+      co_await self.counted_cancel(std::move(t));
     } catch (...) {
     }
   };
-  asio::co_spawn(executor_, run(*this, pid, std::move(owner)), asio::detached);
+  asio::co_spawn(executor_, run(*this, std::move(target), std::move(owner)), asio::detached);
 }
 
 void pg_canceller::close_now() noexcept {
@@ -85,15 +98,15 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_canceller::control() {
   }
 }
 
-asio::awaitable<void> pg_canceller::cancel(int pid) {
+asio::awaitable<void> pg_canceller::cancel(const pg_cancel_target& target) {
   {
     std::lock_guard lock(mutex_);
     ++under_way_;
   }
-  co_await counted_cancel(pid);
+  co_await counted_cancel(target);
 }
 
-asio::awaitable<void> pg_canceller::counted_cancel(int pid) {
+asio::awaitable<void> pg_canceller::counted_cancel(pg_cancel_target target) {
   struct done_on_exit {
     pg_canceller& self;
     ~done_on_exit() {
@@ -104,8 +117,15 @@ asio::awaitable<void> pg_canceller::counted_cancel(int pid) {
       }
     }
   } done{*this};
+  if (!target.host.empty()) {
+    co_await cancel_request(target);
+    co_return;
+  }
+  // A pooler's process id may be a server's too: pg_cancel_backend could stop a stranger.
+  if (through_pooler_)
+    throw error(sqlstate::connection_failure, "no cancel key was received for this connection");
   std::shared_ptr<pg_connection> c = co_await control();
-  const param pid_param{param_kind::int32, pid, 0, {}};
+  const param pid_param{param_kind::int32, target.pid, 0, {}};
   pg_connection::request r;
   r.has_statement = true;
   r.sql = "SELECT pg_cancel_backend($1)";
@@ -114,6 +134,65 @@ asio::awaitable<void> pg_canceller::counted_cancel(int pid) {
   pg_group_ptr g = c->submit(r);
   co_await c->wait(g);
   if (g->failure) throw_failure(*g);
+}
+
+asio::awaitable<void> pg_canceller::cancel_request(const pg_cancel_target& target) {
+  // The protocol's CancelRequest: length 16, code 80877102, process id, key (big-endian). The
+  // receiver acts on it and closes the socket, with no answer. A timer closes the socket at the
+  // connect timeout; both run on one strand, so the close never races the socket's use.
+  std::array<unsigned char, 16> message{};
+  auto put = [&](std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+      message[at + i] = static_cast<unsigned char>(v >> (24 - 8 * i));
+  };
+  put(0, 16);
+  put(4, 80877102);
+  put(8, static_cast<std::uint32_t>(target.pid));
+  put(12, static_cast<std::uint32_t>(target.key));
+
+  asio::generic::stream_protocol::endpoint endpoint;
+  if (target.host.front() == '/') {
+    endpoint = asio::local::stream_protocol::endpoint(target.host + "/.s.PGSQL." + target.port);
+  } else {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(target.host, ec);
+    const unsigned long port = std::strtoul(target.port.c_str(), nullptr, 10);
+    if (ec || port == 0 || port > 65535)
+      throw error(sqlstate::connection_failure, "cannot send a cancel request: no address");
+    endpoint = asio::ip::tcp::endpoint(address, static_cast<unsigned short>(port));
+  }
+
+  struct channel {
+    asio::generic::stream_protocol::socket socket;
+    asio::steady_timer timer;
+  };
+  auto strand = asio::make_strand(executor_);
+  auto ch = std::make_shared<channel>(channel{asio::generic::stream_protocol::socket(strand),
+                                              asio::steady_timer(strand, connect_timeout_)});
+  auto send = [](std::shared_ptr<channel> c, asio::generic::stream_protocol::endpoint to,
+                 std::array<unsigned char, 16> m) -> asio::awaitable<void> {
+    auto expire = [c](boost::system::error_code ec) {
+      boost::system::error_code ignored;
+      if (!ec) c->socket.close(ignored);
+    };
+    c->timer.async_wait(std::move(expire));
+    struct stop_timer {
+      asio::steady_timer& t;
+      ~stop_timer() { t.cancel(); }
+    } stop{c->timer};
+    co_await c->socket.async_connect(to, asio::use_awaitable);
+    co_await asio::async_write(c->socket, asio::buffer(m), asio::use_awaitable);
+    // Until the receiver closes: then the request has been acted on.
+    std::array<char, 16> sink;
+    for (;;) {
+      auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(sink),
+                                                        asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (ec) break;
+    }
+  };
+  auto sent = send(ch, endpoint, message);
+  co_await asio::co_spawn(strand, std::move(sent), asio::use_awaitable);
 }
 
 }  // namespace awaitdb::detail

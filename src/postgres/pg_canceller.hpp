@@ -9,29 +9,42 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace awaitdb::detail {
 
 class pg_connection;
 struct pg_shared;
 
-/// Cancels statements on the server through one long-lived control connection per pool (opened
-/// on first use, again after it is lost; never more than one), with
-/// `SELECT pg_cancel_backend(pid)`: libpq 15's own PQcancel blocks the thread. The control
-/// connection is not counted in `pool_max_size`.
+/// What a cancel is aimed at: the session's process id, and, for a connection through a
+/// transaction pooler, the cancel key it was given and the address it connected to.
+struct pg_cancel_target {
+  int pid = 0;
+  std::int32_t key = 0;
+  std::string host;  // numeric address, or a Unix socket directory; empty: no key known
+  std::string port;
+};
+
+/// Cancels statements on the server. Directly connected: through one long-lived control
+/// connection per pool (opened on first use, again after it is lost; never more than one),
+/// with `SELECT pg_cancel_backend(pid)` (libpq 15's own PQcancel blocks the thread); the control
+/// connection is not counted in `pool_max_size`. Through a transaction pooler, whose process ids
+/// are its own: with the protocol's CancelRequest (process id and key) sent to the pooler on a
+/// socket of its own, which the pooler forwards to the server connection running the
+/// statement.
 class pg_canceller {
  public:
   pg_canceller(boost::asio::any_io_executor executor, const postgres_options& options);
   ~pg_canceller();
 
-  /// Asks the server to cancel what backend `pid` runs. Throws when the control connection
-  /// cannot be opened or used.
-  boost::asio::awaitable<void> cancel(int pid);
+  /// Asks the server to cancel what `target` runs. Throws when that cannot be sent.
+  boost::asio::awaitable<void> cancel(const pg_cancel_target& target);
   /// The same without waiting for it (failures are ignored); `owner` keeps this object alive
   /// until it is done.
-  void cancel_detached(int pid, std::shared_ptr<const void> owner);
+  void cancel_detached(pg_cancel_target target, std::shared_ptr<const void> owner);
 
   /// Lets cancels under way finish (up to `drain`), then closes the control connection.
   boost::asio::awaitable<void> close(std::chrono::milliseconds drain);
@@ -40,9 +53,12 @@ class pg_canceller {
  private:
   boost::asio::awaitable<std::shared_ptr<pg_connection>> control();
   // `cancel`'s work, counted in `under_way_` by the caller.
-  boost::asio::awaitable<void> counted_cancel(int pid);
+  boost::asio::awaitable<void> counted_cancel(pg_cancel_target target);
+  boost::asio::awaitable<void> cancel_request(const pg_cancel_target& target);
 
   boost::asio::any_io_executor executor_;
+  std::chrono::milliseconds connect_timeout_;
+  bool through_pooler_;                // process ids are the pooler's: never pg_cancel_backend
   std::shared_ptr<pg_shared> shared_;  // the control connection's own (without a canceller)
   std::mutex mutex_;
   std::shared_ptr<pg_connection> control_;

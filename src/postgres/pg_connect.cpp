@@ -14,12 +14,70 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace awaitdb::detail {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+namespace {
+
+// The cancel key a connection is given at start-up (BackendKeyData), which libpq 15 keeps to
+// itself (PQgetCancel's object is opaque, and PQcancel blocks), read off libpq's protocol trace
+// of the start-up (PQtrace; the line "B 12 BackendKeyData <pid> <key>"). Used only through a
+// transaction pooler, whose process ids pg_cancel_backend cannot reach. The trace also passes
+// the authentication exchange: it stays in memory and is wiped before it is freed.
+class startup_key_reader {
+ public:
+  explicit startup_key_reader(PGconn* conn) : conn_(conn) {
+    file_ = ::open_memstream(&text_, &size_);
+    if (!file_) return;
+    PQtrace(conn_, file_);
+    PQsetTraceFlags(conn_, PQTRACE_SUPPRESS_TIMESTAMPS);
+  }
+  startup_key_reader(const startup_key_reader&) = delete;
+  startup_key_reader& operator=(const startup_key_reader&) = delete;
+  ~startup_key_reader() { stop(); }
+
+  /// Stops tracing; the key, if the start-up held one.
+  std::optional<std::int32_t> key() {
+    stop();
+    return key_;
+  }
+
+ private:
+  void stop() noexcept {
+    if (!file_) return;
+    PQuntrace(conn_);
+    std::fclose(file_);
+    file_ = nullptr;
+    static constexpr std::string_view marker = "\tBackendKeyData\t";
+    const std::string_view text(text_ ? text_ : "", text_ ? size_ : 0);
+    const std::size_t at = text.find(marker);
+    if (at != std::string_view::npos) {
+      long pid = 0, key = 0;
+      if (std::sscanf(text_ + at + marker.size(), "%ld %ld", &pid, &key) == 2)
+        key_ = static_cast<std::int32_t>(key);
+    }
+    if (text_) {
+      ::explicit_bzero(text_, size_);
+      std::free(text_);
+      text_ = nullptr;
+    }
+  }
+
+  PGconn* conn_;
+  std::FILE* file_ = nullptr;
+  char* text_ = nullptr;
+  std::size_t size_ = 0;
+  std::optional<std::int32_t> key_;
+};
+
+}  // namespace
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
@@ -34,6 +92,8 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
                 "cannot connect to " + options.display_name + ": " +
                     libpq_message(PQerrorMessage(self->conn_), options.secrets));
   PQsetNoticeReceiver(self->conn_, &pg_connection::on_notice, self.get());
+  std::optional<startup_key_reader> key_reader;
+  if (options.pgbouncer) key_reader.emplace(self->conn_);
   co_await self->connect_loop(pg_clock::now() + options.connect_timeout);
   {
     std::lock_guard lock(self->mutex_);
@@ -43,6 +103,17 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
   if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
     throw connection_error(self->conn_, "cannot enter pipeline mode", options.secrets);
   self->backend_pid_ = PQbackendPID(self->conn_);
+  self->cancel_target_.pid = self->backend_pid_;
+  if (key_reader) {
+    // Without the key (a trace not as expected), a cancelled statement runs to its end.
+    if (auto key = key_reader->key()) {
+      const char* addr = PQhostaddr(self->conn_);
+      const char* host = PQhost(self->conn_);
+      self->cancel_target_.key = *key;
+      self->cancel_target_.host = addr && *addr ? addr : host ? host : "";
+      self->cancel_target_.port = PQport(self->conn_) ? PQport(self->conn_) : "";
+    }
+  }
   if (options.statement_timeout.count() > 0) {
     const std::string set =
         "SET statement_timeout = " + std::to_string(options.statement_timeout.count());

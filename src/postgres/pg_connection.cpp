@@ -458,7 +458,7 @@ void pg_connection::cancel_on_server(pg_group_ptr g) {
     } held{*self};
     bool delivered = false;
     try {
-      co_await self->shared_->canceller->cancel(self->backend_pid_);
+      co_await self->shared_->canceller->cancel(self->cancel_target_);
       delivered = true;
     } catch (...) {
       // The statement runs to its end instead; the bound below still applies.
@@ -643,7 +643,7 @@ void pg_connection::close() noexcept {
     g->notify();
   // Closed with work running: stop it on the server too (a backend notices a closed socket only
   // when its statement ends).
-  if (was_busy && shared_->canceller) shared_->canceller->cancel_detached(backend_pid_, shared_);
+  if (was_busy && shared_->canceller) shared_->canceller->cancel_detached(cancel_target_, shared_);
 }
 
 }  // namespace awaitdb::detail

@@ -174,6 +174,7 @@ class pg_connection final : public pooled_connection,
   const postgres_options& options_;  // shared_->options
   PGconn* conn_ = nullptr;
   int backend_pid_ = 0;
+  pg_cancel_target cancel_target_;
 
   mutable std::mutex mutex_;  // guards libpq and everything below
   state state_ = state::connecting;
