@@ -27,6 +27,8 @@ struct statement {
   const param* params = nullptr;
   std::size_t param_count = 0;
   result_mode mode = result_mode::rows;
+  /// Made through `database::replica()`: outside a transaction, a standby may run it.
+  bool replica = false;
 
   result rows;                 // mode == rows
   std::uint64_t affected = 0;  // mode == count

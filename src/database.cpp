@@ -38,9 +38,10 @@ detail::backend& usable(detail::backend* b) {
 // reference to its engine in it: a statement outlives the handle it was made from.
 template <class T>
 asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
-                                 detail::statement_args args) {
+                                 detail::statement_args args, bool replica) {
   detail::backend& b = usable(backend.get());
   detail::statement st;
+  st.replica = replica;
   st.sql = args.sql;
   st.params = args.params.data();
   st.param_count = args.params.size();
@@ -83,14 +84,20 @@ awaitdb::engine database::engine() const {
   return checked_backend().kind();
 }
 
+database database::replica() const {
+  database reads = *this;
+  reads.replica_ = true;
+  return reads;
+}
+
 // Not coroutines themselves: the frame is run_statement's (a closed handle still fails when
 // the statement is awaited, not when it is created).
 asio::awaitable<result> database::run_query(detail::statement_args args) const {
-  return run_statement<result>(backend_, std::move(args));
+  return run_statement<result>(backend_, std::move(args), replica_);
 }
 
 asio::awaitable<std::uint64_t> database::run_execute(detail::statement_args args) const {
-  return run_statement<std::uint64_t>(backend_, std::move(args));
+  return run_statement<std::uint64_t>(backend_, std::move(args), replica_);
 }
 
 namespace {
@@ -120,11 +127,11 @@ asio::awaitable<std::optional<row>> at_most_one(asio::awaitable<result> all) {
 }  // namespace
 
 asio::awaitable<row> database::run_query_one(detail::statement_args args, bool one_column) const {
-  return exactly_one(run_statement<result>(backend_, std::move(args)), one_column);
+  return exactly_one(run_statement<result>(backend_, std::move(args), replica_), one_column);
 }
 
 asio::awaitable<std::optional<row>> database::run_query_opt(detail::statement_args args) const {
-  return at_most_one(run_statement<result>(backend_, std::move(args)));
+  return at_most_one(run_statement<result>(backend_, std::move(args), replica_));
 }
 
 asio::awaitable<detail::transaction_scope> database::begin_transaction(

@@ -72,6 +72,7 @@ bool is_known_key(std::string_view key) {
                                               "pool_max_size",
                                               "pool_min_size",
                                               "port",
+                                              "replica_reads",
                                               "replication",
                                               "requirepeer",
                                               "requiressl",

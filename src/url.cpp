@@ -159,6 +159,8 @@ postgres_options parse_postgres(std::string_view url) {
       named_statements_given = true;
     } else if (o.key == "pgbouncer") {
       out.pgbouncer = to_bool(o);
+    } else if (o.key == "replica_reads") {
+      out.replica_reads = to_bool(o);
     } else if (o.key == "statement_cache_size") {
       out.statement_cache_size = to_count(o, 0, 100'000);
     } else if (o.key == "pipeline") {

@@ -38,6 +38,11 @@ struct postgres_options {
   // (named statements off unless asked for, no session `SET`), cancellation by CancelRequest
   // to the proxy, which knows which server connection runs the statement.
   bool pgbouncer = false;
+  // db.replica() statements outside transactions go to a second pool, on a standby of the
+  // URL's hosts (target_session_attrs=prefer-standby).
+  bool replica_reads = false;
+  // Not a URL option: stands for the URL's target_session_attrs (the replica pool's).
+  std::string session_attrs;
   std::size_t statement_cache_size = 256;
   bool pipeline = true;
   std::size_t pipeline_depth = 32;  // statements in flight on one connection before another

@@ -131,6 +131,14 @@ TEST(url, a_transaction_pooler_gets_no_session_state_unless_asked) {
   EXPECT_NE(error_of("postgresql://h/db?pgbouncer=maybe").find("on or off"), std::string::npos);
 }
 
+TEST(url, replica_reads_is_awaitdbs_own) {
+  auto o = postgres("postgresql://h1:1,h2:2/db?target_session_attrs=read-write&replica_reads=on");
+  EXPECT_TRUE(o.replica_reads);
+  EXPECT_EQ(o.libpq_url, "postgresql://h1:1,h2:2/db?target_session_attrs=read-write");
+  EXPECT_TRUE(o.session_attrs.empty());
+  EXPECT_FALSE(postgres("postgresql://h/db").replica_reads);
+}
+
 TEST(url, passwords_never_reach_messages) {
   EXPECT_EQ(redact_url("postgresql://ann:s3cret@h:5432/db"), "postgresql://ann:***@h:5432/db");
   EXPECT_EQ(redact_url("postgresql://ann@h/db?password=s3cret&sslmode=require"),

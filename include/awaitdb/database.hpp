@@ -164,6 +164,16 @@ class database {
   /// Which engine this database runs on.
   awaitdb::engine engine() const;
 
+  /// A handle whose statements may read from a standby: on PostgreSQL with `replica_reads=on`
+  /// in the URL, `query` and `execute` outside a transaction go to a second pool, connected to
+  /// a standby among the URL's hosts (the primary when none is up). Inside a transaction they
+  /// run on the transaction's connection, as through `*this`; transactions and batches begin on
+  /// the primary. Without `replica_reads` (and on SQLite) it is `*this`.
+  ///
+  /// A standby replays the primary's changes with a delay: a read through it may not see a
+  /// write that has just committed. Read what you have just written through `*this`.
+  database replica() const;
+
   /// Runs `sql` with `params` bound to `$1 … $N`, and returns all its rows.
   ///
   /// Parameters are sent apart from the SQL, never spliced into it. Each is one of `bool`,
@@ -383,6 +393,7 @@ class database {
   detail::backend& checked_backend() const;
 
   std::shared_ptr<detail::backend> backend_;
+  bool replica_ = false;
 };
 
 /// Opens the database named by `url`, on the calling coroutine's executor.

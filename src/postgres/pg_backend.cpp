@@ -46,7 +46,19 @@ pg_connection& as_pg(pooled_connection& c) {
 class pg_backend final : public backend {
  public:
   pg_backend(asio::any_io_executor executor, const postgres_options& options)
-      : shared_(std::make_shared<pg_shared>(executor, options, true, observers())) {
+      : shared_(std::make_shared<pg_shared>(executor, options, true, observers()))
+      , pool_(make_pool(executor, shared_)) {
+    if (options.replica_reads) {
+      postgres_options reads = options;
+      reads.session_attrs = "prefer-standby";
+      replica_shared_ = std::make_shared<pg_shared>(executor, std::move(reads), true, observers());
+      replica_pool_ = make_pool(executor, replica_shared_);
+    }
+  }
+
+  std::shared_ptr<connection_pool> make_pool(const asio::any_io_executor& executor,
+                                             const std::shared_ptr<pg_shared>& shared) {
+    const postgres_options& options = shared->options;
     pool_options p;
     p.max_size = options.pool_max_size;
     p.acquire_timeout = options.pool_acquire_timeout;
@@ -57,18 +69,21 @@ class pg_backend final : public backend {
     p.idle_timeout = options.pool_idle_timeout;
     p.connect_backoff = options.connect_backoff;
     p.connect_backoff_max = options.connect_backoff_max;
-    auto open = [executor,
-                 shared = shared_]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
+    auto open = [executor, shared]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
       co_return co_await pg_connection::connect(executor, shared);
     };
-    pool_ = std::make_shared<connection_pool>(executor, p, std::move(open), &pool_clock::now,
-                                              observers());
+    return std::make_shared<connection_pool>(executor, p, std::move(open), &pool_clock::now,
+                                             observers());
   }
 
   ~pg_backend() override {
     // Without waiting: idle connections close now, busy ones when they are quiet.
     pool_->close_now();
     shared_->canceller->close_now();
+    if (replica_pool_) {
+      replica_pool_->close_now();
+      replica_shared_->canceller->close_now();
+    }
   }
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
@@ -89,12 +104,13 @@ class pg_backend final : public backend {
     // Transaction control sent directly (not through db.transaction) gets a connection of its
     // own: on a shared one it would pull other tasks' statements into its transaction.
     const bool shared = shared_->options.pipeline && !is_transaction_control(st.sql);
+    connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
     for (int attempt = 0;; ++attempt) {
       // (Not a conditional expression around co_await: GCC 12 destroys its result twice.)
       pool_lease lease;
-      if (shared) lease = pool_->try_acquire_shared();
-      if (!lease && shared) lease = co_await pool_->acquire_shared();
-      if (!lease) lease = co_await pool_->acquire_exclusive();
+      if (shared) lease = pool.try_acquire_shared();
+      if (!lease && shared) lease = co_await pool.acquire_shared();
+      if (!lease) lease = co_await pool.acquire_exclusive();
       pg_connection& conn = as_pg(*lease.get());
       st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
@@ -269,11 +285,15 @@ class pg_backend final : public backend {
   asio::awaitable<void> connect_first() {
     { pool_lease first = co_await pool_->acquire_exclusive(); }
     pool_->start();
+    // The replica pool connects on its first statement.
+    if (replica_pool_) replica_pool_->start();
   }
 
   asio::awaitable<void> close() override {
     co_await pool_->close(close_grace);
+    if (replica_pool_) co_await replica_pool_->close(close_grace);
     co_await shared_->canceller->close(cancel_drain);
+    if (replica_pool_) co_await replica_shared_->canceller->close(cancel_drain);
   }
 
  private:
@@ -312,6 +332,9 @@ class pg_backend final : public backend {
 
   std::shared_ptr<pg_shared> shared_;
   std::shared_ptr<connection_pool> pool_;
+  // With replica_reads: db.replica() statements outside transactions.
+  std::shared_ptr<pg_shared> replica_shared_;
+  std::shared_ptr<connection_pool> replica_pool_;
 };
 
 }  // namespace

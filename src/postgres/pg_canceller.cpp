@@ -21,10 +21,11 @@ namespace awaitdb::detail {
 
 namespace asio = boost::asio;
 
-pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_options& options)
+pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_options& options,
+                           bool by_request)
     : executor_(std::move(executor))
     , connect_timeout_(options.connect_timeout)
-    , through_pooler_(options.pgbouncer) {
+    , by_request_(by_request) {
   // The control connection's own shared state has no canceller of its own.
   postgres_options control_options = options;
   control_options.statement_timeout = std::chrono::milliseconds(0);
@@ -121,8 +122,9 @@ asio::awaitable<void> pg_canceller::counted_cancel(pg_cancel_target target) {
     co_await cancel_request(target);
     co_return;
   }
-  // A pooler's process id may be a server's too: pg_cancel_backend could stop a stranger.
-  if (through_pooler_)
+  // The control connection may be on another server (or the process id a pooler's):
+  // pg_cancel_backend could stop a stranger.
+  if (by_request_)
     throw error(sqlstate::connection_failure, "no cancel key was received for this connection");
   std::shared_ptr<pg_connection> c = co_await control();
   const param pid_param{param_kind::int32, target.pid, 0, {}};

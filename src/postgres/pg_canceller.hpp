@@ -28,16 +28,18 @@ struct pg_cancel_target {
   std::string port;
 };
 
-/// Cancels statements on the server. Directly connected: through one long-lived control
+/// Cancels statements on the server. With one server: through one long-lived control
 /// connection per pool (opened on first use, again after it is lost; never more than one),
 /// with `SELECT pg_cancel_backend(pid)` (libpq 15's own PQcancel blocks the thread); the control
-/// connection is not counted in `pool_max_size`. Through a transaction pooler, whose process ids
-/// are its own: with the protocol's CancelRequest (process id and key) sent to the pooler on a
-/// socket of its own, which the pooler forwards to the server connection running the
-/// statement.
+/// connection is not counted in `pool_max_size`. With several hosts (the control connection
+/// might reach another), or through a transaction pooler (whose process ids are its own): with
+/// the protocol's CancelRequest (process id and key) sent on a socket of its own to the host
+/// the connection is on; a pooler forwards it to the server connection running the statement.
 class pg_canceller {
  public:
-  pg_canceller(boost::asio::any_io_executor executor, const postgres_options& options);
+  /// `by_request`: only with CancelRequest (see pg_shared::cancel_by_request).
+  pg_canceller(boost::asio::any_io_executor executor, const postgres_options& options,
+               bool by_request);
   ~pg_canceller();
 
   /// Asks the server to cancel what `target` runs. Throws when that cannot be sent.
@@ -58,7 +60,7 @@ class pg_canceller {
 
   boost::asio::any_io_executor executor_;
   std::chrono::milliseconds connect_timeout_;
-  bool through_pooler_;                // process ids are the pooler's: never pg_cancel_backend
+  bool by_request_;
   std::shared_ptr<pg_shared> shared_;  // the control connection's own (without a canceller)
   std::mutex mutex_;
   std::shared_ptr<pg_connection> control_;

@@ -2,6 +2,7 @@
 // PQconnectPoll), each step waiting on the socket with Asio, within the connect timeout.
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
+#include "pg_hosts.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -81,37 +82,75 @@ class startup_key_reader {
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
-  std::shared_ptr<pg_connection> self(new pg_connection(std::move(executor), std::move(shared)));
-  const postgres_options& options = self->options_;
-  const char* keys[] = {"dbname", nullptr};
-  const char* values[] = {options.libpq_url.c_str(), nullptr};
-  self->conn_ = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
-  if (!self->conn_) throw error(sqlstate::connection_not_established, "out of memory in libpq");
-  if (PQstatus(self->conn_) == CONNECTION_BAD)
-    throw error(sqlstate::connection_not_established,
-                "cannot connect to " + options.display_name + ": " +
-                    libpq_message(PQerrorMessage(self->conn_), options.secrets));
-  PQsetNoticeReceiver(self->conn_, &pg_connection::on_notice, self.get());
+  const std::vector<pg_host_attempt>& hosts = shared->hosts;
+  if (hosts.size() <= 1) {
+    std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+    co_await self->open(hosts.empty() ? nullptr : &hosts.front());
+    co_return self;
+  }
+  // Host after host, each within the connect timeout; a cancelled wait ends it all.
+  std::string failures;
+  for (const pg_host_attempt& host : hosts) {
+    std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+    try {
+      co_await self->open(&host);
+      co_return self;
+    } catch (const error& e) {
+      failures += failures.empty() ? "" : "; ";
+      failures +=
+          host.label + ": " + (self->connect_failure_.empty() ? e.what() : self->connect_failure_);
+    }
+  }
+  throw error(sqlstate::connection_not_established,
+              "cannot connect to " + shared->options.display_name + ": " + failures);
+}
+
+void pg_connection::connect_failed(std::string why) {
+  connect_failure_ = std::move(why);
+  throw error(sqlstate::connection_not_established,
+              "cannot connect to " + options_.display_name + ": " + connect_failure_);
+}
+
+asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
+  const postgres_options& options = options_;
+  if (host) {
+    std::vector<const char*> keys, values;
+    for (std::size_t i = 0; i < host->keys.size(); ++i) {
+      keys.push_back(host->keys[i].c_str());
+      values.push_back(host->values[i].c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  } else {
+    const char* keys[] = {"dbname", nullptr};
+    const char* values[] = {options.libpq_url.c_str(), nullptr};
+    conn_ = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
+  }
+  if (!conn_) connect_failed("out of memory in libpq");
+  if (PQstatus(conn_) == CONNECTION_BAD)
+    connect_failed(libpq_message(PQerrorMessage(conn_), options.secrets));
+  PQsetNoticeReceiver(conn_, &pg_connection::on_notice, this);
   std::optional<startup_key_reader> key_reader;
-  if (options.pgbouncer) key_reader.emplace(self->conn_);
-  co_await self->connect_loop(pg_clock::now() + options.connect_timeout);
+  if (shared_->cancel_by_request) key_reader.emplace(conn_);
+  co_await connect_loop(pg_clock::now() + options.connect_timeout);
   {
-    std::lock_guard lock(self->mutex_);
-    self->state_ = state::open;
+    std::lock_guard lock(mutex_);
+    state_ = state::open;
   }
 
-  if (PQsetnonblocking(self->conn_, 1) != 0 || PQenterPipelineMode(self->conn_) != 1)
-    throw connection_error(self->conn_, "cannot enter pipeline mode", options.secrets);
-  self->backend_pid_ = PQbackendPID(self->conn_);
-  self->cancel_target_.pid = self->backend_pid_;
+  if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
+    throw connection_error(conn_, "cannot enter pipeline mode", options.secrets);
+  backend_pid_ = PQbackendPID(conn_);
+  cancel_target_.pid = backend_pid_;
   if (key_reader) {
     // Without the key (a trace not as expected), a cancelled statement runs to its end.
     if (auto key = key_reader->key()) {
-      const char* addr = PQhostaddr(self->conn_);
-      const char* host = PQhost(self->conn_);
-      self->cancel_target_.key = *key;
-      self->cancel_target_.host = addr && *addr ? addr : host ? host : "";
-      self->cancel_target_.port = PQport(self->conn_) ? PQport(self->conn_) : "";
+      const char* addr = PQhostaddr(conn_);
+      const char* where = PQhost(conn_);
+      cancel_target_.key = *key;
+      cancel_target_.host = addr && *addr ? addr : where ? where : "";
+      cancel_target_.port = PQport(conn_) ? PQport(conn_) : "";
     }
   }
   if (options.statement_timeout.count() > 0) {
@@ -119,11 +158,10 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
         "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
     request r;
     r.controls = control_list(set);
-    pg_group_ptr g = self->submit(r);
-    co_await self->wait(g);
+    pg_group_ptr g = submit(r);
+    co_await wait(g);
     if (g->failure) throw_failure(*g);
   }
-  co_return self;
 }
 
 asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline) {
@@ -149,9 +187,7 @@ asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline)
   for (;;) {
     if (poll == PGRES_POLLING_OK) break;
     if (poll == PGRES_POLLING_FAILED)
-      throw error(sqlstate::connection_not_established,
-                  "cannot connect to " + options_.display_name + ": " +
-                      libpq_message(PQerrorMessage(conn_), options_.secrets));
+      connect_failed(libpq_message(PQerrorMessage(conn_), options_.secrets));
     // The descriptor can change while connecting (another host, another address, SSL retry).
     {
       std::lock_guard lock(mutex_);
@@ -198,12 +234,11 @@ asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want)
       asio::as_tuple(asio::deferred));
   std::lock_guard lock(mutex_);
   if (connect_timed_out_)
-    throw error(sqlstate::connection_not_established,
-                "cannot connect to " + options_.display_name + ": timed out after " +
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       options_.connect_timeout)
-                                       .count()) +
-                    " ms");
+    connect_failed("timed out after " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      options_.connect_timeout)
+                                      .count()) +
+                   " ms");
   if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
   // Other errors: libpq finds them itself in PQconnectPoll.
 }

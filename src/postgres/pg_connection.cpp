@@ -53,8 +53,12 @@ constexpr std::chrono::seconds cancel_grace{5};
 pg_shared::pg_shared(asio::any_io_executor executor, postgres_options o, bool with_canceller,
                      std::shared_ptr<observer_slot> observer)
     : options(std::move(o))
+    , hosts(plan_host_attempts(options.libpq_url, options.session_attrs))
+    , cancel_by_request(options.pgbouncer || !hosts.empty())
     , observers(std::move(observer))
-    , canceller(with_canceller ? std::make_unique<pg_canceller>(executor, options) : nullptr) {}
+    , canceller(with_canceller
+                    ? std::make_unique<pg_canceller>(executor, options, cancel_by_request)
+                    : nullptr) {}
 
 pg_shared::~pg_shared() = default;
 

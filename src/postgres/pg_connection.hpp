@@ -19,6 +19,7 @@
 #include "../pool/pool.hpp"
 #include "../url.hpp"
 #include "pg_canceller.hpp"
+#include "pg_hosts.hpp"
 #include "pg_params.hpp"
 #include "pg_pipeline.hpp"
 #include "pg_statement_cache.hpp"
@@ -52,6 +53,11 @@ struct pg_shared {
             std::shared_ptr<observer_slot> observers = nullptr);
   ~pg_shared();
   const postgres_options options;
+  // The hosts a connection tries, each within the connect timeout (empty: the URL as a whole).
+  const std::vector<pg_host_attempt> hosts;
+  // Cancel with the protocol's CancelRequest, to the connection's own host, never with
+  // pg_cancel_backend on a control connection (which may reach another host, or a pooler).
+  const bool cancel_by_request;
   const std::shared_ptr<observer_slot> observers;
   const std::unique_ptr<pg_canceller> canceller;
 };
@@ -77,8 +83,9 @@ class control_list {
 class pg_connection final : public pooled_connection,
                             public std::enable_shared_from_this<pg_connection> {
  public:
-  /// Connects (PQconnectStartParams / PQconnectPoll), within `options.connect_timeout`.
-  /// Throws `awaitdb::error` (class 08) naming host and port, never the password.
+  /// Connects (PQconnectStartParams / PQconnectPoll): to the first host of `shared->hosts`
+  /// that takes it, each within `options.connect_timeout`. Throws `awaitdb::error` (class 08)
+  /// naming hosts and ports, never the password.
   static boost::asio::awaitable<std::shared_ptr<pg_connection>> connect(
       boost::asio::any_io_executor executor, std::shared_ptr<pg_shared> shared);
 
@@ -141,6 +148,8 @@ class pg_connection final : public pooled_connection,
 
   pg_connection(boost::asio::any_io_executor executor, std::shared_ptr<pg_shared> shared);
 
+  boost::asio::awaitable<void> open(const pg_host_attempt* host);
+  [[noreturn]] void connect_failed(std::string why);
   boost::asio::awaitable<void> connect_loop(pg_clock::time_point deadline);
   void watch_socket();
   boost::asio::awaitable<void> wait_socket(PostgresPollingStatusType want);
@@ -175,6 +184,7 @@ class pg_connection final : public pooled_connection,
   PGconn* conn_ = nullptr;
   int backend_pid_ = 0;
   pg_cancel_target cancel_target_;
+  std::string connect_failure_;  // why the last connect failed (without the URL)
 
   mutable std::mutex mutex_;  // guards libpq and everything below
   state state_ = state::connecting;

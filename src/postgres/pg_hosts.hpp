@@ -1,0 +1,35 @@
+// The hosts a PostgreSQL connection tries, in order, each on its own connect deadline. Pure: no
+// I/O (libpq only parses).
+#ifndef AWAITDB_SRC_POSTGRES_PG_HOSTS_HPP
+#define AWAITDB_SRC_POSTGRES_PG_HOSTS_HPP
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace awaitdb::detail {
+
+/// One connection attempt: libpq keywords and values that name a single host.
+struct pg_host_attempt {
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  std::string label;  // "host:port" (or the socket directory), for messages
+};
+
+/// The attempts for `conninfo` (a libpq URL or keyword/value string), one per host it names,
+/// in its order, so that each gets the connect timeout to itself (libpq's own multi-host
+/// connect shares one deadline among them when driven without blocking, so a host that never
+/// answers would use it all up). `target_session_attrs` stays on each attempt (libpq checks it
+/// on a single host just as well), except `prefer-standby`, which becomes two rounds: every
+/// host as `standby`, then every host as `any`. `session_attrs`, when not empty, stands for
+/// the URL's own.
+///
+/// Empty when `conninfo` names at most one host and needs no rewriting, or when libpq cannot
+/// parse it or its host, hostaddr and port lists do not match: the caller then hands
+/// `conninfo` to libpq whole (which reports what is wrong).
+std::vector<pg_host_attempt> plan_host_attempts(const std::string& conninfo,
+                                                std::string_view session_attrs = {});
+
+}  // namespace awaitdb::detail
+
+#endif  // AWAITDB_SRC_POSTGRES_PG_HOSTS_HPP
