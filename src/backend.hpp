@@ -99,6 +99,10 @@ class backend {
 
   /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
   /// `enclosing` (the caller has checked that `options` are the defaults then).
+  /// Sends `st` (its SQL and parameters are read before this completes) and gives its rows one
+  /// at a time.
+  virtual asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) = 0;
+
   virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                            tx_state* enclosing,
                                                            const transaction_options& options) = 0;

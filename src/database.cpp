@@ -34,17 +34,23 @@ detail::backend& usable(detail::backend* b) {
   return *b;
 }
 
+// What the backend gets of a statement (views of `args`, which the caller keeps).
+detail::statement statement_of(const detail::statement_args& args, bool replica) {
+  detail::statement st;
+  st.replica = replica;
+  st.sql = args.sql;
+  st.params = args.params.data();
+  st.param_count = args.params.size();
+  return st;
+}
+
 // A statement's only coroutine frame (SQLite runs inline within it), with its arguments and a
 // reference to its engine in it: a statement outlives the handle it was made from.
 template <class T>
 asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
                                  detail::statement_args args, bool replica) {
   detail::backend& b = usable(backend.get());
-  detail::statement st;
-  st.replica = replica;
-  st.sql = args.sql;
-  st.params = args.params.data();
-  st.param_count = args.params.size();
+  detail::statement st = statement_of(args, replica);
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   tx_state* tx = detail::find_transaction(ex, b);
@@ -98,6 +104,29 @@ asio::awaitable<result> database::run_query(detail::statement_args args) const {
 
 asio::awaitable<std::uint64_t> database::run_execute(detail::statement_args args) const {
   return run_statement<std::uint64_t>(backend_, std::move(args), replica_);
+}
+
+namespace {
+
+asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend,
+                                        detail::statement_args args, bool replica) {
+  detail::backend& b = usable(backend.get());
+  detail::statement st = statement_of(args, replica);
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, b);
+  if (tx) check_usable(*tx);
+  try {
+    co_return row_stream(co_await b.open_stream(st, tx));
+  } catch (...) {
+    if (tx) tx->set_aborted(true);
+    throw;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<row_stream> database::run_stream(detail::statement_args args) const {
+  return open_stream(backend_, std::move(args), replica_);
 }
 
 namespace {

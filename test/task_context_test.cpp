@@ -25,6 +25,9 @@ class idle_backend final : public backend {
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
   bool try_run_inline(statement&, tx_state*) override { return false; }
   asio::awaitable<void> run(statement&, tx_state*) override { co_return; }
+  asio::awaitable<std::unique_ptr<row_source>> open_stream(statement&, tx_state*) override {
+    co_return nullptr;
+  }
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state>, tx_state*,
                                                    const transaction_options&) override {
     co_return nullptr;

@@ -6,6 +6,7 @@
 #include <awaitdb/error.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
+#include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 
 #endif  // AWAITDB_AWAITDB_HPP

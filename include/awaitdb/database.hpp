@@ -4,6 +4,7 @@
 
 #include <awaitdb/error.hpp>
 #include <awaitdb/result.hpp>
+#include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -231,6 +232,25 @@ class database {
         detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
   }
 
+  /// Runs `sql` and gives its rows one at a time (`co_await s.next()`), without holding the
+  /// whole result: for results too big to buffer (exports, scans). Parameters and lifetimes
+  /// as `query` (the SQL and parameters are sent before this completes).
+  ///
+  /// PostgreSQL: the statement runs on a connection of its own (outside a transaction) or the
+  /// transaction's, in single-row mode; while the reader falls behind, awaitdb stops reading
+  /// the socket, so the server waits (at most a few thousand rows are buffered). A statement
+  /// sent on a transaction's connection while one of its streams is open waits for the
+  /// stream's rows, which are then buffered whole. SQLite: each `next()` is one `sqlite3_step`,
+  /// inline; outside a transaction a file database's stream reads on a connection of its own
+  /// (a WAL database's snapshot: writers go on); an in-memory database, or a statement that
+  /// writes, runs whole first and is then read row by row.
+  template <class Sql, class... Params>
+  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<row_stream> stream(
+      Sql&& sql, Params&&... params)
+  const {
+    return run_stream(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  }
+
   /// The one value of a statement that returns exactly one row of one column, as `T` (as
   /// `row::get<T>` reads it; `std::optional<T>` for a value that may be NULL). Errors as
   /// `query_one`; more than one column throws 42601.
@@ -385,6 +405,7 @@ class database {
     co_return r->as<T>();
   }
   boost::asio::awaitable<std::uint64_t> run_execute(detail::statement_args args) const;
+  boost::asio::awaitable<row_stream> run_stream(detail::statement_args args) const;
   boost::asio::awaitable<detail::transaction_scope> begin_transaction(
       const transaction_options& options) const;
   /// Whether a transaction that failed with `failure` runs again (after a pause).

@@ -5,6 +5,7 @@
 #include "../placeholders.hpp"
 #include "../pool/pool.hpp"
 #include "pg_connection.hpp"
+#include "pg_result.hpp"
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/error.hpp>
@@ -42,6 +43,45 @@ class pg_tx final : public tx_state {
 pg_connection& as_pg(pooled_connection& c) {
   return static_cast<pg_connection&>(c);
 }
+
+// A streamed statement's rows, each a result of one row (libpq's single-row mode). Holds the
+// connection (its own lease outside a transaction) until the last row or until destroyed.
+class pg_row_source final : public row_source {
+ public:
+  pg_row_source(std::shared_ptr<pg_connection> conn, pool_lease lease, pg_group_ptr g)
+      : conn_(std::move(conn)), lease_(std::move(lease)), group_(std::move(g)) {}
+  ~pg_row_source() override {
+    if (group_) conn_->end_stream(group_);
+  }
+
+  asio::awaitable<std::optional<row>> next() override {
+    if (buffered_) {
+      // The rows came as one result (single-row mode was refused): read from it.
+      if (rest_next_ < rest_.size()) co_return rest_[rest_next_++];
+      co_return std::nullopt;
+    }
+    if (!group_) co_return std::nullopt;
+    pg_result_ptr one = co_await conn_->next_row(group_);
+    if (one) co_return row(std::make_shared<pg_result>(std::move(one)), 0);
+    pg_group_ptr g = std::move(group_);
+    lease_.reset();
+    if (g->failure) throw_failure(*g);
+    if (g->rows && PQntuples(g->rows.get()) > 0) {
+      rest_ = result(std::make_shared<pg_result>(std::move(g->rows)));
+      buffered_ = true;
+      co_return co_await next();
+    }
+    co_return std::nullopt;
+  }
+
+ private:
+  std::shared_ptr<pg_connection> conn_;
+  pool_lease lease_;
+  pg_group_ptr group_;  // null once complete
+  bool buffered_ = false;
+  result rest_;
+  std::size_t rest_next_ = 0;
+};
 
 class pg_backend final : public backend {
  public:
@@ -188,6 +228,23 @@ class pg_backend final : public backend {
         failures[i] = std::current_exception();
       }
     }
+  }
+
+  asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) override {
+    pg_connection::request r = request_for(st);
+    r.stream = true;
+    if (tx) {
+      pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
+      r.tx = &top.book;
+      pg_group_ptr g = top.conn->submit(r);
+      co_return std::make_unique<pg_row_source>(top.conn, pool_lease(), std::move(g));
+    }
+    // A connection of its own: nothing else is sent on it while the reader reads.
+    connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
+    pool_lease lease = co_await pool.acquire_exclusive();
+    auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
+    pg_group_ptr g = conn->submit(r);
+    co_return std::make_unique<pg_row_source>(std::move(conn), std::move(lease), std::move(g));
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,

@@ -19,8 +19,8 @@ namespace awaitdb::detail {
 class pg_connection;
 struct pg_shared;
 
-/// What a cancel is aimed at: the session's process id, and, for a connection through a
-/// transaction pooler, the cancel key it was given and the address it connected to.
+/// What a cancel is aimed at: the session's process id, and, where cancels go by CancelRequest,
+/// the cancel key the connection was given and the address it connected to.
 struct pg_cancel_target {
   int pid = 0;
   std::int32_t key = 0;

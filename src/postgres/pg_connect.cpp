@@ -29,9 +29,9 @@ namespace {
 
 // The cancel key a connection is given at start-up (BackendKeyData), which libpq 15 keeps to
 // itself (PQgetCancel's object is opaque, and PQcancel blocks), read off libpq's protocol trace
-// of the start-up (PQtrace; the line "B 12 BackendKeyData <pid> <key>"). Used only through a
-// transaction pooler, whose process ids pg_cancel_backend cannot reach. The trace also passes
-// the authentication exchange: it stays in memory and is wiped before it is freed.
+// of the start-up (PQtrace; the line "B 12 BackendKeyData <pid> <key>"). Used only where
+// cancels go by CancelRequest (pg_shared::cancel_by_request). The trace also passes the
+// authentication exchange: it stays in memory and is wiped before it is freed.
 class startup_key_reader {
  public:
   explicit startup_key_reader(PGconn* conn) : conn_(conn) {

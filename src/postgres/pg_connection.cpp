@@ -122,6 +122,9 @@ pg_group_ptr pg_connection::submit(const request& r) {
 
   // From here on, a failure means the connection cannot go on.
   const bool was_busy = !pipeline_.empty();
+  // Behind a stream whose reader fell behind: its rows are read (and buffered) again, or this
+  // group's answer would wait for a reader who may be waiting for it.
+  resume_stream_locked();
   if (was_busy) cork_locked();
   // DEALLOCATEs owed by the statement cache travel with groups outside transactions: inside
   // one, a failure of theirs would abort it.
@@ -132,12 +135,17 @@ pg_group_ptr pg_connection::submit(const request& r) {
   for (std::string_view sql : r.controls)
     send_control_locked(sql, pg_command::control, *g);
   if (e) send_statement_locked(*e, *g, r);
+  if (r.stream && e) {
+    g->streamed = true;
+    g->stream_command = g->commands.size() - 1;
+  }
   if (!PQpipelineSync(conn_)) fail_send_locked();
   g->mode = r.mode;
   g->retryable = r.retryable;
   g->abandoned = r.detached;
   g->sent_at = pg_clock::now();
   pipeline_.push(g);
+  if (g->streamed) set_single_row_mode_locked();
   in_flight_.fetch_add(1, std::memory_order_acq_rel);
   update_gauges_locked();
   after_send_locked(was_busy);
@@ -274,7 +282,7 @@ void pg_connection::on_writable() {
 // wait, so data that arrived (and an edge another thread's epoll_wait consumed) since libpq last
 // read cannot be missed on a multi-threaded io_context. The byte stays in the socket for libpq.
 void pg_connection::arm_read_locked() {
-  if (reading_ || pipeline_.empty() || !read_watch_) return;
+  if (reading_ || pipeline_.empty() || !read_watch_ || stream_paused_) return;
   reading_ = true;
   auto handler = [self = shared_from_this()](error_code, std::size_t) { self->on_readable(); };
   read_watch_->async_receive(asio::buffer(&peek_byte_, 1), asio::socket_base::message_peek,
@@ -285,6 +293,7 @@ void pg_connection::on_readable() {
   group_list done, cancels;
   bool was_lost = false;
   std::vector<notice> notices;
+  std::vector<waiter_ptr> wakes;
   {
     std::lock_guard lock(mutex_);
     reading_ = false;
@@ -306,9 +315,12 @@ void pg_connection::on_readable() {
       watched_fd_ = -1;
     }
     notices.swap(notices_);
+    wakes.swap(row_wakes_);
   }
   // Outside the lock: an observer may use the database.
   if (!notices.empty()) report_notices(notices);
+  for (const waiter_ptr& w : wakes)
+    w->notify();
   finish(done, cancels, was_lost);
 }
 
@@ -326,8 +338,23 @@ void pg_connection::report_notices(const std::vector<notice>& notices) noexcept 
   }
 }
 
+// libpq's single-row mode applies to the command whose results come next, and must be set
+// before libpq parses any of them: when the streamed statement is sent first, or as soon as the
+// command before it has ended.
+void pg_connection::set_single_row_mode_locked() {
+  pg_group* head = pipeline_.head();
+  if (!head || !head->streamed || head->single_row_set) return;
+  if (head->next != head->stream_command || head->command_has_result) return;
+  // libpq refuses while the command is not yet the one it reads, and once it has parsed rows
+  // of it: tried again after each event until then. (Too late, the rows come as one result at
+  // the end: still correct, only not bounded.)
+  head->single_row_set = PQsetSingleRowMode(conn_) == 1;
+}
+
 void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
-  while (state_ == state::open && !pipeline_.empty() && !PQisBusy(conn_)) {
+  // Rows buffered for a stream's reader before the socket is left unread.
+  static constexpr std::size_t stream_high_mark = 4096;
+  while (state_ == state::open && !pipeline_.empty() && !stream_paused_ && !PQisBusy(conn_)) {
     PGresult* raw = PQgetResult(conn_);
     pg_event e;
     if (!raw) {
@@ -345,6 +372,16 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
         e.failure = std::make_exception_ptr(server_error(raw, conn_, options_.secrets));
       }
       e.result.reset(raw);
+      pg_group& head = *pipeline_.head();
+      if (e.status == PGRES_SINGLE_TUPLE && head.streamed) {
+        if (!head.abandoned) {
+          head.stream_rows.push_back(std::move(e.result));
+          if (head.row_waiter) row_wakes_.push_back(std::move(head.row_waiter));
+          if (head.stream_rows.size() >= stream_high_mark && pipeline_.size() == 1)
+            stream_paused_ = true;
+        }
+        e.result.reset();
+      }
     }
     pg_pipeline::step s = pipeline_.feed(std::move(e), pg_clock::now());
     if (s.cancel) cancels.push_back(std::move(s.cancel));
@@ -356,6 +393,7 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
       lose_locked("the server's answers do not match what was sent", done, "08P01");
       return;
     }
+    set_single_row_mode_locked();
   }
 }
 
@@ -395,8 +433,17 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
 // Outside the lock: wake the tasks whose groups completed, cancel on the server what must be,
 // and tell the pool.
 void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost) {
-  for (const pg_group_ptr& g : done)
+  for (const pg_group_ptr& g : done) {
     g->notify();
+    if (g->streamed) {
+      waiter_ptr reader;
+      {
+        std::lock_guard lock(mutex_);
+        reader = std::move(g->row_waiter);
+      }
+      if (reader) reader->notify();
+    }
+  }
   for (pg_group_ptr& g : cancels)
     cancel_on_server(std::move(g));
   if (was_lost) {
@@ -404,6 +451,57 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost)
   } else if (!done.empty() && in_flight() == 0) {
     report_quiet();
   }
+}
+
+// ---- streams
+
+void pg_connection::resume_stream_locked() {
+  if (!stream_paused_) return;
+  stream_paused_ = false;
+  if (reading_) return;
+  // libpq may hold the rest of the results already: read them now, not on the next byte.
+  reading_ = true;
+  auto read = [self = shared_from_this()] { self->on_readable(); };
+  asio::post(executor_, std::move(read));
+}
+
+asio::awaitable<pg_result_ptr> pg_connection::next_row(pg_group_ptr g) {
+  // Below this many buffered rows, a paused stream is read again.
+  static constexpr std::size_t stream_low_mark = 1024;
+  for (;;) {
+    waiter_ptr w;
+    {
+      std::lock_guard lock(mutex_);
+      if (!g->stream_rows.empty()) {
+        pg_result_ptr r = std::move(g->stream_rows.front());
+        g->stream_rows.pop_front();
+        if (g->stream_rows.size() <= stream_low_mark) resume_stream_locked();
+        co_return r;
+      }
+      if (g->verdict != pg_verdict::pending) co_return nullptr;
+      w = std::make_shared<waiter>();
+      g->row_waiter = w;
+    }
+    bool cancelled = false;
+    try {
+      auto [ec, outcome] = co_await w->async_wait(asio::as_tuple(asio::deferred));
+      cancelled = ec == asio::error::operation_aborted;
+    } catch (...) {
+      cancelled = true;  // a cancelled coroutine throws at co_await, before the wait starts
+    }
+    if (cancelled) {
+      end_stream(g);
+      throw boost::system::system_error(asio::error::operation_aborted);
+    }
+  }
+}
+
+void pg_connection::end_stream(const pg_group_ptr& g) {
+  abandon(g);  // rows arriving from now on are dropped; cancelled on the server
+  std::lock_guard lock(mutex_);
+  g->stream_rows.clear();
+  g->row_waiter.reset();
+  resume_stream_locked();
 }
 
 // ---- waiting

@@ -104,6 +104,7 @@ class pg_connection final : public pooled_connection,
     bool ends_tx = false;      // COMMIT/ROLLBACK: sends nothing if the transaction never began
     bool retryable = false;    // outside a transaction: may be sent again once
     bool detached = false;     // nobody waits for it (a rollback): its outcome is dropped
+    bool stream = false;       // the statement's rows are read one at a time (`next_row`)
   };
 
   /// Sends a group behind everything in flight. Synchronous. Throws `awaitdb::error`, having
@@ -116,6 +117,14 @@ class pg_connection final : public pooled_connection,
   /// and it throws `system_error(operation_aborted)`. (If `g` completed before the cancellation
   /// took effect, it completes normally.)
   boost::asio::awaitable<void> wait(pg_group_ptr g);
+
+  /// The next row of a streamed group (`request::stream`), one result of one row; null after
+  /// the last (then `g` has completed: its failure, if any, is for the caller to throw).
+  /// Cancelled, it ends the stream as `end_stream` does and throws operation_aborted.
+  boost::asio::awaitable<pg_result_ptr> next_row(pg_group_ptr g);
+  /// The reader of a streamed group is gone: what is left of it is cancelled on the server and
+  /// read and dropped as it comes.
+  void end_stream(const pg_group_ptr& g);
 
   /// Copies a completed group's outcome into `st`, or throws its failure.
   static void deliver(pg_group& g, statement& st);
@@ -162,6 +171,9 @@ class pg_connection final : public pooled_connection,
   // The groups one read completes (a few: no allocation in the steady state).
   using group_list = boost::container::small_vector<pg_group_ptr, 8>;
   void read_results_locked(group_list& done, group_list& cancels);
+  void set_single_row_mode_locked();
+  void resume_stream_locked();
+  std::vector<waiter_ptr> row_wakes_;  // readers of streams to wake after a read
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
   void finish(group_list& done, group_list& cancels, bool was_lost);
@@ -197,6 +209,9 @@ class pg_connection final : public pooled_connection,
   std::optional<boost::asio::generic::stream_protocol::socket> write_watch_;
   int watched_fd_ = -1;  // read_watch_'s descriptor while open
   bool reading_ = false;
+  // A stream's reader has fallen behind (its rows reached the high mark, and nothing is sent
+  // behind it): the socket is not read until it catches up, so the server waits.
+  bool stream_paused_ = false;
   bool flushing_ = false;
   char peek_byte_ = 0;
   int socket_family_ = AF_INET;

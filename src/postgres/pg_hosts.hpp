@@ -17,12 +17,12 @@ struct pg_host_attempt {
 };
 
 /// The attempts for `conninfo` (a libpq URL or keyword/value string), one per host it names,
-/// in its order, so that each gets the connect timeout to itself (libpq's own multi-host
-/// connect shares one deadline among them when driven without blocking, so a host that never
-/// answers would use it all up). `target_session_attrs` stays on each attempt (libpq checks it
-/// on a single host just as well), except `prefer-standby`, which becomes two rounds: every
-/// host as `standby`, then every host as `any`. `session_attrs`, when not empty, stands for
-/// the URL's own.
+/// in its order, so that each gets the connect timeout to itself (libpq does not time out a
+/// connect driven without blocking, and one deadline around libpq's own walk through the hosts
+/// would be used up by a host that never answers). `target_session_attrs` stays on each attempt
+/// (libpq checks it on a single host just as well), except `prefer-standby`, which becomes two
+/// rounds: every host as `standby`, then every host as `any`. `session_attrs`, when not empty,
+/// stands for the URL's own.
 ///
 /// Empty when `conninfo` names at most one host and needs no rewriting, or when libpq cannot
 /// parse it or its host, hostaddr and port lists do not match: the caller then hands

@@ -86,6 +86,14 @@ struct pg_group : waiter {
   bool cancel_wanted = false;  // its awaiter was cancelled: stop it on the server
   bool cancel_sent = false;
 
+  // A streamed statement (db.stream): its rows, one result each (libpq's single-row mode), wait
+  // here for the reader, who waits on `row_waiter` when there are none.
+  bool streamed = false;
+  bool single_row_set = false;
+  std::size_t stream_command = 0;  // index of the statement in `commands`
+  std::deque<pg_result_ptr> stream_rows;
+  waiter_ptr row_waiter;
+
   // Outcome.
   pg_verdict verdict = pg_verdict::pending;
   pg_result_ptr rows;          // the statement's result (rows or a command tag)
@@ -151,6 +159,8 @@ class pg_pipeline {
   void cancel_finished(pg_clock::time_point now);
 
   bool empty() const noexcept { return groups_.empty(); }
+  /// The group whose results come next; null when none.
+  pg_group* head() const noexcept { return groups_.empty() ? nullptr : groups_.front().get(); }
   std::size_t size() const noexcept { return groups_.size(); }
   /// When the group now running was sent (the oldest in flight); max() when none.
   pg_clock::time_point busy_since() const noexcept;

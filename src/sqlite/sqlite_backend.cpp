@@ -18,6 +18,7 @@
 // SQLite's busy handler, until `busy_timeout` has passed (55P03).
 #include "sqlite_backend.hpp"
 
+#include "../stream.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_connection.hpp"
 #include <awaitdb/error.hpp>
@@ -48,6 +49,35 @@ class sqlite_tx final : public tx_state {
  public:
   using tx_state::tx_state;
   std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
+};
+
+// A stream outside a transaction, on a file database: a read-only connection of its own, so
+// that the statement's read transaction (a WAL snapshot) keeps nothing else waiting or stale.
+// Each `next()` is one step, inline; a lock held by another connection is waited for on a timer.
+class sqlite_row_source final : public row_source {
+ public:
+  sqlite_row_source(std::unique_ptr<sqlite_connection> conn, std::chrono::milliseconds patience)
+      : conn_(std::move(conn)), patience_(patience) {}
+
+  asio::awaitable<std::optional<row>> next() override {
+    std::optional<row> out;
+    const clock::time_point deadline = clock::now() + patience_;
+    for (int attempts = 0;; ++attempts) {
+      if (conn_->step_row(out) == outcome::done) co_return out;
+      const clock::time_point now = clock::now();
+      if (now >= deadline)
+        throw error("55P03", "the database is locked by another connection: still locked after " +
+                                 std::to_string(patience_.count()) + " ms (busy_timeout)");
+      const auto step = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
+      asio::steady_timer timer(co_await asio::this_coro::executor,
+                               std::min<clock::duration>(step, deadline - now));
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+  }
+
+ private:
+  std::unique_ptr<sqlite_connection> conn_;
+  std::chrono::milliseconds patience_;
 };
 
 class sqlite_backend final : public backend {
@@ -88,6 +118,28 @@ class sqlite_backend final : public backend {
       if (held) held.unlock();
       co_await back_off(attempts, deadline);
     }
+  }
+
+  asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) override {
+    if (!tx && !options_.memory) {
+      check_open_unlocked();
+      auto conn = std::make_unique<sqlite_connection>(options_, sqlite_connection::role::reader);
+      bool started = false;
+      try {
+        started = conn->start_rows(st);
+      } catch (const error& e) {
+        // A statement only the writer can prepare (a TEMP table, an attached database) runs
+        // whole below; anything else is the caller's mistake.
+        if (e.sqlstate() != "42P01") throw;
+      }
+      if (started)
+        co_return std::make_unique<sqlite_row_source>(std::move(conn), options_.busy_timeout);
+    }
+    // Inside a transaction, on an in-memory database, or a statement that writes: run whole on
+    // the writer, then read row by row.
+    st.mode = result_mode::rows;
+    if (!try_run_inline(st, tx)) co_await run(st, tx);
+    co_return buffered_rows(std::move(st.rows));
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,

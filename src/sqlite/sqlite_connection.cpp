@@ -284,6 +284,46 @@ bool sqlite_connection::try_read(statement& st, outcome& out) {
   return true;
 }
 
+bool sqlite_connection::start_rows(statement& st) {
+  sqlite_prepared& p = cache_.get(db_, st.sql);
+  if (!p.only_reads) return false;
+  if (st.param_count != p.placeholder_count)
+    throw error(sqlstate::wrong_parameter_count,
+                "the statement takes " + std::to_string(p.placeholder_count) +
+                    " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
+  sqlite3_reset(p.stmt);
+  for (std::size_t i = 0; i < p.number_of.size(); ++i)
+    bind(db_, p.stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
+  rows_ = &p;
+  rows_described_ = false;
+  return true;
+}
+
+sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out) {
+  out.reset();
+  if (!rows_) return outcome::done;
+  lock_wait_would_help_ = false;
+  const int rc = sqlite3_step(rows_->stmt);
+  if (rc == SQLITE_ROW) {
+    if (!rows_described_) {
+      rows_->describe();  // (after the first step: it re-prepares after a schema change)
+      rows_described_ = true;
+    }
+    auto one = std::make_shared<sqlite_result>();
+    one->read_columns(*rows_);
+    one->read_row(rows_->stmt);
+    out.emplace(std::move(one), 0);
+    return outcome::done;
+  }
+  if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
+    return outcome::busy;
+  sqlite3_stmt* stmt = rows_->stmt;
+  rows_ = nullptr;
+  reset_on_exit reset{stmt};
+  if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
+  return outcome::done;
+}
+
 sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement& st) {
   if (st.param_count != p.placeholder_count)
     throw error(sqlstate::wrong_parameter_count,

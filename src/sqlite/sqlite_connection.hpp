@@ -14,6 +14,7 @@
 #include "../url.hpp"
 #include "sqlite_statement_cache.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,13 @@ class sqlite_connection {
   /// when it does not or cannot be prepared here (it may name a TEMP table or an attached
   /// database of the writer: the writer prepares it and reports any error).
   bool try_read(statement& st, outcome& out);
+  /// A stream's statement, on a connection that then runs nothing else: prepared and bound
+  /// here, stepped by `step_row`. False, having started nothing, when it does not only read.
+  bool start_rows(statement& st);
+  /// The next row of the started statement (a result of one row) into `out`; `out` stays empty
+  /// after the last. `busy`: another connection holds a lock; step again later.
+  outcome step_row(std::optional<row>& out);
+
   /// A statement without parameters (transaction control), through the statement cache.
   outcome execute_control(std::string_view sql);
 
@@ -69,6 +77,8 @@ class sqlite_connection {
   bool lock_wait_would_help_ = false;  // set by on_busy during one sqlite3_step
   std::string journal_mode_;
   sqlite_statement_cache cache_;
+  sqlite_prepared* rows_ = nullptr;  // the started stream's statement
+  bool rows_described_ = false;
 };
 
 }  // namespace awaitdb::detail
