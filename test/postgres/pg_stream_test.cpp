@@ -89,5 +89,50 @@ TEST_F(postgres, a_cancelled_stream_stops_on_the_server) {
   });
 }
 
+// Streams read by tasks on a 2-thread io_context: each gets its own rows whole, in order; one
+// abandoned half-way leaves the pool serving.
+TEST_F(postgres, streams_read_on_two_threads) {
+  std::atomic<int> complete{0};
+  run(
+      [&]() -> asio::awaitable<void> {
+        database db = co_await open(url("pool_max_size=4"));
+        auto ex = co_await asio::this_coro::executor;
+        constexpr std::int64_t rows = 50'000;
+        auto reader = [&](std::int64_t offset) -> asio::awaitable<void> {
+          row_stream s = co_await db.stream(
+              "SELECT g + $1::bigint FROM generate_series(1, $2::bigint) g", offset, rows);
+          std::int64_t n = 0, sum = 0;
+          while (std::optional<row> r = co_await s.next()) {
+            ++n;
+            if (r->get<std::int64_t>(0) != offset + n) ADD_FAILURE() << "out of order at " << n;
+            sum += r->get<std::int64_t>(0);
+          }
+          EXPECT_EQ(n, rows);
+          EXPECT_EQ(sum, rows * offset + rows * (rows + 1) / 2);
+          ++complete;
+        };
+        auto quitter = [&]() -> asio::awaitable<void> {
+          row_stream s = co_await db.stream("SELECT g FROM generate_series(1, 1000000) g");
+          for (int i = 0; i < 100; ++i)
+            co_await s.next();
+          ++complete;
+        };
+        std::atomic<int> finished{0};
+        auto count = [&](std::exception_ptr e) {
+          if (e) ADD_FAILURE() << "a stream task failed";
+          ++finished;
+        };
+        for (std::int64_t t = 0; t < 4; ++t)
+          asio::co_spawn(ex, reader(t * 1'000'000), count);
+        asio::co_spawn(ex, quitter(), count);
+        while (finished < 5)
+          co_await sleep_for(milliseconds(5));
+        EXPECT_EQ(co_await db.query_scalar<std::int32_t>("SELECT 9"), 9);
+        co_await db.close();
+      },
+      60s, 2);
+  EXPECT_EQ(complete, 5);
+}
+
 }  // namespace
 }  // namespace awaitdb::test
