@@ -10,6 +10,18 @@ namespace {
 
 using std::chrono::milliseconds;
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool address_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool address_sanitizer = true;
+#else
+constexpr bool address_sanitizer = false;
+#endif
+#else
+constexpr bool address_sanitizer = false;
+#endif
+
 // A field of /proc/self/status, in kB.
 long status_kb(const std::string& field) {
   std::ifstream status("/proc/self/status");
@@ -20,7 +32,9 @@ long status_kb(const std::string& field) {
 }
 
 TEST_F(postgres, five_million_rows_stream_in_bounded_memory) {
-  constexpr std::int64_t rows = 5'000'000;
+  // (AddressSanitizer keeps freed memory in quarantine, 256 MB by default, so the resident size
+  // says nothing there; and it is 20 times slower: a million rows check the rest.)
+  constexpr std::int64_t rows = address_sanitizer ? 1'000'000 : 5'000'000;
   long before_kb = 0, peak_kb = 0;
   std::int64_t seen = 0, sum = 0;
   const auto start = clock::now();
@@ -50,7 +64,9 @@ TEST_F(postgres, five_million_rows_stream_in_bounded_memory) {
   EXPECT_EQ(seen, rows);
   EXPECT_EQ(sum, rows * (rows + 1) / 2);
   EXPECT_GT(before_kb, 0);
-  EXPECT_LT(peak_kb - before_kb, 64 * 1024);
+  if (!address_sanitizer) {
+    EXPECT_LT(peak_kb - before_kb, 64 * 1024);
+  }
 }
 
 TEST_F(postgres, a_stream_fails_where_the_statement_fails) {
