@@ -17,6 +17,8 @@
 
 namespace awaitdb::detail {
 
+class subscription_state;
+
 namespace asio = boost::asio;
 
 enum class result_mode : std::uint8_t { rows, count };
@@ -102,6 +104,9 @@ class backend {
   /// Sends `st` (its SQL and parameters are read before this completes) and gives its rows one
   /// at a time.
   virtual asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) = 0;
+
+  /// A subscription to notifications on `channel`. This default: 0A000 (SQLite).
+  virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel);
 
   virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                            tx_state* enclosing,

@@ -1,5 +1,6 @@
 // The engine-neutral half of `database`: task context, transaction bookkeeping, dispatch.
 #include "backend.hpp"
+#include "listen.hpp"
 #include "task_context.hpp"
 #include <awaitdb/database.hpp>
 
@@ -124,6 +125,11 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
 }
 
 }  // namespace
+
+asio::awaitable<subscription> database::listen(std::string channel) const {
+  std::shared_ptr<detail::backend> b = backend_;  // (the frame keeps the engine alive)
+  co_return subscription(co_await usable(b.get()).listen(std::move(channel)));
+}
 
 asio::awaitable<row_stream> database::run_stream(detail::statement_args args) const {
   return open_stream(backend_, std::move(args), replica_);
@@ -278,6 +284,12 @@ asio::awaitable<std::vector<batch_result>> database::run(batch b) const {
 }
 
 namespace detail {
+
+asio::awaitable<std::shared_ptr<subscription_state>> backend::listen(std::string) {
+  throw error(sqlstate::feature_not_supported,
+              "LISTEN/NOTIFY is a PostgreSQL feature: SQLite has no notifications");
+  co_return nullptr;
+}
 
 asio::awaitable<void> backend::run_batch(std::span<statement> sts,
                                          std::span<std::exception_ptr> failures, tx_state* tx) {

@@ -4,6 +4,7 @@
 
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
+#include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
 #include <awaitdb/stream.hpp>

@@ -3,6 +3,7 @@
 #define AWAITDB_DATABASE_HPP
 
 #include <awaitdb/error.hpp>
+#include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
@@ -231,6 +232,15 @@ class database {
     return run_query_opt(
         detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
   }
+
+  /// Listens on `channel` (PostgreSQL LISTEN; the name is taken as it is written, case
+  /// included, as `pg_notify` takes it): notifications sent after this completes arrive through
+  /// the subscription. Every subscription of a database shares one connection of its own,
+  /// outside the pool; when that connection is lost, awaitdb connects again (with the pool's
+  /// connect backoff), listens again, and each subscription's next `next()` gives a gap before
+  /// anything received after it. Notifications wait in the subscription until read. SQLite:
+  /// throws 0A000.
+  boost::asio::awaitable<subscription> listen(std::string channel) const;
 
   /// Runs `sql` and gives its rows one at a time (`co_await s.next()`), without holding the
   /// whole result: for results too big to buffer (exports, scans). Parameters and lifetimes

@@ -5,6 +5,7 @@
 #include "../placeholders.hpp"
 #include "../pool/pool.hpp"
 #include "pg_connection.hpp"
+#include "pg_listener.hpp"
 #include "pg_result.hpp"
 #include <awaitdb/database.hpp>
 
@@ -87,7 +88,8 @@ class pg_backend final : public backend {
  public:
   pg_backend(asio::any_io_executor executor, const postgres_options& options)
       : shared_(std::make_shared<pg_shared>(executor, options, true, observers()))
-      , pool_(make_pool(executor, shared_)) {
+      , pool_(make_pool(executor, shared_))
+      , executor_(executor) {
     if (options.replica_reads) {
       postgres_options reads = options;
       reads.session_attrs = "prefer-standby";
@@ -124,6 +126,21 @@ class pg_backend final : public backend {
       replica_pool_->close_now();
       replica_shared_->canceller->close_now();
     }
+    if (auto l = listener()) l->close();
+  }
+
+  asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel) override {
+    if (shared_->options.pgbouncer)
+      throw error(sqlstate::feature_not_supported,
+                  "LISTEN needs a session of its own, which a transaction pooler (pgbouncer=on) "
+                  "does not give: listen through a URL to the server itself");
+    std::shared_ptr<pg_listener> l;
+    {
+      std::lock_guard lock(listener_mutex_);
+      if (!listener_) listener_ = std::make_shared<pg_listener>(executor_, shared_->options);
+      l = listener_;
+    }
+    co_return co_await l->subscribe(std::move(channel));
   }
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
@@ -347,6 +364,7 @@ class pg_backend final : public backend {
   }
 
   asio::awaitable<void> close() override {
+    if (auto l = listener()) l->close();
     co_await pool_->close(close_grace);
     if (replica_pool_) co_await replica_pool_->close(close_grace);
     co_await shared_->canceller->close(cancel_drain);
@@ -392,6 +410,15 @@ class pg_backend final : public backend {
   // With replica_reads: db.replica() statements outside transactions.
   std::shared_ptr<pg_shared> replica_shared_;
   std::shared_ptr<connection_pool> replica_pool_;
+  asio::any_io_executor executor_;
+  // LISTEN/NOTIFY: made on the first listen.
+  std::mutex listener_mutex_;
+  std::shared_ptr<pg_listener> listener_;
+
+  std::shared_ptr<pg_listener> listener() {
+    std::lock_guard lock(listener_mutex_);
+    return listener_;
+  }
 };
 
 }  // namespace

@@ -282,7 +282,7 @@ void pg_connection::on_writable() {
 // wait, so data that arrived (and an edge another thread's epoll_wait consumed) since libpq last
 // read cannot be missed on a multi-threaded io_context. The byte stays in the socket for libpq.
 void pg_connection::arm_read_locked() {
-  if (reading_ || pipeline_.empty() || !read_watch_ || stream_paused_) return;
+  if (reading_ || (pipeline_.empty() && !sink_) || !read_watch_ || stream_paused_) return;
   reading_ = true;
   auto handler = [self = shared_from_this()](error_code, std::size_t) { self->on_readable(); };
   read_watch_->async_receive(asio::buffer(&peek_byte_, 1), asio::socket_base::message_peek,
@@ -294,6 +294,8 @@ void pg_connection::on_readable() {
   bool was_lost = false;
   std::vector<notice> notices;
   std::vector<waiter_ptr> wakes;
+  std::vector<pg_notification> notified;
+  notification_sink sink;
   {
     std::lock_guard lock(mutex_);
     reading_ = false;
@@ -302,6 +304,12 @@ void pg_connection::on_readable() {
         lose_locked("connection lost", done);
       } else {
         read_results_locked(done, cancels);
+        if (sink_) {
+          while (PGnotify* n = PQnotifies(conn_)) {
+            notifications_.push_back({n->relname, n->extra ? n->extra : "", n->be_pid});
+            PQfreemem(n);
+          }
+        }
       }
     }
     was_lost = state_ == state::lost;
@@ -316,12 +324,23 @@ void pg_connection::on_readable() {
     }
     notices.swap(notices_);
     wakes.swap(row_wakes_);
+    if (!notifications_.empty()) {
+      notified.swap(notifications_);
+      sink = sink_;
+    }
   }
   // Outside the lock: an observer may use the database.
   if (!notices.empty()) report_notices(notices);
   for (const waiter_ptr& w : wakes)
     w->notify();
+  if (sink) sink(notified, false);
   finish(done, cancels, was_lost);
+}
+
+void pg_connection::listen_with(notification_sink sink) {
+  std::lock_guard lock(mutex_);
+  sink_ = std::move(sink);
+  if (state_ == state::open) arm_read_locked();
 }
 
 void pg_connection::report_notices(const std::vector<notice>& notices) noexcept {
@@ -448,6 +467,15 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost)
     cancel_on_server(std::move(g));
   if (was_lost) {
     report_lost();
+    notification_sink sink;
+    {
+      std::lock_guard lock(mutex_);
+      sink = std::move(sink_);  // told once
+    }
+    if (sink) {
+      std::vector<pg_notification> none;
+      sink(none, true);
+    }
   } else if (!done.empty() && in_flight() == 0) {
     report_quiet();
   }

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,13 @@ struct pg_shared {
   const bool cancel_by_request;
   const std::shared_ptr<observer_slot> observers;
   const std::unique_ptr<pg_canceller> canceller;
+};
+
+/// A notification (NOTIFY) the server sent to a listening connection.
+struct pg_notification {
+  std::string channel;
+  std::string payload;
+  int sender_pid = 0;
 };
 
 /// Statements without parameters (SAVEPOINT, COMMIT ...) sent ahead of a group's statement.
@@ -126,6 +134,12 @@ class pg_connection final : public pooled_connection,
   /// read and dropped as it comes.
   void end_stream(const pg_group_ptr& g);
 
+  /// Makes this a listening connection: the socket is read even while nothing is in flight,
+  /// and `sink` gets each read's notifications (outside the lock, in order), then once
+  /// `lost` = true when the connection ends.
+  using notification_sink = std::function<void(std::vector<pg_notification>&, bool lost)>;
+  void listen_with(notification_sink sink);
+
   /// Copies a completed group's outcome into `st`, or throws its failure.
   static void deliver(pg_group& g, statement& st);
 
@@ -173,7 +187,9 @@ class pg_connection final : public pooled_connection,
   void read_results_locked(group_list& done, group_list& cancels);
   void set_single_row_mode_locked();
   void resume_stream_locked();
-  std::vector<waiter_ptr> row_wakes_;  // readers of streams to wake after a read
+  std::vector<waiter_ptr> row_wakes_;           // readers of streams to wake after a read
+  notification_sink sink_;                      // a listening connection's
+  std::vector<pg_notification> notifications_;  // read, not yet given to the sink
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
   void finish(group_list& done, group_list& cancels, bool was_lost);
