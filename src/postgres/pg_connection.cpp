@@ -324,8 +324,10 @@ void pg_connection::on_readable() {
     }
     notices.swap(notices_);
     wakes.swap(row_wakes_);
-    if (!notifications_.empty()) {
-      notified.swap(notifications_);
+    // One thread at a time hands notifications over, in the order read (the next read may
+    // complete on another thread while this one delivers).
+    if (!notifications_.empty() && !delivering_) {
+      delivering_ = true;
       sink = sink_;
     }
   }
@@ -333,7 +335,18 @@ void pg_connection::on_readable() {
   if (!notices.empty()) report_notices(notices);
   for (const waiter_ptr& w : wakes)
     w->notify();
-  if (sink) sink(notified, false);
+  while (sink) {
+    {
+      std::lock_guard lock(mutex_);
+      notified.clear();
+      notified.swap(notifications_);
+      if (notified.empty()) {
+        delivering_ = false;
+        break;
+      }
+    }
+    sink(notified, false);
+  }
   finish(done, cancels, was_lost);
 }
 

@@ -190,6 +190,7 @@ class pg_connection final : public pooled_connection,
   std::vector<waiter_ptr> row_wakes_;           // readers of streams to wake after a read
   notification_sink sink_;                      // a listening connection's
   std::vector<pg_notification> notifications_;  // read, not yet given to the sink
+  bool delivering_ = false;                     // a thread is giving them to the sink
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
   void finish(group_list& done, group_list& cancels, bool was_lost);
