@@ -255,6 +255,12 @@ class row {
 
   /// The number of columns.
   std::size_t size() const noexcept { return src_->columns(); }
+  /// The name of column `column` (a view valid while this row, or its result, is). Throws
+  /// `awaitdb::error` (42703) when out of range.
+  std::string_view column_name(std::size_t column) const {
+    src_->check_column(column);
+    return src_->column_name(column);
+  }
   /// This row's position in its result.
   std::size_t index() const noexcept { return index_; }
 
