@@ -126,6 +126,22 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
 
 }  // namespace
 
+asio::awaitable<copy_writer> database::copy_in(std::string sql) const {
+  std::shared_ptr<detail::backend> b = backend_;
+  detail::backend& engine = usable(b.get());
+  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, engine);
+  if (tx) check_usable(*tx);
+  co_return copy_writer(co_await engine.copy_in(std::move(sql), tx));
+}
+
+asio::awaitable<copy_reader> database::copy_out(std::string sql) const {
+  std::shared_ptr<detail::backend> b = backend_;
+  detail::backend& engine = usable(b.get());
+  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, engine);
+  if (tx) check_usable(*tx);
+  co_return copy_reader(co_await engine.copy_out(std::move(sql), tx));
+}
+
 asio::awaitable<subscription> database::listen(std::string channel) const {
   std::shared_ptr<detail::backend> b = backend_;  // (the frame keeps the engine alive)
   co_return subscription(co_await usable(b.get()).listen(std::move(channel)));
@@ -284,6 +300,16 @@ asio::awaitable<std::vector<batch_result>> database::run(batch b) const {
 }
 
 namespace detail {
+
+asio::awaitable<std::unique_ptr<copy_sink>> backend::copy_in(std::string, tx_state*) {
+  throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
+  co_return nullptr;
+}
+
+asio::awaitable<std::unique_ptr<copy_source>> backend::copy_out(std::string, tx_state*) {
+  throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
+  co_return nullptr;
+}
 
 asio::awaitable<std::shared_ptr<subscription_state>> backend::listen(std::string) {
   throw error(sqlstate::feature_not_supported,

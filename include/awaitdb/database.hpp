@@ -2,6 +2,7 @@
 #ifndef AWAITDB_DATABASE_HPP
 #define AWAITDB_DATABASE_HPP
 
+#include <awaitdb/copy.hpp>
 #include <awaitdb/error.hpp>
 #include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
@@ -232,6 +233,15 @@ class database {
     return run_query_opt(
         detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
   }
+
+  /// Starts `COPY ... FROM STDIN` (`sql`, text, CSV or binary format, as the statement says):
+  /// write the data to the returned writer, then `finish()`. On a connection of its own, or
+  /// the transaction's (which then runs nothing else until `finish`). Not a COPY FROM STDIN:
+  /// 0A000 (and the statement is not run). SQLite: 0A000.
+  boost::asio::awaitable<copy_writer> copy_in(std::string sql) const;
+  /// Starts `COPY ... TO STDOUT` (`sql`): read the data from the returned reader. As
+  /// `copy_in` otherwise.
+  boost::asio::awaitable<copy_reader> copy_out(std::string sql) const;
 
   /// Listens on `channel` (PostgreSQL LISTEN; the name is taken as it is written, case
   /// included, as `pg_notify` takes it): notifications sent after this completes arrive through

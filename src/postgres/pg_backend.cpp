@@ -84,6 +84,51 @@ class pg_row_source final : public row_source {
   std::size_t rest_next_ = 0;
 };
 
+// COPY's two ends: the connection (its own lease outside a transaction) until the end.
+class pg_copy_sink final : public copy_sink {
+ public:
+  pg_copy_sink(std::shared_ptr<pg_connection> conn, pool_lease lease)
+      : conn_(std::move(conn)), lease_(std::move(lease)) {}
+  ~pg_copy_sink() override {
+    if (!done_) conn_->copy_abandon();
+  }
+  asio::awaitable<void> write(std::string_view data) override { co_await conn_->copy_write(data); }
+  asio::awaitable<std::uint64_t> finish() override {
+    done_ = true;  // (a failure here leaves the connection clean, or lost)
+    co_return co_await conn_->copy_end();
+  }
+
+ private:
+  std::shared_ptr<pg_connection> conn_;
+  pool_lease lease_;
+  bool done_ = false;
+};
+
+class pg_copy_source final : public copy_source {
+ public:
+  pg_copy_source(std::shared_ptr<pg_connection> conn, pool_lease lease)
+      : conn_(std::move(conn)), lease_(std::move(lease)) {}
+  ~pg_copy_source() override {
+    if (!done_) conn_->copy_abandon();
+  }
+  asio::awaitable<std::optional<std::string>> next() override {
+    std::optional<std::string> piece;
+    try {
+      piece = co_await conn_->copy_read();
+    } catch (const error&) {
+      done_ = true;  // the server's failure: the connection is clean (or lost already)
+      throw;
+    }
+    if (!piece) done_ = true;
+    co_return piece;
+  }
+
+ private:
+  std::shared_ptr<pg_connection> conn_;
+  pool_lease lease_;
+  bool done_ = false;
+};
+
 class pg_backend final : public backend {
  public:
   pg_backend(asio::any_io_executor executor, const postgres_options& options)
@@ -127,6 +172,18 @@ class pg_backend final : public backend {
       replica_shared_->canceller->close_now();
     }
     if (auto l = listener()) l->close();
+  }
+
+  asio::awaitable<std::unique_ptr<copy_sink>> copy_in(std::string sql, tx_state* tx) override {
+    auto [conn, lease] = co_await copy_connection(tx);
+    co_await conn->copy_start(sql, true);
+    co_return std::make_unique<pg_copy_sink>(std::move(conn), std::move(lease));
+  }
+
+  asio::awaitable<std::unique_ptr<copy_source>> copy_out(std::string sql, tx_state* tx) override {
+    auto [conn, lease] = co_await copy_connection(tx);
+    co_await conn->copy_start(sql, false);
+    co_return std::make_unique<pg_copy_source>(std::move(conn), std::move(lease));
   }
 
   asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel) override {
@@ -379,6 +436,20 @@ class pg_backend final : public backend {
     r.params = std::span<const param>(st.params, st.param_count);
     r.mode = st.mode;
     return r;
+  }
+
+  // A COPY's connection: the transaction's, once what it sent has been answered (and BEGIN, if
+  // still owed, has gone out), or one of its own.
+  asio::awaitable<std::pair<std::shared_ptr<pg_connection>, pool_lease>> copy_connection(
+      tx_state* tx) {
+    if (tx) {
+      pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
+      co_await send_and_wait(top, control_list());
+      co_return std::make_pair(top.conn, pool_lease());
+    }
+    pool_lease lease = co_await pool_->acquire_exclusive();
+    auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
+    co_return std::make_pair(std::move(conn), std::move(lease));
   }
 
   static asio::awaitable<void> send_and_wait(pg_tx& top, control_list controls) {

@@ -90,6 +90,8 @@ pg_group_ptr pg_connection::submit(const request& r) {
       throw error(sqlstate::connection_does_not_exist, "the database is closed");
     throw connection_error(conn_, "connection lost", options_.secrets);
   }
+  if (in_copy_)
+    throw error("55000", "a COPY is under way on this transaction's connection: finish it first");
   // Everything that can fail for the caller's reasons fails here, before anything is sent.
   pg_statement_cache::entry* e = nullptr;
   if (r.has_statement) {

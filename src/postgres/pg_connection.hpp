@@ -140,6 +140,20 @@ class pg_connection final : public pooled_connection,
   using notification_sink = std::function<void(std::vector<pg_notification>&, bool lost)>;
   void listen_with(notification_sink sink);
 
+  // COPY (pg_copy.cpp), on a connection in exclusive use with nothing in flight: it leaves
+  // pipeline mode for the COPY and comes back to it at the end. Any failure to talk to the
+  // server loses the connection.
+  /// Sends `sql` (simple protocol); it must start a COPY of the direction asked (`in`: FROM
+  /// STDIN), or it fails (0A000, or the server's error), back in pipeline mode.
+  boost::asio::awaitable<void> copy_start(const std::string& sql, bool in);
+  boost::asio::awaitable<void> copy_write(std::string_view data);
+  /// Ends a COPY IN; the rows copied (or the server's failure, back in pipeline mode).
+  boost::asio::awaitable<std::uint64_t> copy_end();
+  /// The next piece of a COPY OUT; nullopt at its end.
+  boost::asio::awaitable<std::optional<std::string>> copy_read();
+  /// Closes the connection in the middle of a COPY, and tells the pool.
+  void copy_abandon() noexcept;
+
   /// Copies a completed group's outcome into `st`, or throws its failure.
   static void deliver(pg_group& g, statement& st);
 
@@ -186,11 +200,17 @@ class pg_connection final : public pooled_connection,
   using group_list = boost::container::small_vector<pg_group_ptr, 8>;
   void read_results_locked(group_list& done, group_list& cancels);
   void set_single_row_mode_locked();
+  // COPY's waits and endings (pg_copy.cpp).
+  boost::asio::awaitable<void> wait_socket_ready(bool readable);
+  boost::asio::awaitable<pg_result_ptr> copy_result();
+  [[noreturn]] void copy_lost(std::string_view why);
+  void copy_back_to_pipeline_locked();
   void resume_stream_locked();
   std::vector<waiter_ptr> row_wakes_;           // readers of streams to wake after a read
   notification_sink sink_;                      // a listening connection's
   std::vector<pg_notification> notifications_;  // read, not yet given to the sink
   bool delivering_ = false;                     // a thread is giving them to the sink
+  bool in_copy_ = false;                        // out of pipeline mode for a COPY
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
   void finish(group_list& done, group_list& cancels, bool was_lost);

@@ -92,6 +92,15 @@ inline asio::awaitable<clock::duration> time_until_gone(const database& observer
   co_return clock::now() - start;
 }
 
+/// Waits (up to `limit`) until no statement starting with `prefix` runs; returns how long.
+inline asio::awaitable<clock::duration> time_until_none_running(
+    const database& observer, std::string prefix, std::chrono::milliseconds limit = 5000ms) {
+  auto start = clock::now();
+  while (co_await running(observer, prefix) > 0 && clock::now() - start < limit)
+    co_await sleep_for(std::chrono::milliseconds(10));
+  co_return clock::now() - start;
+}
+
 /// Server connections whose application_name is `name`.
 inline asio::awaitable<std::int64_t> connections_named(const database& observer, std::string name) {
   result r = co_await observer.query(
