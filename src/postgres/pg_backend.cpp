@@ -94,8 +94,15 @@ class pg_copy_sink final : public copy_sink {
   }
   asio::awaitable<void> write(std::string_view data) override { co_await conn_->copy_write(data); }
   asio::awaitable<std::uint64_t> finish() override {
-    done_ = true;  // (a failure here leaves the connection clean, or lost)
-    co_return co_await conn_->copy_end();
+    std::uint64_t rows = 0;
+    try {
+      rows = co_await conn_->copy_end();
+    } catch (const error&) {
+      done_ = true;  // the server's failure: the connection is clean (or lost already)
+      throw;
+    }
+    done_ = true;
+    co_return rows;
   }
 
  private:
