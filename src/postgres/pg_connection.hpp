@@ -203,6 +203,8 @@ class pg_connection final : public pooled_connection,
   // COPY's waits and endings (pg_copy.cpp).
   boost::asio::awaitable<void> wait_socket_ready(bool readable);
   boost::asio::awaitable<pg_result_ptr> copy_result();
+  boost::asio::awaitable<void> copy_flush();
+  boost::asio::awaitable<std::uint64_t> copy_finish();
   [[noreturn]] void copy_lost(std::string_view why);
   void copy_back_to_pipeline_locked();
   void resume_stream_locked();

@@ -74,6 +74,37 @@ asio::awaitable<pg_result_ptr> pg_connection::copy_result() {
   }
 }
 
+asio::awaitable<void> pg_connection::copy_flush() {
+  for (;;) {
+    int flushed;
+    {
+      std::lock_guard lock(mutex_);
+      flushed = PQflush(conn_);
+    }
+    if (flushed == 0) co_return;
+    if (flushed < 0) copy_lost("cannot send to the server");
+    co_await wait_socket_ready(false);
+  }
+}
+
+// The COPY's own results once its data is over; back to pipeline mode. The rows it reports.
+asio::awaitable<std::uint64_t> pg_connection::copy_finish() {
+  std::uint64_t rows = 0;
+  std::exception_ptr failure;
+  while (pg_result_ptr r = co_await copy_result()) {
+    if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !failure)
+      failure = std::make_exception_ptr(server_error(r.get(), conn_, options_.secrets));
+    else if (PQresultStatus(r.get()) == PGRES_COMMAND_OK)
+      rows = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    copy_back_to_pipeline_locked();
+  }
+  if (failure) std::rethrow_exception(failure);
+  co_return rows;
+}
+
 void pg_connection::copy_back_to_pipeline_locked() {
   in_copy_ = false;
   if (PQenterPipelineMode(conn_) != 1)
@@ -95,17 +126,7 @@ asio::awaitable<void> pg_connection::copy_start(const std::string& sql, bool in)
       throw connection_error(conn_, "cannot send the COPY", options_.secrets);
     }
   }
-  // (PQsendQuery flushed what the socket took; the rest goes with the results' reads.)
-  for (;;) {
-    int flushed;
-    {
-      std::lock_guard lock(mutex_);
-      flushed = PQflush(conn_);
-    }
-    if (flushed == 0) break;
-    if (flushed < 0) copy_lost("cannot send to the server");
-    co_await wait_socket_ready(false);
-  }
+  co_await copy_flush();  // (PQsendQuery sent what the socket took)
   pg_result_ptr first = co_await copy_result();
   const ExecStatusType status = first ? PQresultStatus(first.get()) : PGRES_FATAL_ERROR;
   if (status == (in ? PGRES_COPY_IN : PGRES_COPY_OUT)) co_return;
@@ -158,32 +179,8 @@ asio::awaitable<std::uint64_t> pg_connection::copy_end() {
     if (ended < 0) copy_lost("cannot send to the server");
     co_await wait_socket_ready(false);
   }
-  for (;;) {
-    int flushed;
-    {
-      std::lock_guard lock(mutex_);
-      flushed = PQflush(conn_);
-    }
-    if (flushed == 0) break;
-    if (flushed < 0) copy_lost("cannot send to the server");
-    co_await wait_socket_ready(false);
-  }
-  std::uint64_t rows = 0;
-  std::exception_ptr failure;
-  for (;;) {
-    pg_result_ptr r = co_await copy_result();
-    if (!r) break;
-    if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !failure)
-      failure = std::make_exception_ptr(server_error(r.get(), conn_, options_.secrets));
-    else if (PQresultStatus(r.get()) == PGRES_COMMAND_OK)
-      rows = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
-  }
-  {
-    std::lock_guard lock(mutex_);
-    copy_back_to_pipeline_locked();
-  }
-  if (failure) std::rethrow_exception(failure);
-  co_return rows;
+  co_await copy_flush();
+  co_return co_await copy_finish();
 }
 
 asio::awaitable<std::optional<std::string>> pg_connection::copy_read() {
@@ -209,19 +206,7 @@ asio::awaitable<std::optional<std::string>> pg_connection::copy_read() {
     }
     if (!consumed) copy_lost("connection lost");
   }
-  // The end of the data: then the COPY's own result.
-  std::exception_ptr failure;
-  for (;;) {
-    pg_result_ptr r = co_await copy_result();
-    if (!r) break;
-    if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !failure)
-      failure = std::make_exception_ptr(server_error(r.get(), conn_, options_.secrets));
-  }
-  {
-    std::lock_guard lock(mutex_);
-    copy_back_to_pipeline_locked();
-  }
-  if (failure) std::rethrow_exception(failure);
+  co_await copy_finish();  // the end of the data: then the COPY's own result
   co_return std::nullopt;
 }
 
