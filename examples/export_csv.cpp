@@ -1,5 +1,6 @@
-// Exporting a query's rows as CSV on stdout, one row at a time: memory stays flat however many
-// rows there are.
+// Exporting a query's rows as CSV on stdout, a piece at a time: memory stays flat however many
+// rows there are. On PostgreSQL with COPY (the server writes the CSV); on SQLite with a row
+// stream, quoting here.
 //
 //   export_csv DATABASE_URL "SELECT ..."
 #include <awaitdb/awaitdb.hpp>
@@ -26,6 +27,14 @@ std::string field(const awaitdb::row& r, std::size_t column) {
 
 asio::awaitable<void> export_csv(std::string url, std::string sql) {
   awaitdb::database db = co_await awaitdb::open(url);
+  if (db.engine() == awaitdb::engine::postgres) {
+    awaitdb::copy_reader out =
+        co_await db.copy_out("COPY (" + sql + ") TO STDOUT (FORMAT csv, HEADER)");
+    while (std::optional<std::string> piece = co_await out.next())
+      std::fwrite(piece->data(), 1, piece->size(), stdout);
+    co_await db.close();
+    co_return;
+  }
   awaitdb::row_stream rows = co_await db.stream(sql);
   bool header = true;
   while (std::optional<awaitdb::row> r = co_await rows.next()) {
