@@ -126,19 +126,28 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
 
 }  // namespace
 
-asio::awaitable<copy_writer> database::copy_in(std::string sql) const {
-  std::shared_ptr<detail::backend> b = backend_;
-  detail::backend& engine = usable(b.get());
-  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, engine);
+namespace {
+
+// The calling task's usable transaction on `b`, if any.
+asio::awaitable<tx_state*> current_transaction(detail::backend& b) {
+  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, b);
   if (tx) check_usable(*tx);
+  co_return tx;
+}
+
+}  // namespace
+
+asio::awaitable<copy_writer> database::copy_in(std::string sql) const {
+  std::shared_ptr<detail::backend> b = backend_;  // (the frame keeps the engine alive)
+  detail::backend& engine = usable(b.get());
+  tx_state* tx = co_await current_transaction(engine);
   co_return copy_writer(co_await engine.copy_in(std::move(sql), tx));
 }
 
 asio::awaitable<copy_reader> database::copy_out(std::string sql) const {
   std::shared_ptr<detail::backend> b = backend_;
   detail::backend& engine = usable(b.get());
-  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, engine);
-  if (tx) check_usable(*tx);
+  tx_state* tx = co_await current_transaction(engine);
   co_return copy_reader(co_await engine.copy_out(std::move(sql), tx));
 }
 

@@ -84,56 +84,67 @@ class pg_row_source final : public row_source {
   std::size_t rest_next_ = 0;
 };
 
-// COPY's two ends: the connection (its own lease outside a transaction) until the end.
-class pg_copy_sink final : public copy_sink {
+// What both ends of a COPY hold: the connection (its own lease outside a transaction) until
+// the COPY is over; left before that, the connection is closed.
+class pg_copy_hold {
  public:
-  pg_copy_sink(std::shared_ptr<pg_connection> conn, pool_lease lease)
+  pg_copy_hold(std::shared_ptr<pg_connection> conn, pool_lease lease)
       : conn_(std::move(conn)), lease_(std::move(lease)) {}
-  ~pg_copy_sink() override {
-    if (!done_) conn_->copy_abandon();
+  pg_copy_hold(const pg_copy_hold&) = delete;
+  pg_copy_hold& operator=(const pg_copy_hold&) = delete;
+  ~pg_copy_hold() {
+    if (!over_) conn_->copy_abandon();
   }
-  asio::awaitable<void> write(std::string_view data) override { co_await conn_->copy_write(data); }
-  asio::awaitable<std::uint64_t> finish() override {
-    std::uint64_t rows = 0;
+
+  pg_connection& conn() const noexcept { return *conn_; }
+  /// Runs one step of the COPY: the server's own failure ends it cleanly (the connection is
+  /// back in pipeline mode, or lost already); a cancellation leaves it to be abandoned.
+  template <class T>
+  asio::awaitable<T> step(asio::awaitable<T> op) {
     try {
-      rows = co_await conn_->copy_end();
+      co_return co_await std::move(op);
     } catch (const error&) {
-      done_ = true;  // the server's failure: the connection is clean (or lost already)
+      over_ = true;
       throw;
     }
-    done_ = true;
-    co_return rows;
   }
+  void over() noexcept { over_ = true; }
 
  private:
   std::shared_ptr<pg_connection> conn_;
   pool_lease lease_;
-  bool done_ = false;
+  bool over_ = false;
+};
+
+class pg_copy_sink final : public copy_sink {
+ public:
+  pg_copy_sink(std::shared_ptr<pg_connection> conn, pool_lease lease)
+      : hold_(std::move(conn), std::move(lease)) {}
+  asio::awaitable<void> write(std::string_view data) override {
+    co_await hold_.conn().copy_write(data);
+  }
+  asio::awaitable<std::uint64_t> finish() override {
+    const std::uint64_t rows = co_await hold_.step(hold_.conn().copy_end());
+    hold_.over();
+    co_return rows;
+  }
+
+ private:
+  pg_copy_hold hold_;
 };
 
 class pg_copy_source final : public copy_source {
  public:
   pg_copy_source(std::shared_ptr<pg_connection> conn, pool_lease lease)
-      : conn_(std::move(conn)), lease_(std::move(lease)) {}
-  ~pg_copy_source() override {
-    if (!done_) conn_->copy_abandon();
-  }
+      : hold_(std::move(conn), std::move(lease)) {}
   asio::awaitable<std::optional<std::string>> next() override {
-    std::optional<std::string> piece;
-    try {
-      piece = co_await conn_->copy_read();
-    } catch (const error&) {
-      done_ = true;  // the server's failure: the connection is clean (or lost already)
-      throw;
-    }
-    if (!piece) done_ = true;
+    std::optional<std::string> piece = co_await hold_.step(hold_.conn().copy_read());
+    if (!piece) hold_.over();
     co_return piece;
   }
 
  private:
-  std::shared_ptr<pg_connection> conn_;
-  pool_lease lease_;
-  bool done_ = false;
+  pg_copy_hold hold_;
 };
 
 class pg_backend final : public backend {
