@@ -46,12 +46,8 @@ struct statement {
 /// was active when this one began: that chain is the task context, carried by the executor.
 class tx_state : public std::enable_shared_from_this<tx_state> {
  public:
-  tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing)
-      : owner_(owner)
-      , parent_(std::move(parent))
-      , top_(enclosing ? &enclosing->top() : this)
-      , depth_(enclosing ? enclosing->depth_ + 1 : 0) {}
-  virtual ~tx_state() = default;
+  tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing);
+  virtual ~tx_state();
 
   backend& owner() const noexcept { return owner_; }
   tx_state* parent() const noexcept { return parent_.get(); }
@@ -70,6 +66,7 @@ class tx_state : public std::enable_shared_from_this<tx_state> {
 
  private:
   backend& owner_;
+  std::shared_ptr<std::atomic<std::size_t>> owner_levels_;  // the owner's count of live levels
   std::shared_ptr<tx_state> parent_;
   tx_state* top_;  // kept alive through parent_ (the enclosing levels are on the chain)
   unsigned depth_;
@@ -87,6 +84,12 @@ class backend {
 
   virtual awaitdb::engine kind() const noexcept = 0;
 
+  /// How many transaction levels on this backend exist now. While it is 0, no task can be
+  /// inside a transaction here, so a statement need not look for one in its task context.
+  /// (Relaxed is enough: a level in the caller's own context was counted before the caller
+  /// could see it, and the count cannot drop to 0 while that level lives.)
+  bool has_transactions() const noexcept { return levels_->load(std::memory_order_relaxed) != 0; }
+
   /// Runs one statement at once if that needs no waiting (SQLite, uncontended); returns
   /// false, having done nothing, when it must be `run` instead.
   virtual bool try_run_inline(statement& st, tx_state* tx) = 0;
@@ -99,8 +102,6 @@ class backend {
   virtual asio::awaitable<void> run_batch(std::span<statement> sts,
                                           std::span<std::exception_ptr> failures, tx_state* tx);
 
-  /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
-  /// `enclosing` (the caller has checked that `options` are the defaults then).
   /// Sends `st` (its SQL and parameters are read before this completes) and gives its rows one
   /// at a time.
   virtual asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) = 0;
@@ -112,6 +113,8 @@ class backend {
   /// A subscription to notifications on `channel`. This default: 0A000 (SQLite).
   virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel);
 
+  /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
+  /// `enclosing` (the caller has checked that `options` are the defaults then).
   virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                            tx_state* enclosing,
                                                            const transaction_options& options) = 0;
@@ -125,8 +128,25 @@ class backend {
   virtual asio::awaitable<void> close() = 0;
 
  private:
+  friend class tx_state;
   const std::shared_ptr<observer_slot> observers_ = std::make_shared<observer_slot>();
+  // Shared with the levels, which may outlive the backend in a task context.
+  const std::shared_ptr<std::atomic<std::size_t>> levels_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
 };
+
+inline tx_state::tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing)
+    : owner_(owner)
+    , owner_levels_(owner.levels_)
+    , parent_(std::move(parent))
+    , top_(enclosing ? &enclosing->top() : this)
+    , depth_(enclosing ? enclosing->depth_ + 1 : 0) {
+  owner_levels_->fetch_add(1, std::memory_order_relaxed);
+}
+
+inline tx_state::~tx_state() {
+  owner_levels_->fetch_sub(1, std::memory_order_relaxed);
+}
 
 }  // namespace awaitdb::detail
 

@@ -10,6 +10,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 namespace awaitdb {
@@ -57,21 +58,20 @@ asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
   tx_state* tx = detail::find_transaction(ex, b);
   if (tx) check_usable(*tx);
   // Observed only when an observer is installed: otherwise one atomic load.
-  detail::statement_watch watch;
-  awaitdb::observer* const watcher = b.observers()->get();
-  if (watcher) [[unlikely]]
-    watch.start(*watcher, b.kind(), st, tx != nullptr, detail::task_label(ex));
+  std::optional<detail::statement_watch> watch;  // (made only when someone watches)
+  if (awaitdb::observer* const watcher = b.observers()->get()) [[unlikely]]
+    watch.emplace().start(*watcher, b.kind(), st, tx != nullptr, detail::task_label(ex));
   try {
     if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
   } catch (...) {
     // Any failure inside a transaction aborts it, on both engines (PostgreSQL's rule).
     if (tx) tx->set_aborted(true);
-    if (watcher) [[unlikely]]
-      watch.failed(st, std::current_exception());
+    if (watch) [[unlikely]]
+      watch->failed(st, std::current_exception());
     throw;
   }
-  if (watcher) [[unlikely]]
-    watch.finished(st);
+  if (watch) [[unlikely]]
+    watch->finished(st);
   if constexpr (std::is_same_v<T, result>)
     co_return std::move(st.rows);
   else

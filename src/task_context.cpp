@@ -129,6 +129,7 @@ tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {
 }
 
 tx_state* find_transaction(const asio::any_io_executor& ex, const backend& owner) noexcept {
+  if (!owner.has_transactions()) return nullptr;  // (no need to unwrap the executor)
   for (tx_state* level = innermost_transaction(ex); level; level = level->parent())
     if (&level->owner() == &owner) return level;
   return nullptr;

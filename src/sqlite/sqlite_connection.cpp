@@ -23,65 +23,57 @@ namespace asio = boost::asio;
 /// A complete SQLite result, copied out of the statement (which is reset for reuse).
 ///
 /// One allocation for a small result (a point lookup): this object, whose inline slots hold the
-/// columns' descriptions followed by the cells; larger results move them to a vector. Text and
-/// blobs go to an arena (a short string needs no allocation).
+/// cells; larger results move them to a vector. The columns' description is the statement's,
+/// shared. Text and blobs go to an arena (a short string needs no allocation).
 class sqlite_result final : public result_source {
  public:
+  explicit sqlite_result(std::shared_ptr<const sqlite_columns> columns) noexcept
+      : columns_(std::move(columns)), width_(columns_->list.size()) {}
+
   std::size_t rows() const noexcept override { return rows_; }
-  std::size_t columns() const noexcept override { return columns_; }
+  std::size_t columns() const noexcept override { return width_; }
   std::string_view column_name(std::size_t column) const noexcept override {
-    const stored& c = slot(column);
-    return std::string_view(arena_.data() + c.offset, c.size);
+    return columns_->name(column);
   }
   cell at(std::size_t row, std::size_t column) const override {
-    const stored& s = slot(columns_ + row * columns_ + column);
+    const stored& s = heap_.empty() ? inline_[row * width_ + column] : heap_[row * width_ + column];
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
 
-  void read_columns(const sqlite_prepared& p) {
-    columns_ = p.columns.size();
-    for (const sqlite_prepared::column& c : p.columns) {
-      stored d;
-      d.offset = append(std::string_view(p.names).substr(c.name_offset, c.name_size));
-      d.size = c.name_size;
-      d.kind = c.boolean ? cell_kind::boolean : cell_kind::integer;
-      push(d);
-    }
-  }
-
   void read_row(sqlite3_stmt* stmt) {
-    for (std::size_t c = 0; c < columns_; ++c) {
-      int col = static_cast<int>(c);
-      stored s;
-      switch (sqlite3_column_type(stmt, col)) {
+    for (std::size_t c = 0; c < width_; ++c) {
+      stored& s = next_slot();
+      // One look-up of the column for its type and its value (the connection is used by one
+      // thread at a time, so the value needs no protection of its own).
+      sqlite3_value* v = sqlite3_column_value(stmt, static_cast<int>(c));
+      switch (sqlite3_value_type(v)) {
         case SQLITE_INTEGER:
-          s.integer = sqlite3_column_int64(stmt, col);
-          s.kind = slot(c).kind == cell_kind::boolean && (s.integer == 0 || s.integer == 1)
+          s.integer = sqlite3_value_int64(v);
+          s.kind = columns_->list[c].boolean && (s.integer == 0 || s.integer == 1)
                        ? cell_kind::boolean
                        : cell_kind::integer;
           break;
         case SQLITE_FLOAT:
           s.kind = cell_kind::real;
-          s.real = sqlite3_column_double(stmt, col);
+          s.real = sqlite3_value_double(v);
           break;
         case SQLITE_TEXT: {
           s.kind = cell_kind::text;
-          const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
-          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(v));
+          s.size = static_cast<std::size_t>(sqlite3_value_bytes(v));
           s.offset = append(std::string_view(text ? text : "", s.size));
           break;
         }
         case SQLITE_BLOB: {
           s.kind = cell_kind::blob;
-          const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, col));
-          s.size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+          const auto* data = static_cast<const char*>(sqlite3_value_blob(v));
+          s.size = static_cast<std::size_t>(sqlite3_value_bytes(v));
           s.offset = append(std::string_view(data ? data : "", s.size));
           break;
         }
         default:
           break;  // NULL
       }
-      push(s);
     }
     ++rows_;
   }
@@ -101,20 +93,21 @@ class sqlite_result final : public result_source {
     return offset;
   }
 
-  const stored& slot(std::size_t i) const noexcept { return heap_.empty() ? inline_[i] : heap_[i]; }
-  void push(const stored& s) {
-    if (heap_.empty() && used_ < inline_capacity) {
-      inline_[used_++] = s;
-      return;
+  // The slot of the next cell, reset.
+  stored& next_slot() {
+    if (heap_.empty()) {
+      if (used_ < inline_capacity) return inline_[used_++] = stored{};
+      heap_.reserve(2 * inline_capacity);
+      heap_.assign(inline_, inline_ + used_);
     }
-    if (heap_.empty()) heap_.assign(inline_, inline_ + used_);
-    heap_.push_back(s);
+    return heap_.emplace_back();
   }
 
   static constexpr std::size_t inline_capacity = 4;
+  std::shared_ptr<const sqlite_columns> columns_;
+  std::size_t width_;
   std::size_t rows_ = 0;
-  std::size_t columns_ = 0;
-  // The columns' descriptions, then rows_ * columns_ cells: inline while they fit.
+  // rows_ * width_ cells: inline while they fit.
   stored inline_[inline_capacity];
   std::size_t used_ = 0;
   std::vector<stored> heap_;
@@ -309,8 +302,7 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out) 
       rows_->describe();  // (after the first step: it re-prepares after a schema change)
       rows_described_ = true;
     }
-    auto one = std::make_shared<sqlite_result>();
-    one->read_columns(*rows_);
+    auto one = std::make_shared<sqlite_result>(rows_->columns);
     one->read_row(rows_->stmt);
     out.emplace(std::move(one), 0);
     return outcome::done;
@@ -363,10 +355,10 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
 
   // Asio's recycling allocator: a thread that runs one query after another reuses the
   // memory of the previous result instead of going to the heap each time.
-  auto out = std::allocate_shared<sqlite_result>(asio::recycling_allocator<sqlite_result>());
   int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
   p.describe();
-  out->read_columns(p);
+  auto out =
+      std::allocate_shared<sqlite_result>(asio::recycling_allocator<sqlite_result>(), p.columns);
   for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
     out->read_row(stmt);
   if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;

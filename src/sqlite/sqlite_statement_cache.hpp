@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,6 +16,20 @@
 #include <vector>
 
 namespace awaitdb::detail {
+
+/// A statement's result columns: names (concatenated) and whether each is declared BOOL/BOOLEAN.
+struct sqlite_columns {
+  struct column {
+    std::size_t name_offset = 0, name_size = 0;
+    bool boolean = false;
+  };
+  std::string names;
+  std::vector<column> list;
+
+  std::string_view name(std::size_t i) const noexcept {
+    return std::string_view(names).substr(list[i].name_offset, list[i].name_size);
+  }
+};
 
 /// A prepared statement and how SQLite's parameter indexes map to `$N` placeholders (SQLite
 /// numbers named parameters by first appearance, so "$2 ... $1" would bind backwards, and "$01"
@@ -28,33 +43,28 @@ struct sqlite_prepared {
   // read-only, are not: they act on the connection they run on.
   bool only_reads = false;
 
-  // The result columns, read once rather than on every run: names (concatenated) and whether
-  // each is declared BOOL/BOOLEAN. Read again when SQLite re-prepared the statement after a
-  // schema change (which it does inside sqlite3_step).
-  struct column {
-    std::size_t name_offset = 0, name_size = 0;
-    bool boolean = false;
-  };
-  std::string names;
-  std::vector<column> columns;
+  // The result columns, read once rather than on every run, and shared with every result read
+  // from the statement (a result may outlive the cache entry). Read again when SQLite
+  // re-prepared the statement after a schema change (which it does inside sqlite3_step).
+  std::shared_ptr<const sqlite_columns> columns;
   int described_at = -1;  // SQLITE_STMTSTATUS_REPREPARE when `columns` was read
 
   void describe() {
     const int version = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
-    if (version == described_at) return;
-    names.clear();
-    columns.clear();
+    if (version == described_at && columns) return;
+    auto now = std::make_shared<sqlite_columns>();
     const int count = sqlite3_column_count(stmt);
     for (int c = 0; c < count; ++c) {
       std::string_view name = sqlite3_column_name(stmt, c);
       // SQLite stores booleans as integers; a column declared BOOL/BOOLEAN reads as boolean,
       // like PostgreSQL's.
       const char* decl = sqlite3_column_decltype(stmt, c);
-      columns.push_back(column{
-          names.size(), name.size(),
+      now->list.push_back(sqlite_columns::column{
+          now->names.size(), name.size(),
           decl && (sqlite3_stricmp(decl, "BOOLEAN") == 0 || sqlite3_stricmp(decl, "BOOL") == 0)});
-      names.append(name);
+      now->names.append(name);
     }
+    columns = std::move(now);
     described_at = version;
   }
 };
