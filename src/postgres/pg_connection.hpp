@@ -215,7 +215,7 @@ class pg_connection final : public pooled_connection,
   bool in_copy_ = false;                        // out of pipeline mode for a COPY
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
-  void finish(group_list& done, group_list& cancels, bool was_lost);
+  void finish(group_list& done, group_list& cancels, bool was_lost, bool resume_here = false);
   void start_flusher_locked();
   void on_writable();
   void cork_locked();
@@ -230,6 +230,7 @@ class pg_connection final : public pooled_connection,
   [[noreturn]] void fail_send_locked();
 
   boost::asio::any_io_executor executor_;
+  const bool one_thread_;  // executor_'s context promises one thread (see arm_read_locked)
   const std::shared_ptr<pg_shared> shared_;
   const postgres_options& options_;  // shared_->options
   PGconn* conn_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
@@ -101,7 +102,7 @@ std::atomic<std::uint64_t> parked_registry::generation{1};
 namespace {
 
 void resume(waiter::handler_type handler, const asio::any_io_executor& executor,
-            waiter::state final_state) {
+            waiter::state final_state, bool here = false) {
   auto complete = [h = std::move(handler), final_state]() mutable {
     asio::get_associated_cancellation_slot(h).clear();
     const error_code ec = final_state == waiter::state::cancelled
@@ -109,7 +110,10 @@ void resume(waiter::handler_type handler, const asio::any_io_executor& executor,
                               : error_code();
     std::move(h)(ec, final_state);
   };
-  asio::post(executor, std::move(complete));
+  if (here)
+    asio::dispatch(executor, std::move(complete));
+  else
+    asio::post(executor, std::move(complete));
 }
 
 }  // namespace
@@ -149,7 +153,7 @@ void waiter::park(handler_type handler, asio::any_io_executor executor) {
   }
 }
 
-bool waiter::notify(state final_state) {
+bool waiter::notify(state final_state, bool here) {
   handler_type h;
   asio::any_io_executor ex;
   {
@@ -159,7 +163,7 @@ bool waiter::notify(state final_state) {
     h.swap(handler_);
     ex = std::move(executor_);
   }
-  if (h) resume(std::move(h), ex, final_state);
+  if (h) resume(std::move(h), ex, final_state, here);
   return true;
 }
 

@@ -57,6 +57,37 @@ TEST(waiter, a_notify_before_or_after_the_wait_resumes_the_task) {
   EXPECT_EQ(seen, waiter::state::signalled);
 }
 
+TEST(waiter, a_notify_here_resumes_inline_only_on_the_tasks_own_thread) {
+  asio::io_context io;
+  bool destroyed = false;
+  waiter::state seen = waiter::state::pending;
+  auto w = std::make_shared<waiter>();
+  asio::co_spawn(io, park_on(w, destroyed, seen), asio::detached);
+  io.run_for(10ms);
+  ASSERT_EQ(seen, waiter::state::pending);
+  // From a handler of the task's own context: the task has run by the time notify returns.
+  bool resumed_inside = false;
+  asio::post(io, [&] {
+    w->notify(waiter::state::signalled, true);
+    resumed_inside = seen == waiter::state::signalled;
+  });
+  io.restart();
+  io.run_for(10ms);
+  EXPECT_TRUE(resumed_inside);
+
+  // From a thread that does not run the context: posted, as without `here`.
+  auto other = std::make_shared<waiter>();
+  seen = waiter::state::pending;
+  asio::co_spawn(io, park_on(other, destroyed, seen), asio::detached);
+  io.restart();
+  io.run_for(10ms);
+  std::thread([&] { other->notify(waiter::state::signalled, true); }).join();
+  EXPECT_EQ(seen, waiter::state::pending);
+  io.restart();
+  io.run_for(10ms);
+  EXPECT_EQ(seen, waiter::state::signalled);
+}
+
 TEST(waiter, per_operation_cancellation_completes_the_wait) {
   asio::io_context io;
   bool destroyed = false;
