@@ -62,6 +62,9 @@ class postgres : public testing::Test {
     url_ = *u;
   }
   std::string url(std::string_view options) const { return with_options(url_, options); }
+  // Through PgBouncer (the suite's second run): server sessions are the pooler's, so a
+  // statement's backend pid says nothing about which of our connections ran it.
+  bool through_pooler() const { return url_.find("pgbouncer=on") != std::string::npos; }
   // "host:port" of the test server.
   std::string host_port() const {
     auto at = url_.find('@');

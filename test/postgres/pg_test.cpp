@@ -152,7 +152,10 @@ TEST_F(postgres, a_connection_returned_inside_a_transaction_is_cleaned) {
     int pid = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
     co_await db.execute("BEGIN");
     co_await expect_sqlstate("25P01", [&] { return db.execute("SAVEPOINT probe"); });
-    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+    const int pid_now = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    if (!through_pooler()) {
+      EXPECT_EQ(pid_now, pid);
+    }
     EXPECT_EQ(db.stats().size, 1u);  // cleaned and reused, not replaced
   });
 }
@@ -204,7 +207,10 @@ TEST_F(postgres, cancellation_with_a_timer_stops_the_statement_on_the_server) {
     EXPECT_EQ(co_await active_sleeps(observer), 0);
     EXPECT_LT(gone, std::chrono::seconds(1));
     // The connection was proven clean and is reused.
-    EXPECT_EQ((co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0), pid);
+    const int pid_now = (co_await db.query("SELECT pg_backend_pid()"))[0].get<std::int32_t>(0);
+    if (!through_pooler()) {
+      EXPECT_EQ(pid_now, pid);
+    }
     EXPECT_EQ(db.stats().size, 1u);
   });
 }
