@@ -43,6 +43,12 @@ TEST_F(postgres, the_pool_keeps_its_minimum_and_closes_idle_surplus) {
     database db =
         co_await open(url("application_name=" + app + "&pool_min_size=2&pool_idle_timeout_ms=300"));
     co_await until_sessions(admin, app, 2, milliseconds(2000));
+    // The server counts a session before the pool has read the end of its start-up: wait until
+    // both are idle in the pool too (else a task would open a connection of its own meanwhile).
+    for (const auto start = clock::now();
+         db.stats().idle < 2 && clock::now() - start < milliseconds(2000);)
+      co_await sleep_for(milliseconds(5));
+    EXPECT_EQ(db.stats().idle, 2u);
     // Four transactions at once: four connections.
     auto ex = co_await asio::this_coro::executor;
     std::atomic<int> done{0};
