@@ -511,7 +511,7 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
   } else if ((here || !done.empty()) && in_flight() == 0) {
     report_quiet();
   }
-  if (here) here->notify(waiter::state::signalled, true);
+  if (here) waiter::notify_here(std::move(here));
 }
 
 // ---- streams

@@ -14,6 +14,8 @@
 #include "../util/parking.hpp"
 #include "pg_result.hpp"
 
+#include <boost/container/deque.hpp>
+
 #include <libpq-fe.h>
 
 #include <array>
@@ -90,8 +92,8 @@ struct pg_group : waiter {
   // here for the reader, who waits on `row_waiter` when there are none.
   bool streamed = false;
   bool single_row_set = false;
-  std::size_t stream_command = 0;  // index of the statement in `commands`
-  std::deque<pg_result_ptr> stream_rows;
+  std::size_t stream_command = 0;                      // index of the statement in `commands`
+  boost::container::deque<pg_result_ptr> stream_rows;  // allocates nothing until used
   waiter_ptr row_waiter;
 
   // Outcome.

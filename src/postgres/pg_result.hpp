@@ -4,6 +4,8 @@
 
 #include <awaitdb/row.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <libpq-fe.h>
 
 #include <cstdint>
@@ -34,7 +36,8 @@ class pg_result final : public result_source {
     cell_kind kind;
     cell_kind element;  // of an array
   };
-  std::vector<column_kind> kinds_;  // by column, from the type OID
+  // By column, from the type OID; held inline up to 16 columns (no allocation per result).
+  boost::container::small_vector<column_kind, 16> kinds_;
 };
 
 /// How values of the type `oid` are presented (text format).

@@ -5,8 +5,10 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <vector>
@@ -101,19 +103,28 @@ std::atomic<std::uint64_t> parked_registry::generation{1};
 
 namespace {
 
+void complete(waiter::handler_type& h, waiter::state final_state) {
+  asio::get_associated_cancellation_slot(h).clear();
+  const error_code ec = final_state == waiter::state::cancelled
+                            ? error_code(asio::error::operation_aborted)
+                            : error_code();
+  std::move(h)(ec, final_state);
+}
+
 void resume(waiter::handler_type handler, const asio::any_io_executor& executor,
-            waiter::state final_state, bool here = false) {
-  auto complete = [h = std::move(handler), final_state]() mutable {
-    asio::get_associated_cancellation_slot(h).clear();
-    const error_code ec = final_state == waiter::state::cancelled
-                              ? error_code(asio::error::operation_aborted)
-                              : error_code();
-    std::move(h)(ec, final_state);
-  };
-  if (here)
-    asio::dispatch(executor, std::move(complete));
-  else
-    asio::post(executor, std::move(complete));
+            waiter::state final_state) {
+  auto later = [h = std::move(handler), final_state]() mutable { complete(h, final_state); };
+  asio::post(executor, std::move(later));
+}
+
+// True when the calling thread runs `executor` for certain. Asks the executors Asio's contexts
+// hand out; any other executor gets false (and `dispatch` decides).
+bool runs_here(const asio::any_io_executor& executor) {
+  if (const auto* io = executor.target<asio::io_context::executor_type>())
+    return io->running_in_this_thread();
+  if (const auto* pool = executor.target<asio::thread_pool::executor_type>())
+    return pool->running_in_this_thread();
+  return false;
 }
 
 }  // namespace
@@ -153,7 +164,7 @@ void waiter::park(handler_type handler, asio::any_io_executor executor) {
   }
 }
 
-bool waiter::notify(state final_state, bool here) {
+bool waiter::notify(state final_state) {
   handler_type h;
   asio::any_io_executor ex;
   {
@@ -163,7 +174,30 @@ bool waiter::notify(state final_state, bool here) {
     h.swap(handler_);
     ex = std::move(executor_);
   }
-  if (h) resume(std::move(h), ex, final_state, here);
+  if (h) resume(std::move(h), ex, final_state);
+  return true;
+}
+
+bool waiter::notify_here(waiter_ptr self) {
+  handler_type h;
+  asio::any_io_executor ex;
+  {
+    std::lock_guard lock(self->mutex_);
+    if (self->state_ != state::pending) return false;
+    self->state_ = state::signalled;
+    h.swap(self->handler_);
+    ex = std::move(self->executor_);
+  }
+  self.reset();
+  if (!h) return true;
+  // Called directly when this thread runs the task's context: `dispatch` through an
+  // any_io_executor would wrap the call in a function object first.
+  if (runs_here(ex)) {
+    complete(h, state::signalled);
+    return true;
+  }
+  auto now = [h = std::move(h)]() mutable { complete(h, state::signalled); };
+  asio::dispatch(ex, std::move(now));
   return true;
 }
 

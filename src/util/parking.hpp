@@ -53,10 +53,13 @@ class waiter : public std::enable_shared_from_this<waiter> {
   }
 
   /// Moves a pending waiter to `final_state` (`signalled` or `timed_out`) and resumes its task,
-  /// posted to the task's executor; with `here`, dispatched (run inline when the calling thread
-  /// already runs that executor: the caller must hold no lock and do nothing after it that the
-  /// task could disturb). False when it was no longer pending.
-  bool notify(state final_state = state::signalled, bool here = false);
+  /// posted to the task's executor. False when it was no longer pending.
+  bool notify(state final_state = state::signalled);
+  /// Signals `self` like `notify`, but the task resumes inline when the calling thread already
+  /// runs its executor (else it is dispatched there). The caller must hold no lock and do
+  /// nothing after it that the task could disturb. `self` is released before the task runs, so
+  /// that a task that starts its next wait at once can reuse the memory.
+  static bool notify_here(std::shared_ptr<waiter> self);
   /// Moves a pending waiter to `cancelled`; a task waiting on it resumes with
   /// `operation_aborted`. Returns true when it had been signalled already (so that the caller
   /// can pass the signal on).

@@ -11,11 +11,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 namespace awaitdb::detail {
@@ -57,35 +60,77 @@ TEST(waiter, a_notify_before_or_after_the_wait_resumes_the_task) {
   EXPECT_EQ(seen, waiter::state::signalled);
 }
 
+// Records, when the task resumes, how many owners its waiter has left.
+asio::awaitable<void> park_and_count(waiter_ptr w, long& owners, waiter::state& seen) {
+  auto [ec, state] = co_await w->async_wait(asio::as_tuple(asio::deferred));
+  seen = ec ? waiter::state::cancelled : state;
+  owners = w.use_count();
+}
+
 TEST(waiter, a_notify_here_resumes_inline_only_on_the_tasks_own_thread) {
   asio::io_context io;
   bool destroyed = false;
   waiter::state seen = waiter::state::pending;
+  long owners = 0;
   auto w = std::make_shared<waiter>();
-  asio::co_spawn(io, park_on(w, destroyed, seen), asio::detached);
+  asio::co_spawn(io, park_and_count(w, owners, seen), asio::detached);
   io.run_for(10ms);
   ASSERT_EQ(seen, waiter::state::pending);
-  // From a handler of the task's own context: the task has run by the time notify returns.
+  // From a handler of the task's own context: the task has run by the time notify returns, and
+  // the notifier's reference was gone by then (the task held the only one).
   bool resumed_inside = false;
-  asio::post(io, [&] {
-    w->notify(waiter::state::signalled, true);
+  auto notify_inline = [&] {
+    EXPECT_TRUE(waiter::notify_here(std::move(w)));
     resumed_inside = seen == waiter::state::signalled;
-  });
+  };
+  asio::post(io, notify_inline);
   io.restart();
   io.run_for(10ms);
   EXPECT_TRUE(resumed_inside);
+  EXPECT_EQ(owners, 1);
 
-  // From a thread that does not run the context: posted, as without `here`.
+  // From a thread that does not run the context: posted, as with `notify`.
   auto other = std::make_shared<waiter>();
   seen = waiter::state::pending;
   asio::co_spawn(io, park_on(other, destroyed, seen), asio::detached);
   io.restart();
   io.run_for(10ms);
-  std::thread([&] { other->notify(waiter::state::signalled, true); }).join();
+  std::thread([&] { waiter::notify_here(other); }).join();
   EXPECT_EQ(seen, waiter::state::pending);
   io.restart();
   io.run_for(10ms);
   EXPECT_EQ(seen, waiter::state::signalled);
+  EXPECT_FALSE(waiter::notify_here(other));  // once
+}
+
+TEST(waiter, a_notify_here_runs_inline_on_a_thread_pool_and_through_a_strand) {
+  asio::thread_pool pool(1);
+  auto strand = asio::make_strand(pool.get_executor());
+  for (const asio::any_io_executor& ex :
+       {asio::any_io_executor(pool.get_executor()), asio::any_io_executor(strand)}) {
+    std::atomic<waiter::state> seen = waiter::state::pending;
+    std::atomic<bool> parking = false;
+    auto w = std::make_shared<waiter>();
+    auto park = [w, &seen, &parking]() -> asio::awaitable<void> {
+      parking = true;  // parks within this same handler
+      auto [ec, state] = co_await w->async_wait(asio::as_tuple(asio::deferred));
+      seen = ec ? waiter::state::cancelled : state;
+    };
+    asio::co_spawn(ex, park, asio::detached);
+    std::promise<bool> inside;
+    auto notify_inline = [&] {
+      waiter::notify_here(w);
+      inside.set_value(seen == waiter::state::signalled);
+    };
+    // Posted once the task is parking: the pool's one thread runs it after the task parked.
+    while (!parking)
+      std::this_thread::sleep_for(1ms);
+    asio::post(ex, notify_inline);
+    auto result = inside.get_future();
+    ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
+    EXPECT_TRUE(result.get());
+  }
+  pool.join();
 }
 
 TEST(waiter, per_operation_cancellation_completes_the_wait) {
