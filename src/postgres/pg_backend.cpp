@@ -9,6 +9,8 @@
 #include "pg_result.hpp"
 #include <awaitdb/database.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -229,7 +231,8 @@ class pg_backend final : public backend {
       r.tx = &top.book;
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_group_ptr g = top.conn->submit(r);
-      co_await top.conn->wait(g);
+      pg_connection::waiting w(*top.conn, g);
+      w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
       pg_connection::deliver(*g, st);
       co_return;
     }
@@ -255,7 +258,8 @@ class pg_backend final : public backend {
         if (attempt == 0 && e.is_connection_error() && conn.lost()) continue;
         throw;
       }
-      co_await conn.wait(g);
+      pg_connection::waiting w(conn, g);
+      w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
       // A statement that failed for a reason not its own (a plan made stale by a migration, a
       // cancel meant for another statement, a connection lost before the server answered) is
       // sent once more, outside any transaction, where that changes no meaning.
@@ -385,7 +389,8 @@ class pg_backend final : public backend {
     try {
       if (pg_group_ptr g = top.conn->submit(r)) {
         sent = true;
-        co_await top.conn->wait(g);
+        pg_connection::waiting w(*top.conn, g);
+        w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
         if (g->failure) throw_failure(*g);
       }
     } catch (const error& e) {
@@ -475,7 +480,8 @@ class pg_backend final : public backend {
     r.controls = controls;
     r.tx = &top.book;
     pg_group_ptr g = top.conn->submit(r);
-    co_await top.conn->wait(g);
+    pg_connection::waiting w(*top.conn, g);
+    w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
     if (g->failure) throw_failure(*g);
   }
 

@@ -568,19 +568,27 @@ void pg_connection::end_stream(const pg_group_ptr& g) {
 // ---- waiting
 
 asio::awaitable<void> pg_connection::wait(pg_group_ptr g) {
-  bool cancelled = false;
+  waiting w(*this, g);
+  w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
+}
+
+pg_connection::waiting::~waiting() {
+  if (settled_) return;
   try {
-    auto [ec, outcome] = co_await g->async_wait(asio::as_tuple(asio::deferred));
-    cancelled = ec == asio::error::operation_aborted;
+    conn_.abandon(g_);  // (nothing, if it completed meanwhile)
   } catch (...) {
-    cancelled = true;  // a cancelled coroutine throws at co_await, before the wait starts
+    // Out of memory for the cancel: the group still completes, unobserved.
   }
-  if (!cancelled) co_return;
+}
+
+void pg_connection::waiting::settle(const std::tuple<error_code, waiter::state>& outcome) {
+  settled_ = true;
+  if (std::get<0>(outcome) != asio::error::operation_aborted) return;
   {
-    std::lock_guard lock(mutex_);
-    if (g->verdict != pg_verdict::pending) co_return;  // it completed before the cancellation
+    std::lock_guard lock(conn_.mutex_);
+    if (g_->verdict != pg_verdict::pending) return;  // it completed before the cancellation
   }
-  abandon(g);
+  conn_.abandon(g_);
   throw boost::system::system_error(asio::error::operation_aborted);
 }
 

@@ -41,6 +41,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace awaitdb::detail {
@@ -125,6 +126,29 @@ class pg_connection final : public pooled_connection,
   /// and it throws `system_error(operation_aborted)`. (If `g` completed before the cancellation
   /// took effect, it completes normally.)
   boost::asio::awaitable<void> wait(pg_group_ptr g);
+
+  /// The same wait written in the awaiting coroutine, without a coroutine frame of its own (the
+  /// statement path):
+  ///
+  ///     pg_connection::waiting w(conn, g);
+  ///     w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
+  ///
+  /// `settle` returns when `g` completed and throws as `wait` does when the wait was cancelled
+  /// first. If the `co_await` throws instead (a task cancelled before it waits), the
+  /// destructor abandons `g`.
+  class waiting {
+   public:
+    waiting(pg_connection& conn, const pg_group_ptr& g) noexcept : conn_(conn), g_(g) {}
+    ~waiting();
+    waiting(const waiting&) = delete;
+    waiting& operator=(const waiting&) = delete;
+    void settle(const std::tuple<boost::system::error_code, waiter::state>& outcome);
+
+   private:
+    pg_connection& conn_;
+    const pg_group_ptr& g_;
+    bool settled_ = false;
+  };
 
   /// The next row of a streamed group (`request::stream`), one result of one row; null after
   /// the last (then `g` has completed: its failure, if any, is for the caller to throw).
