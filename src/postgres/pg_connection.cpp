@@ -2,6 +2,7 @@
 
 #include "../placeholders.hpp"
 #include "../util/one_thread.hpp"
+#include "../util/thread_cache.hpp"
 #include "pg_errors.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,7 +12,6 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -85,7 +85,7 @@ pg_connection::~pg_connection() {
 // ---- sending
 
 pg_group_ptr pg_connection::submit(const request& r) {
-  auto g = std::allocate_shared<pg_group>(asio::recycling_allocator<pg_group>());
+  auto g = std::allocate_shared<pg_group>(thread_cache_allocator<pg_group>());
   std::lock_guard lock(mutex_);
   if (state_ != state::open) {
     if (state_ == state::closed)
@@ -682,9 +682,9 @@ void pg_connection::deliver(pg_group& g, statement& st) {
   if (g.failure) throw_failure(g);
   const bool tuples = g.rows && PQresultStatus(g.rows.get()) == PGRES_TUPLES_OK;
   if (st.mode == result_mode::rows) {
-    // Asio's recycling allocator: a thread running query after query reuses the memory.
+    // From the thread's cache: a thread running query after query reuses the memory.
     st.rows = tuples ? result(std::allocate_shared<pg_result>(
-                           asio::recycling_allocator<pg_result>(), std::move(g.rows)))
+                           thread_cache_allocator<pg_result>(), std::move(g.rows)))
                      : result();
   } else {
     st.affected = g.rows ? pg_affected_rows(g.rows.get()) : 0;

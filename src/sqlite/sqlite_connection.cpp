@@ -2,10 +2,10 @@
 
 #include "../param_check.hpp"
 #include "../text_forms.hpp"
+#include "../util/thread_cache.hpp"
 #include "sqlite_errors.hpp"
 #include <awaitdb/error.hpp>
 
-#include <boost/asio/recycling_allocator.hpp>
 
 #include <sqlite3.h>
 
@@ -353,12 +353,12 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
     return outcome::done;
   }
 
-  // Asio's recycling allocator: a thread that runs one query after another reuses the
+  // From the thread's cache: a thread that runs one query after another reuses the
   // memory of the previous result instead of going to the heap each time.
   int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
   p.describe();
   auto out =
-      std::allocate_shared<sqlite_result>(asio::recycling_allocator<sqlite_result>(), p.columns);
+      std::allocate_shared<sqlite_result>(thread_cache_allocator<sqlite_result>(), p.columns);
   for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
     out->read_row(stmt);
   if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;
