@@ -15,7 +15,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <random>
+#include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace awaitdb_bench;
@@ -99,12 +102,16 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   auto ex = co_await asio::this_coro::executor;
   shared_state s;
   s.opts = &o;
-  int running = o.clients;
+  std::atomic<int> running = o.clients;
+  std::mutex failure_mutex;
   std::exception_ptr failure;
   for (int i = 0; i < o.clients; ++i) {
     auto client = o.workload == "w1" ? w1_client(db, s, 1000 + i) : w2_client(db, s, 1000 + i);
     asio::co_spawn(ex, std::move(client), [&](std::exception_ptr e) {
-      if (e && !failure) failure = e;
+      if (e) {
+        std::lock_guard lock(failure_mutex);
+        if (!failure) failure = e;
+      }
       --running;
     });
   }
@@ -123,7 +130,10 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
   s.done = true;
   while (running > 0)
     co_await sleep_for(std::chrono::milliseconds(1));
-  if (failure) std::rethrow_exception(failure);
+  {
+    std::lock_guard lock(failure_mutex);
+    if (failure) std::rethrow_exception(failure);
+  }
   out.connections = static_cast<int>(db.stats().size);
   co_await db.close();
   out.throughput = static_cast<double>(ops) / elapsed;
@@ -171,7 +181,8 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
 int main(int argc, char** argv) {
   options o = parse_options(argc, argv, "awaitdb-bench");
   result_line out{"awaitdb", o.workload, o.clients};
-  asio::io_context io(1);
+  // One thread: the concurrency hint that lets awaitdb watch sockets with a readiness wait.
+  asio::io_context io(o.threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT);
   int status = 0;
   asio::co_spawn(io, o.workload == "w3" ? run_sqlite(o, out) : run_postgres(o, out),
                  [&](std::exception_ptr e) {
@@ -183,7 +194,12 @@ int main(int argc, char** argv) {
                    }
                    status = 1;
                  });
+  std::vector<std::thread> more;
+  for (int i = 1; i < o.threads; ++i)
+    more.emplace_back([&io] { io.run(); });
   io.run();
+  for (std::thread& t : more)
+    t.join();
   if (status == 0) print(out);
   return status;
 }
