@@ -7,6 +7,7 @@
 #include <awaitdb/observer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -92,22 +94,30 @@ void observe(const awaitdb::database& db, const options& o) {
   if (o.observer == "metrics") db.set_observer(std::make_shared<awaitdb::statement_metrics>());
 }
 
-asio::awaitable<void> run_postgres(const options& o, result_line& out) {
+// The clients are dealt among `contexts`: the first is the caller's; each runs on a thread of
+// its own and has its own database (pool), as pgbench -j N deals its clients among its threads.
+asio::awaitable<void> run_postgres(const options& o, result_line& out,
+                                   std::vector<asio::any_io_executor> contexts) {
   std::string url = o.url.empty() ? "postgresql://" : o.url;
   if (o.connections > 0)
     url += std::string(url.find('?') == std::string::npos ? "?" : "&") +
            "pool_max_size=" + std::to_string(o.connections);
-  awaitdb::database db = co_await awaitdb::open(url);
-  observe(db, o);
-  auto ex = co_await asio::this_coro::executor;
+  contexts.insert(contexts.begin(), co_await asio::this_coro::executor);
+  std::vector<awaitdb::database> dbs;
+  for (const asio::any_io_executor& ex : contexts) {
+    dbs.push_back(co_await asio::co_spawn(ex, awaitdb::open(url), asio::use_awaitable));
+    observe(dbs.back(), o);
+  }
   shared_state s;
   s.opts = &o;
   std::atomic<int> running = o.clients;
   std::mutex failure_mutex;
   std::exception_ptr failure;
   for (int i = 0; i < o.clients; ++i) {
-    auto client = o.workload == "w1" ? w1_client(db, s, 1000 + i) : w2_client(db, s, 1000 + i);
-    asio::co_spawn(ex, std::move(client), [&](std::exception_ptr e) {
+    const std::size_t k = static_cast<std::size_t>(i) % dbs.size();
+    auto client =
+        o.workload == "w1" ? w1_client(dbs[k], s, 1000 + i) : w2_client(dbs[k], s, 1000 + i);
+    asio::co_spawn(contexts[k], std::move(client), [&](std::exception_ptr e) {
       if (e) {
         std::lock_guard lock(failure_mutex);
         if (!failure) failure = e;
@@ -134,8 +144,11 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out) {
     std::lock_guard lock(failure_mutex);
     if (failure) std::rethrow_exception(failure);
   }
-  out.connections = static_cast<int>(db.stats().size);
-  co_await db.close();
+  out.connections = 0;
+  for (std::size_t k = 0; k < dbs.size(); ++k) {
+    out.connections += static_cast<int>(dbs[k].stats().size);
+    co_await asio::co_spawn(contexts[k], dbs[k].close(), asio::use_awaitable);
+  }
   out.throughput = static_cast<double>(ops) / elapsed;
   out.p50_us = s.rec.percentile_us(0.50);
   out.p99_us = s.rec.percentile_us(0.99);
@@ -182,23 +195,42 @@ int main(int argc, char** argv) {
   options o = parse_options(argc, argv, "awaitdb-bench");
   result_line out{"awaitdb", o.workload, o.clients};
   // One thread: the concurrency hint that lets awaitdb watch sockets with a readiness wait.
-  asio::io_context io(o.threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT);
+  const int hint = o.threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT;
+  asio::io_context io(hint);
+  // --contexts: the other contexts, each run by threads of its own until the run ends.
+  std::vector<std::unique_ptr<asio::io_context>> others;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
+  std::vector<asio::any_io_executor> executors;
+  std::vector<std::thread> threads;
+  for (int i = 1; i < o.contexts; ++i) {
+    others.push_back(std::make_unique<asio::io_context>(hint));
+    keep.push_back(asio::make_work_guard(*others.back()));
+    executors.emplace_back(others.back()->get_executor());
+  }
   int status = 0;
-  asio::co_spawn(io, o.workload == "w3" ? run_sqlite(o, out) : run_postgres(o, out),
-                 [&](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& x) {
-                     std::fprintf(stderr, "awaitdb-bench: %s\n", x.what());
-                   }
-                   status = 1;
-                 });
-  std::vector<std::thread> more;
-  for (int i = 1; i < o.threads; ++i)
-    more.emplace_back([&io] { io.run(); });
+  auto on_end = [&](std::exception_ptr e) {
+    keep.clear();
+    if (!e) return;
+    for (const auto& context : others)
+      context->stop();  // a failed run may have left their databases open
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      std::fprintf(stderr, "awaitdb-bench: %s\n", x.what());
+    }
+    status = 1;
+  };
+  if (o.workload == "w3")
+    asio::co_spawn(io, run_sqlite(o, out), on_end);
+  else
+    asio::co_spawn(io, run_postgres(o, out, executors), on_end);
+  for (const auto& context : others)
+    for (int t = 0; t < o.threads; ++t)
+      threads.emplace_back([&context] { context->run(); });
+  for (int t = 1; t < o.threads; ++t)
+    threads.emplace_back([&io] { io.run(); });
   io.run();
-  for (std::thread& t : more)
+  for (std::thread& t : threads)
     t.join();
   if (status == 0) print(out);
   return status;

@@ -30,7 +30,8 @@ struct options {
   std::string workload;
   int clients = 1;
   int connections = 0;  // 0: the client's own choice
-  int threads = 1;      // awaitdb-bench: threads running its io_context
+  int threads = 1;      // awaitdb-bench: threads running each io_context
+  int contexts = 1;     // awaitdb-bench: io_contexts, each with its own database and clients
   double seconds = 10;
   double warmup = 2;
   std::string url;
@@ -44,6 +45,7 @@ struct options {
 [[noreturn]] inline void usage(const char* program, const char* problem) {
   std::fprintf(stderr,
                "%s: %s\nusage: %s --workload w1|w2|w3 --clients C [--connections K] [--threads T] "
+               "[--contexts N] "
                "[--seconds D] [--warmup S] [--url URL] [--sqlite-db PATH] [--ops N] "
                "[--allocations] [--observer none|noop|metrics]\n",
                program, problem, program);
@@ -69,6 +71,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
         o.connections = std::stoi(v);
       else if (a == "--threads")
         o.threads = std::stoi(v);
+      else if (a == "--contexts")
+        o.contexts = std::stoi(v);
       else if (a == "--seconds")
         o.seconds = std::stod(v);
       else if (a == "--warmup")
@@ -91,8 +95,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
     usage(program, "--observer must be none, noop or metrics");
   if (o.workload != "w1" && o.workload != "w2" && o.workload != "w3")
     usage(program, "--workload must be w1, w2 or w3");
-  if (o.clients < 1 || o.connections < 0 || o.threads < 1 || o.seconds <= 0 || o.warmup < 0 ||
-      o.ops == 0)
+  if (o.clients < 1 || o.connections < 0 || o.threads < 1 || o.contexts < 1 || o.seconds <= 0 ||
+      o.warmup < 0 || o.ops == 0)
     usage(program, "out-of-range value");
   return o;
 }
