@@ -509,15 +509,34 @@ TEST_F(postgres, a_task_cancelled_as_it_takes_over_reading_does_not_stall_the_co
     auto divide = [&]() { return db.query("SELECT 1 / 0"); };
     auto two = [&]() { return db.query("SELECT 2"); };
     for (int round = 0; round < 50; ++round) {
+      std::exception_ptr failure;
       try {
+        co_await (one() && divide() && two());
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      // `&&` nests: the first exception of the first operand that failed, however deep.
+      for (bool nested = true; failure && nested;) {
+        nested = false;
         try {
-          co_await (one() && divide() && two());
-        } catch (const asio::multiple_exceptions& e) {  // the third was cancelled as well
-          std::rethrow_exception(e.first_exception());
+          std::rethrow_exception(failure);
+        } catch (const asio::multiple_exceptions& e) {
+          failure = e.first_exception();
+          nested = true;
+        } catch (...) {
         }
+      }
+      try {
+        if (failure) std::rethrow_exception(failure);
         ADD_FAILURE() << "1 / 0 did not fail";
       } catch (const error& e) {
         EXPECT_EQ(e.sqlstate(), "22012");
+      } catch (const boost::system::system_error& e) {
+        // The first statement was still running when 1 / 0 failed, and `&&` cancelled it too:
+        // it can be sent again behind 1 / 0 when the cancel of the previous round's third
+        // statement reaches it instead (the server cancels whatever runs when the request
+        // arrives, and such a statement is re-sent).
+        EXPECT_EQ(e.code(), asio::error::operation_aborted) << e.what();
       }
       EXPECT_EQ((co_await db.query("SELECT $1::int", round))[0].get<std::int32_t>(0), round);
     }
