@@ -477,12 +477,13 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
 // Outside the lock: wake the tasks whose groups completed, cancel on the server what must be,
 // and tell the pool.
 void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost, bool resume_here) {
-  // The last group's task may resume inline, once everything else here is done: one trip
-  // through the executor's queue (and the reactor poll that comes with it) fewer.
+  // The first group's task may resume inline, once everything else here is done: one trip
+  // through the executor's queue (and the reactor poll that comes with it) fewer. The others
+  // are posted, so the tasks still resume in the order their statements completed.
   pg_group_ptr here;
-  if (resume_here && !was_lost && !done.empty() && !done.back()->streamed) {
-    here = std::move(done.back());
-    done.pop_back();
+  if (resume_here && !was_lost && !done.empty() && !done.front()->streamed) {
+    here = std::move(done.front());
+    done.erase(done.begin());
   }
   for (const pg_group_ptr& g : done) {
     g->notify();

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -17,6 +18,8 @@
 #include <cctype>
 #include <dirent.h>
 #include <set>
+#include <thread>
+#include <vector>
 
 namespace awaitdb::test {
 namespace {
@@ -467,6 +470,37 @@ TEST_F(postgres, pipelined_statements_of_a_task_stay_in_order) {
       co_await sleep_for(std::chrono::milliseconds(2));
     row sum = (co_await db.query("SELECT sum(v) FROM counters"))[0];
     EXPECT_EQ(sum.get<std::int64_t>(0), tasks * steps);
+  });
+}
+
+TEST_F(postgres, tasks_sharing_a_connection_resume_in_the_order_their_statements_completed) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=1"));
+    co_await db.query("SELECT 1");  // the connection is open: every task below sends at once
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int tasks = 40;
+    for (int round = 0; round < 5; ++round) {
+      std::vector<int> resumed;
+      for (int i = 0; i < tasks; ++i)
+        asio::co_spawn(
+            ex,
+            [&, i]() -> asio::awaitable<void> {
+              EXPECT_EQ((co_await db.query("SELECT $1::int", i))[0].get<std::int32_t>(0), i);
+              resumed.push_back(i);
+            },
+            asio::detached);
+      // Let every task send (and the corked round go out), then keep this thread busy while
+      // the answers arrive: one read of the socket then completes many statements at once.
+      for (int yield = 0; yield < 3; ++yield)
+        co_await asio::post(ex, asio::use_awaitable);
+      std::this_thread::sleep_for(std::chrono::milliseconds(round % 2 ? 50 : 0));
+      while (resumed.size() < static_cast<std::size_t>(tasks))
+        co_await sleep_for(std::chrono::milliseconds(1));
+      // Sent in this order on one connection and answered in it, however many answers one
+      // read of the socket brings.
+      for (int i = 0; i < tasks; ++i)
+        EXPECT_EQ(resumed[static_cast<std::size_t>(i)], i) << "round " << round;
+    }
   });
 }
 
