@@ -684,8 +684,8 @@ void pg_connection::deliver(pg_group& g, statement& st) {
   const bool tuples = g.rows && PQresultStatus(g.rows.get()) == PGRES_TUPLES_OK;
   if (st.mode == result_mode::rows) {
     // From the thread's cache: a thread running query after query reuses the memory.
-    st.rows = tuples ? result(std::allocate_shared<pg_result>(
-                           thread_cache_allocator<pg_result>(), std::move(g.rows)))
+    st.rows = tuples ? result(std::allocate_shared<pg_result>(thread_cache_allocator<pg_result>(),
+                                                              std::move(g.rows)))
                      : result();
   } else {
     st.affected = g.rows ? pg_affected_rows(g.rows.get()) : 0;

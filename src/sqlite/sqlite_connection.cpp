@@ -6,7 +6,6 @@
 #include "sqlite_errors.hpp"
 #include <awaitdb/error.hpp>
 
-
 #include <sqlite3.h>
 
 #include <string>
