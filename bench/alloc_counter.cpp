@@ -2,7 +2,8 @@
 // and every heap allocation of the process (the malloc family, interposed here and forwarded
 // to glibc's own), which includes libpq's, SQLite's and Asio's coroutine frames (Asio gets
 // those from aligned_alloc, not operator new). In a translation unit of its own, so that no
-// caller sees the replacements inline.
+// caller sees the replacements inline. Nothing is counted until counting starts: a counter
+// shared by every thread would make the threads of a multi-threaded run wait on each other.
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -20,12 +21,17 @@ void* __libc_memalign(std::size_t, std::size_t);
 namespace {
 std::atomic<std::uint64_t> counter{0};
 std::atomic<std::uint64_t> heap_counter{0};
+std::atomic<bool> counting{false};
 void count_heap() noexcept {
-  heap_counter.fetch_add(1, std::memory_order_relaxed);
+  if (counting.load(std::memory_order_relaxed))
+    heap_counter.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace
 
 namespace awaitdb_bench {
+void count_allocations() noexcept {
+  counting.store(true, std::memory_order_relaxed);
+}
 std::uint64_t allocation_count() noexcept {
   return counter.load(std::memory_order_relaxed);
 }
@@ -65,7 +71,7 @@ int posix_memalign(void** out, std::size_t align, std::size_t n) {
 }
 
 void* operator new(std::size_t n) {
-  counter.fetch_add(1, std::memory_order_relaxed);
+  if (counting.load(std::memory_order_relaxed)) counter.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }

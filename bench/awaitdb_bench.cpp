@@ -29,30 +29,41 @@ namespace {
 
 constexpr const char* w1_sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 
-struct shared_state {
-  const options* opts;
-  std::atomic<bool> measuring{false};
-  std::atomic<bool> done{false};
+// What the clients of one context count (each context's own, on a cache line of its own, so
+// that the threads of a --contexts run do not wait on each other's counters).
+struct alignas(64) lane {
   recorder rec;
-  std::uint64_t allocations_at_start = 0, heap_at_start = 0;
-  std::uint64_t ops_at_start = 0;
   std::atomic<std::uint64_t> ops{0};
-  int failures = 0;
 };
 
-asio::awaitable<void> w1_client(awaitdb::database db, shared_state& s, unsigned seed) {
+struct shared_state {
+  explicit shared_state(std::size_t contexts) : lanes(contexts) {}
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> done{false};
+  std::vector<lane> lanes;
+  std::uint64_t total_ops() const {
+    std::uint64_t n = 0;
+    for (const lane& l : lanes)
+      n += l.ops.load(std::memory_order_relaxed);
+    return n;
+  }
+};
+
+asio::awaitable<void> w1_client(awaitdb::database db, shared_state& s, lane& counts,
+                                unsigned seed) {
   std::mt19937 random(seed);
   std::uniform_int_distribution<std::int32_t> aid(1, 1'000'000);
   while (!s.done.load(std::memory_order_relaxed)) {
     const auto start = clock_type::now();
     awaitdb::result r = co_await db.query(w1_sql, aid(random));
     if (r.size() != 1) throw std::runtime_error("W1: no such account");
-    s.ops.fetch_add(1, std::memory_order_relaxed);
-    if (s.measuring.load(std::memory_order_relaxed)) s.rec.add(clock_type::now() - start);
+    counts.ops.fetch_add(1, std::memory_order_relaxed);
+    if (s.measuring.load(std::memory_order_relaxed)) counts.rec.add(clock_type::now() - start);
   }
 }
 
-asio::awaitable<void> w2_client(awaitdb::database db, shared_state& s, unsigned seed) {
+asio::awaitable<void> w2_client(awaitdb::database db, shared_state& s, lane& counts,
+                                unsigned seed) {
   std::mt19937 random(seed);
   std::uniform_int_distribution<std::int32_t> aid(1, 1'000'000), delta(-5000, 5000), tid(1, 100),
       bid(1, 10);
@@ -68,8 +79,8 @@ asio::awaitable<void> w2_client(awaitdb::database db, shared_state& s, unsigned 
           "VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)",
           t, b, a, d);
     });
-    s.ops.fetch_add(1, std::memory_order_relaxed);
-    if (s.measuring.load(std::memory_order_relaxed)) s.rec.add(clock_type::now() - start);
+    counts.ops.fetch_add(1, std::memory_order_relaxed);
+    if (s.measuring.load(std::memory_order_relaxed)) counts.rec.add(clock_type::now() - start);
   }
 }
 
@@ -108,15 +119,14 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out,
     dbs.push_back(co_await asio::co_spawn(ex, awaitdb::open(url), asio::use_awaitable));
     observe(dbs.back(), o);
   }
-  shared_state s;
-  s.opts = &o;
+  shared_state s(dbs.size());
   std::atomic<int> running = o.clients;
   std::mutex failure_mutex;
   std::exception_ptr failure;
   for (int i = 0; i < o.clients; ++i) {
     const std::size_t k = static_cast<std::size_t>(i) % dbs.size();
-    auto client =
-        o.workload == "w1" ? w1_client(dbs[k], s, 1000 + i) : w2_client(dbs[k], s, 1000 + i);
+    auto client = o.workload == "w1" ? w1_client(dbs[k], s, s.lanes[k], 1000 + i)
+                                     : w2_client(dbs[k], s, s.lanes[k], 1000 + i);
     asio::co_spawn(contexts[k], std::move(client), [&](std::exception_ptr e) {
       if (e) {
         std::lock_guard lock(failure_mutex);
@@ -126,17 +136,17 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out,
     });
   }
   co_await sleep_for(std::chrono::duration<double>(o.warmup));
-  s.ops_at_start = s.ops.load();
-  s.allocations_at_start = awaitdb_bench::allocation_count();
-  s.heap_at_start = awaitdb_bench::heap_allocation_count();
+  const std::uint64_t ops_at_start = s.total_ops();
+  const std::uint64_t allocations_at_start = awaitdb_bench::allocation_count();
+  const std::uint64_t heap_at_start = awaitdb_bench::heap_allocation_count();
   s.measuring = true;
   const auto start = clock_type::now();
   co_await sleep_for(std::chrono::duration<double>(o.seconds));
   s.measuring = false;
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-  const std::uint64_t ops = s.ops.load() - s.ops_at_start;
-  const std::uint64_t allocs = awaitdb_bench::allocation_count() - s.allocations_at_start;
-  const std::uint64_t heap = awaitdb_bench::heap_allocation_count() - s.heap_at_start;
+  const std::uint64_t ops = s.total_ops() - ops_at_start;
+  const std::uint64_t allocs = awaitdb_bench::allocation_count() - allocations_at_start;
+  const std::uint64_t heap = awaitdb_bench::heap_allocation_count() - heap_at_start;
   s.done = true;
   while (running > 0)
     co_await sleep_for(std::chrono::milliseconds(1));
@@ -150,8 +160,11 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out,
     co_await asio::co_spawn(contexts[k], dbs[k].close(), asio::use_awaitable);
   }
   out.throughput = static_cast<double>(ops) / elapsed;
-  out.p50_us = s.rec.percentile_us(0.50);
-  out.p99_us = s.rec.percentile_us(0.99);
+  recorder& all = s.lanes[0].rec;
+  for (std::size_t k = 1; k < s.lanes.size(); ++k)
+    all.merge(s.lanes[k].rec);
+  out.p50_us = all.percentile_us(0.50);
+  out.p99_us = all.percentile_us(0.99);
   if (o.count_allocations)
     print_allocations(o.workload == "w1" ? "query" : "transaction", allocs, heap, ops);
 }
@@ -193,6 +206,7 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
 
 int main(int argc, char** argv) {
   options o = parse_options(argc, argv, "awaitdb-bench");
+  if (o.count_allocations) awaitdb_bench::count_allocations();
   result_line out{"awaitdb", o.workload, o.clients};
   // One thread: the concurrency hint that lets awaitdb watch sockets with a readiness wait.
   const int hint = o.threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT;

@@ -22,6 +22,8 @@ namespace awaitdb_bench {
 using clock_type = std::chrono::steady_clock;
 constexpr std::int64_t kv_rows = 100'000;
 
+/// Starts counting allocations (--allocations; until then the counters stay at zero).
+void count_allocations() noexcept;
 /// Calls of operator new in the whole process so far (alloc_counter.cpp replaces it).
 std::uint64_t allocation_count() noexcept;
 std::uint64_t heap_allocation_count() noexcept;
@@ -108,6 +110,12 @@ class recorder {
   void add(clock_type::duration d) {
     std::lock_guard lock(mutex_);
     samples_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  }
+  /// Takes the samples of `other` (the recorders of several threads, merged at the end).
+  void merge(recorder& other) {
+    std::scoped_lock lock(mutex_, other.mutex_);
+    samples_.insert(samples_.end(), other.samples_.begin(), other.samples_.end());
+    other.samples_.clear();
   }
   double percentile_us(double p) {
     std::lock_guard lock(mutex_);
