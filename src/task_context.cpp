@@ -3,11 +3,13 @@
 #include "backend.hpp"
 
 #include <boost/asio/execution.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <memory>
 #include <utility>
 
 namespace awaitdb::detail {
@@ -23,6 +25,33 @@ struct task_context {
   std::shared_ptr<tx_state> tx;
   std::shared_ptr<const std::string> label;
 };
+
+/// `ex`'s blocking property, read off the executor of type `Io` that `ex` holds, if it does.
+template <class Io>
+bool io_blocking(const asio::any_io_executor& ex, execution::blocking_t& out) noexcept {
+  const auto* io = ex.target<Io>();
+  if (io) out = asio::query(*io, execution::blocking);
+  return io != nullptr;
+}
+
+using io_plain = asio::io_context::executor_type;
+using io_never = decltype(asio::require(std::declval<io_plain>(), execution::blocking.never));
+using io_tracked =
+    decltype(asio::prefer(std::declval<io_plain>(), execution::outstanding_work.tracked));
+using io_tracked_never =
+    decltype(asio::require(std::declval<io_tracked>(), execution::blocking.never));
+
+/// The blocking property of `ex`. Asked of an io_context's executor itself when `ex` holds one
+/// (untracked or tracked, blocking or not): through any_io_executor the answer, a polymorphic
+/// property, is allocated on the heap, and any_io_executor asks it each time one is made of a
+/// tx_executor (twice per transaction).
+execution::blocking_t blocking_of(const asio::any_io_executor& ex) noexcept {
+  execution::blocking_t out;
+  if (io_blocking<io_plain>(ex, out) || io_blocking<io_never>(ex, out) ||
+      io_blocking<io_tracked>(ex, out) || io_blocking<io_tracked_never>(ex, out))
+    return out;
+  return asio::query(ex, execution::blocking);
+}
 
 /// An executor that behaves exactly like the one it wraps, and also carries a transaction.
 /// Every property is forwarded to the wrapped executor, so strands, thread pools and
@@ -41,9 +70,7 @@ class tx_executor {
   asio::execution_context& query(execution::context_t) const noexcept {
     return asio::query(inner(), execution::context);
   }
-  execution::blocking_t query(execution::blocking_t) const noexcept {
-    return asio::query(inner(), execution::blocking);
-  }
+  execution::blocking_t query(execution::blocking_t) const noexcept { return blocking_of(inner()); }
 
   tx_executor require(execution::blocking_t::never_t p) const {
     return with(asio::require(inner(), p));
@@ -112,6 +139,11 @@ asio::any_io_executor with_label(const asio::any_io_executor& current, std::stri
       wrapped ? wrapped->inner() : current, wrapped ? wrapped->transaction_ptr() : nullptr,
       std::make_shared<const std::string>(std::move(label))});
   return asio::any_io_executor(tx_executor(std::move(context)));
+}
+
+const asio::any_io_executor& underlying_executor(const asio::any_io_executor& ex) noexcept {
+  const auto* wrapped = ex.target<tx_executor>();
+  return wrapped ? wrapped->inner() : ex;
 }
 
 std::string_view task_label(const asio::any_io_executor& ex) noexcept {

@@ -27,6 +27,11 @@ boost::asio::any_io_executor with_transaction(const boost::asio::any_io_executor
 boost::asio::any_io_executor with_label(const boost::asio::any_io_executor& current,
                                         std::string label);
 
+/// The executor `ex` runs its handlers on: the wrapped one when `ex` carries a task context,
+/// else `ex` itself.
+const boost::asio::any_io_executor& underlying_executor(
+    const boost::asio::any_io_executor& ex) noexcept;
+
 /// The label of the task running on `ex`, or empty.
 std::string_view task_label(const boost::asio::any_io_executor& ex) noexcept;
 

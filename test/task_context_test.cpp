@@ -81,6 +81,49 @@ TEST(task_context, a_strand_stays_a_strand_when_it_carries_a_transaction) {
   EXPECT_EQ(unguarded, n);
 }
 
+// The wrapper reports the blocking property of what it wraps, whatever that is: posting and
+// dispatching through it depend on it (never-blocking executors must not run work inline).
+TEST(task_context, a_wrapped_executor_reports_the_blocking_property_of_the_one_it_wraps) {
+  namespace execution = asio::execution;
+  asio::io_context io;
+  asio::thread_pool threads(1);
+  idle_backend owner;
+  auto level = std::make_shared<tx_state>(owner, nullptr, nullptr);
+  const auto plain = io.get_executor();
+  {  // (the tracked executors keep `io` busy until they are gone)
+    const auto tracked = asio::prefer(plain, execution::outstanding_work.tracked);
+    const asio::any_io_executor executors[] = {
+        plain,
+        asio::require(plain, execution::blocking.never),
+        tracked,
+        asio::require(tracked, execution::blocking.never),
+        threads.get_executor(),
+        asio::require(threads.get_executor(), execution::blocking.never),
+        asio::make_strand(plain)};
+    for (const asio::any_io_executor& ex : executors) {
+      const asio::any_io_executor wrapped = with_transaction(ex, level);
+      EXPECT_EQ(asio::query(wrapped, execution::blocking), asio::query(ex, execution::blocking));
+      const asio::any_io_executor never = asio::require(wrapped, execution::blocking.never);
+      EXPECT_EQ(asio::query(never, execution::blocking), execution::blocking.never);
+      EXPECT_EQ(innermost_transaction(never), level.get());
+    }
+  }
+  // A never-blocking wrapper does not run work inline, even on its own thread.
+  bool ran = false, ran_inline = true;
+  auto check = [&] {
+    asio::any_io_executor never =
+        asio::require(with_transaction(plain, level), execution::blocking.never);
+    never.execute([&] { ran = true; });
+    ran_inline = ran;
+  };
+  io.restart();  // (the last tracked executor's end stopped it)
+  asio::post(io, check);
+  io.run();
+  EXPECT_TRUE(ran);
+  EXPECT_FALSE(ran_inline);
+  threads.join();
+}
+
 asio::awaitable<void> observe(tx_state*& seen) {
   seen = innermost_transaction(co_await asio::this_coro::executor);
 }
