@@ -1,5 +1,7 @@
 #include "parking.hpp"
 
+#include "../task_context.hpp"
+
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -8,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
@@ -117,13 +120,18 @@ void resume(waiter::handler_type handler, const asio::any_io_executor& executor,
   asio::post(executor, std::move(later));
 }
 
-// True when the calling thread runs `executor` for certain. Asks the executors Asio's contexts
-// hand out; any other executor gets false (and `dispatch` decides).
+// True when the calling thread runs `executor` for certain, so that a handler may be called
+// here as `dispatch` would call it. Asks the executors Asio's contexts hand out, strands of them,
+// and looks through the wrapper that carries a task's context (a transaction's body runs on
+// one); any other executor gets false (and `dispatch` decides).
 bool runs_here(const asio::any_io_executor& executor) {
-  if (const auto* io = executor.target<asio::io_context::executor_type>())
+  const asio::any_io_executor& ex = underlying_executor(executor);
+  if (const auto* io = ex.target<asio::io_context::executor_type>())
     return io->running_in_this_thread();
-  if (const auto* pool = executor.target<asio::thread_pool::executor_type>())
+  if (const auto* pool = ex.target<asio::thread_pool::executor_type>())
     return pool->running_in_this_thread();
+  if (const auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
+    return strand->running_in_this_thread();
   return false;
 }
 

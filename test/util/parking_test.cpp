@@ -1,6 +1,7 @@
 // Parked tasks and the wait list alone: no database.
 #include "util/parking.hpp"
 
+#include "task_context.hpp"
 #include "util/wait_list.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -103,11 +104,14 @@ TEST(waiter, a_notify_here_resumes_inline_only_on_the_tasks_own_thread) {
   EXPECT_FALSE(waiter::notify_here(other));  // once
 }
 
+// Also when the task carries a task context (a transaction's body runs on such a wrapper) and
+// when it runs on a strand: called directly, as `dispatch` would call it.
 TEST(waiter, a_notify_here_runs_inline_on_a_thread_pool_and_through_a_strand) {
   asio::thread_pool pool(1);
   auto strand = asio::make_strand(pool.get_executor());
   for (const asio::any_io_executor& ex :
-       {asio::any_io_executor(pool.get_executor()), asio::any_io_executor(strand)}) {
+       {asio::any_io_executor(pool.get_executor()), asio::any_io_executor(strand),
+        with_transaction(pool.get_executor(), nullptr), with_transaction(strand, nullptr)}) {
     std::atomic<waiter::state> seen = waiter::state::pending;
     std::atomic<bool> parking = false;
     auto w = std::make_shared<waiter>();
