@@ -28,7 +28,8 @@ class row_source {
 /// Read it to its end (`next()` gives nullopt) or destroy it: a stream destroyed or cancelled
 /// half-way stops the statement on the server; its connection is reused once the server has
 /// answered (on PostgreSQL, inside a transaction, the cancel aborts that transaction, as any
-/// cancelled statement does).
+/// cancelled statement does). Closing the database closes a stream's connection too: rows
+/// already received may still come, then `next()` throws 08003 and the stream is over.
 class row_stream {
  public:
   row_stream() = default;

@@ -51,33 +51,52 @@ class sqlite_tx final : public tx_state {
   std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
 };
 
+// A stream's own connection, shared with the database so that `close()` closes it too.
+struct stream_hold {
+  std::mutex mutex;
+  std::unique_ptr<sqlite_connection> conn;  // null once the database closed it
+};
+
 // A stream outside a transaction, on a file database: a read-only connection of its own, so
 // that the statement's read transaction (a WAL snapshot) keeps nothing else waiting or stale.
 // Each `next()` is one step, inline; a lock held by another connection is waited for on a timer.
 class sqlite_row_source final : public row_source {
  public:
-  sqlite_row_source(std::unique_ptr<sqlite_connection> conn, std::chrono::milliseconds patience)
-      : conn_(std::move(conn)), patience_(patience) {}
+  sqlite_row_source(std::shared_ptr<stream_hold> hold, std::chrono::milliseconds patience)
+      : hold_(std::move(hold)), patience_(patience) {}
 
   asio::awaitable<std::optional<row>> next() override {
     std::optional<row> out;
+    if (over_) co_return out;
     const clock::time_point deadline = clock::now() + patience_;
     for (int attempts = 0;; ++attempts) {
-      if (conn_->step_row(out) == outcome::done) co_return out;
+      if (step(out) == outcome::done) co_return out;
       const clock::time_point now = clock::now();
       if (now >= deadline)
         throw error("55P03", "the database is locked by another connection: still locked after " +
                                  std::to_string(patience_.count()) + " ms (busy_timeout)");
-      const auto step = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
+      const auto pause = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
       asio::steady_timer timer(co_await asio::this_coro::executor,
-                               std::min<clock::duration>(step, deadline - now));
+                               std::min<clock::duration>(pause, deadline - now));
       co_await timer.async_wait(asio::use_awaitable);
     }
   }
 
  private:
-  std::unique_ptr<sqlite_connection> conn_;
+  // One step; the database closed under the stream ends it (as on PostgreSQL: 08003, then over).
+  outcome step(std::optional<row>& out) {
+    std::lock_guard lock(hold_->mutex);
+    if (!hold_->conn) {
+      over_ = true;
+      throw error(sqlstate::connection_does_not_exist,
+                  "the database was closed while this stream was being read");
+    }
+    return hold_->conn->step_row(out);
+  }
+
+  std::shared_ptr<stream_hold> hold_;
   std::chrono::milliseconds patience_;
+  bool over_ = false;
 };
 
 class sqlite_backend final : public backend {
@@ -132,8 +151,18 @@ class sqlite_backend final : public backend {
         // whole below; anything else is the caller's mistake.
         if (e.sqlstate() != "42P01") throw;
       }
-      if (started)
-        co_return std::make_unique<sqlite_row_source>(std::move(conn), options_.busy_timeout);
+      if (started) {
+        auto hold = std::make_shared<stream_hold>();
+        hold->conn = std::move(conn);
+        {
+          std::lock_guard lock(streams_mutex_);
+          // (close() sets closed_ before it takes this lock: a stream it will not see fails.)
+          check_open_unlocked();
+          std::erase_if(streams_, [](const auto& w) { return w.expired(); });
+          streams_.push_back(hold);
+        }
+        co_return std::make_unique<sqlite_row_source>(std::move(hold), options_.busy_timeout);
+      }
     }
     // Inside a transaction, on an in-memory database, or a statement that writes: run whole on
     // the writer, then read row by row.
@@ -282,6 +311,17 @@ class sqlite_backend final : public backend {
     for (const auto& r : readers_) {
       std::lock_guard lock(r->mutex);
       r->conn.reset();
+    }
+    std::vector<std::weak_ptr<stream_hold>> streams;
+    {
+      std::lock_guard lock(streams_mutex_);
+      streams.swap(streams_);
+    }
+    for (const auto& w : streams) {
+      if (auto hold = w.lock()) {
+        std::lock_guard lock(hold->mutex);
+        hold->conn.reset();  // ends its read transaction and closes its file
+      }
     }
     waiters_.notify_all();  // they find the database closed
   }
@@ -435,6 +475,8 @@ class sqlite_backend final : public backend {
   bool read_only_tx_ = false;  // owner_ is read-only: the writer has query_only on
   wait_list waiters_;
   std::vector<std::unique_ptr<reader_slot>> readers_;  // none unless a WAL file database
+  std::mutex streams_mutex_;
+  std::vector<std::weak_ptr<stream_hold>> streams_;  // open streams' own connections
   std::atomic<bool> closed_{false};
   std::atomic<bool> file_gone_{false};
 };
