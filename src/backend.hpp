@@ -106,9 +106,10 @@ class backend {
   /// at a time.
   virtual asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) = 0;
 
-  /// COPY FROM STDIN / TO STDOUT. These defaults: 0A000 (SQLite).
-  virtual asio::awaitable<std::unique_ptr<copy_sink>> copy_in(std::string sql, tx_state* tx);
-  virtual asio::awaitable<std::unique_ptr<copy_source>> copy_out(std::string sql, tx_state* tx);
+  /// COPY FROM STDIN / TO STDOUT: `st.sql` (read before this completes; no parameters). These
+  /// defaults: 0A000 (SQLite).
+  virtual asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement& st, tx_state* tx);
+  virtual asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement& st, tx_state* tx);
 
   /// A subscription to notifications on `channel`. This default: 0A000 (SQLite).
   virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel);

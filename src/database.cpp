@@ -10,6 +10,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <random>
 
@@ -109,6 +110,17 @@ asio::awaitable<std::uint64_t> database::run_execute(detail::statement_args args
 
 namespace {
 
+// A stream's or a COPY's watch, when someone watches (made only then).
+std::unique_ptr<detail::stream_watch> watch_of(detail::backend& b, const detail::statement& st,
+                                               const tx_state* tx,
+                                               const asio::any_io_executor& ex) {
+  awaitdb::observer* const watcher = b.observers()->get();
+  if (!watcher) [[likely]]
+    return nullptr;
+  return std::make_unique<detail::stream_watch>(*watcher, b.kind(), st, tx != nullptr,
+                                                detail::task_label(ex));
+}
+
 asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend,
                                         detail::statement_args args, bool replica) {
   detail::backend& b = usable(backend.get());
@@ -116,39 +128,59 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   tx_state* tx = detail::find_transaction(ex, b);
   if (tx) check_usable(*tx);
+  std::unique_ptr<detail::stream_watch> watch = watch_of(b, st, tx, ex);
   try {
-    co_return row_stream(co_await b.open_stream(st, tx));
+    std::unique_ptr<detail::row_source> rows = co_await b.open_stream(st, tx);
+    if (!watch) [[likely]]
+      co_return row_stream(std::move(rows));
+    watch->opened(st.connection);
+    co_return row_stream(detail::watched_rows(std::move(rows), std::move(watch)));
   } catch (...) {
     if (tx) tx->set_aborted(true);
+    if (watch) [[unlikely]]
+      watch->failed(std::current_exception());
+    throw;
+  }
+}
+
+// A COPY begun by the engine's `open` (copy_in or copy_out): `Front` over the engine's end,
+// watched when someone watches. (Its frame holds the SQL and the engine.)
+template <class Front, class Back>
+asio::awaitable<Front> open_copy(
+    std::shared_ptr<detail::backend> backend, std::string sql,
+    asio::awaitable<std::unique_ptr<Back>> (detail::backend::*open)(detail::statement&, tx_state*),
+    std::unique_ptr<Back> (*watched)(std::unique_ptr<Back>,
+                                     std::unique_ptr<detail::stream_watch>)) {
+  detail::backend& engine = usable(backend.get());
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  tx_state* tx = detail::find_transaction(ex, engine);
+  if (tx) check_usable(*tx);
+  detail::statement st;
+  st.sql = sql;
+  std::unique_ptr<detail::stream_watch> watch = watch_of(engine, st, tx, ex);
+  try {
+    std::unique_ptr<Back> end = co_await (engine.*open)(st, tx);
+    if (!watch) [[likely]]
+      co_return Front(std::move(end));
+    watch->opened(st.connection);
+    co_return Front(watched(std::move(end), std::move(watch)));
+  } catch (...) {
+    if (watch) [[unlikely]]
+      watch->failed(std::current_exception());
     throw;
   }
 }
 
 }  // namespace
 
-namespace {
-
-// The calling task's usable transaction on `b`, if any.
-asio::awaitable<tx_state*> current_transaction(detail::backend& b) {
-  tx_state* tx = detail::find_transaction(co_await asio::this_coro::executor, b);
-  if (tx) check_usable(*tx);
-  co_return tx;
-}
-
-}  // namespace
-
 asio::awaitable<copy_writer> database::copy_in(std::string sql) const {
-  std::shared_ptr<detail::backend> b = backend_;  // (the frame keeps the engine alive)
-  detail::backend& engine = usable(b.get());
-  tx_state* tx = co_await current_transaction(engine);
-  co_return copy_writer(co_await engine.copy_in(std::move(sql), tx));
+  return open_copy<copy_writer>(backend_, std::move(sql), &detail::backend::copy_in,
+                                &detail::watched_copy_in);
 }
 
 asio::awaitable<copy_reader> database::copy_out(std::string sql) const {
-  std::shared_ptr<detail::backend> b = backend_;
-  detail::backend& engine = usable(b.get());
-  tx_state* tx = co_await current_transaction(engine);
-  co_return copy_reader(co_await engine.copy_out(std::move(sql), tx));
+  return open_copy<copy_reader>(backend_, std::move(sql), &detail::backend::copy_out,
+                                &detail::watched_copy_out);
 }
 
 asio::awaitable<subscription> database::listen(std::string channel) const {
@@ -310,12 +342,12 @@ asio::awaitable<std::vector<batch_result>> database::run(batch b) const {
 
 namespace detail {
 
-asio::awaitable<std::unique_ptr<copy_sink>> backend::copy_in(std::string, tx_state*) {
+asio::awaitable<std::unique_ptr<copy_sink>> backend::copy_in(statement&, tx_state*) {
   throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
   co_return nullptr;
 }
 
-asio::awaitable<std::unique_ptr<copy_source>> backend::copy_out(std::string, tx_state*) {
+asio::awaitable<std::unique_ptr<copy_source>> backend::copy_out(statement&, tx_state*) {
   throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
   co_return nullptr;
 }

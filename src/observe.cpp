@@ -2,7 +2,9 @@
 
 #include "backend.hpp"
 #include "text_forms.hpp"
+#include <awaitdb/copy.hpp>
 #include <awaitdb/error.hpp>
+#include <awaitdb/stream.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
@@ -168,26 +170,165 @@ void statement_watch::start(awaitdb::observer& o, awaitdb::engine engine, const 
   o.statement_started(event_);
 }
 
-void statement_watch::end(const statement& st, std::string_view sqlstate) noexcept {
+void statement_watch::end(std::uint64_t rows, std::uint64_t connection,
+                          std::string_view sqlstate) noexcept {
   event_.duration = std::chrono::steady_clock::now() - started_;
-  event_.connection = st.connection;
+  event_.rows = rows;
+  event_.connection = connection;
   event_.sqlstate = sqlstate;
   observer_->statement_finished(event_);
 }
 
-void statement_watch::finished(const statement& st) noexcept {
-  event_.rows = st.mode == result_mode::rows ? st.rows.size() : st.affected;
-  end(st, {});
+void statement_watch::forget_parameters() noexcept {
+  event_.params = nullptr;
+  event_.param_count = 0;
 }
 
-void statement_watch::failed(const statement& st, const std::exception_ptr& failure) noexcept {
-  std::string state;
+void statement_watch::finished(const statement& st) noexcept {
+  end(st.mode == result_mode::rows ? st.rows.size() : st.affected, st.connection, {});
+}
+
+namespace {
+
+std::string reported_sqlstate(const std::exception_ptr& failure) noexcept {
   try {
-    state = sqlstate_of(failure);
+    return sqlstate_of(failure);
   } catch (...) {
-    state = "XX000";
+    return "XX000";
   }
-  end(st, state);
+}
+
+}  // namespace
+
+void statement_watch::failed(const statement& st, const std::exception_ptr& failure) noexcept {
+  end(0, st.connection, reported_sqlstate(failure));
+}
+
+stream_watch::stream_watch(awaitdb::observer& o, awaitdb::engine engine, const statement& st,
+                           bool in_transaction, std::string_view label)
+    : sql_(st.sql), label_(label) {
+  statement own = st;  // (the same parameters; the SQL in this watch's own copy)
+  own.sql = sql_;
+  watch_.start(o, engine, own, in_transaction, label_);
+  watch_.forget_parameters();
+}
+
+stream_watch::~stream_watch() {
+  if (!over_) watch_.end(rows_, connection_, sqlstate::query_canceled);
+}
+
+void stream_watch::opened(std::uint64_t connection) noexcept {
+  connection_ = connection;
+}
+
+void stream_watch::finished() noexcept {
+  over_ = true;
+  watch_.end(rows_, connection_, {});
+}
+
+void stream_watch::failed(const std::exception_ptr& failure) noexcept {
+  over_ = true;
+  watch_.end(rows_, connection_, reported_sqlstate(failure));
+}
+
+namespace {
+
+// Each forwards to what it wraps and tells the watch; destroyed before the end, the watch
+// reports the statement left.
+
+class watched_row_source final : public row_source {
+ public:
+  watched_row_source(std::unique_ptr<row_source> rows, std::unique_ptr<stream_watch> watch)
+      : rows_(std::move(rows)), watch_(std::move(watch)) {}
+  boost::asio::awaitable<std::optional<row>> next() override {
+    std::optional<row> r;
+    try {
+      r = co_await rows_->next();
+    } catch (...) {
+      watch_->failed(std::current_exception());
+      throw;
+    }
+    if (r)
+      watch_->add_rows(1);
+    else
+      watch_->finished();
+    co_return r;
+  }
+
+ private:
+  std::unique_ptr<row_source> rows_;
+  std::unique_ptr<stream_watch> watch_;
+};
+
+class watched_copy_sink final : public copy_sink {
+ public:
+  watched_copy_sink(std::unique_ptr<copy_sink> sink, std::unique_ptr<stream_watch> watch)
+      : sink_(std::move(sink)), watch_(std::move(watch)) {}
+  boost::asio::awaitable<void> write(std::string_view data) override {
+    try {
+      co_await sink_->write(data);
+    } catch (...) {
+      watch_->failed(std::current_exception());
+      throw;
+    }
+  }
+  boost::asio::awaitable<std::uint64_t> finish() override {
+    std::uint64_t rows = 0;
+    try {
+      rows = co_await sink_->finish();
+    } catch (...) {
+      watch_->failed(std::current_exception());
+      throw;
+    }
+    watch_->add_rows(rows);
+    watch_->finished();
+    co_return rows;
+  }
+
+ private:
+  std::unique_ptr<copy_sink> sink_;
+  std::unique_ptr<stream_watch> watch_;
+};
+
+class watched_copy_source final : public copy_source {
+ public:
+  watched_copy_source(std::unique_ptr<copy_source> source, std::unique_ptr<stream_watch> watch)
+      : source_(std::move(source)), watch_(std::move(watch)) {}
+  boost::asio::awaitable<std::optional<std::string>> next() override {
+    std::optional<std::string> piece;
+    try {
+      piece = co_await source_->next();
+    } catch (...) {
+      watch_->failed(std::current_exception());
+      throw;
+    }
+    if (piece)
+      watch_->add_rows(1);  // (the server sends one row per piece)
+    else
+      watch_->finished();
+    co_return piece;
+  }
+
+ private:
+  std::unique_ptr<copy_source> source_;
+  std::unique_ptr<stream_watch> watch_;
+};
+
+}  // namespace
+
+std::unique_ptr<row_source> watched_rows(std::unique_ptr<row_source> rows,
+                                         std::unique_ptr<stream_watch> watch) {
+  return std::make_unique<watched_row_source>(std::move(rows), std::move(watch));
+}
+
+std::unique_ptr<copy_sink> watched_copy_in(std::unique_ptr<copy_sink> sink,
+                                           std::unique_ptr<stream_watch> watch) {
+  return std::make_unique<watched_copy_sink>(std::move(sink), std::move(watch));
+}
+
+std::unique_ptr<copy_source> watched_copy_out(std::unique_ptr<copy_source> source,
+                                              std::unique_ptr<stream_watch> watch) {
+  return std::make_unique<watched_copy_source>(std::move(source), std::move(watch));
 }
 
 }  // namespace awaitdb::detail

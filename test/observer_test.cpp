@@ -26,9 +26,10 @@ class recorder : public observer {
  public:
   explicit recorder(bool parameters = false) : parameters_(parameters) {}
   bool wants_parameters() const noexcept override { return parameters_; }
-  void statement_started(const statement_event&) noexcept override {
+  void statement_started(const statement_event& e) noexcept override {
     std::lock_guard lock(mutex);
     ++started;
+    started_params.push_back(e.param_count);
   }
   void statement_finished(const statement_event& e) noexcept override {
     std::lock_guard lock(mutex);
@@ -59,6 +60,7 @@ class recorder : public observer {
 
   std::mutex mutex;
   int started = 0;
+  std::vector<std::size_t> started_params;  // each start's parameter count
   std::vector<recorded_statement> statements;
   std::vector<acquire_event> acquisitions;
   std::vector<std::string> notices;
@@ -154,6 +156,57 @@ TEST_P(observers, parameter_values_are_reported_only_when_asked_for) {
   });
 }
 
+TEST_P(observers, a_stream_is_reported_from_its_start_to_its_end) {
+  with_db([this](database& db) -> asio::awaitable<void> {
+    co_await db.execute("INSERT INTO o (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    auto seen = std::make_shared<recorder>(true);
+    db.set_observer(seen);
+    {
+      row_stream s = co_await db.stream("SELECT id FROM o WHERE id >= $1 ORDER BY id", 1);
+      {
+        std::lock_guard lock(seen->mutex);
+        EXPECT_EQ(seen->started, 1);
+        EXPECT_TRUE(seen->statements.empty());  // not over before its last row
+      }
+      int n = 0;
+      while (co_await s.next())
+        ++n;
+      EXPECT_EQ(n, 3);
+    }
+    {
+      row_stream s = co_await db.stream("SELECT id FROM o ORDER BY id");
+      CO_ASSERT(co_await s.next());
+    }  // left after one row
+    // A mistake, found when the statement is sent (SQLite) or at the first row (PostgreSQL).
+    co_await expect_sqlstate("42601", [&]() -> asio::awaitable<void> {
+      row_stream s = co_await db.stream("SELEC id FROM o");
+      co_await s.next();
+    });
+    db.set_observer(nullptr);
+
+    std::lock_guard lock(seen->mutex);
+    const auto& s = seen->statements;
+    EXPECT_EQ(seen->started, 3);
+    CO_ASSERT(s.size() == 3u);
+    EXPECT_EQ(s[0].sql, "SELECT id FROM o WHERE id >= $1 ORDER BY id");
+    EXPECT_EQ(s[0].rows, 3u);
+    EXPECT_TRUE(s[0].sqlstate.empty());
+    EXPECT_GT(s[0].duration.count(), 0);
+    // The values come with the start; the end, after the caller's arguments are gone, has none.
+    EXPECT_EQ(seen->started_params[0], 1u);
+    EXPECT_EQ(s[0].params, 0u);
+    if (pg()) {
+      EXPECT_GT(s[0].connection, 0u);  // the server process
+    } else if (GetParam().name == "sqlite_file") {
+      EXPECT_GE(s[0].connection, 1u);  // a reading connection, not the writer
+    }
+    EXPECT_EQ(s[1].rows, 1u);
+    EXPECT_EQ(s[1].sqlstate, "57014");  // left before its end
+    EXPECT_EQ(s[2].sqlstate, "42601");
+    EXPECT_EQ(s[2].rows, 0u);
+  });
+}
+
 TEST_P(observers, metrics_count_statements_failures_and_latency) {
   with_db([](database& db) -> asio::awaitable<void> {
     auto metrics = std::make_shared<statement_metrics>();
@@ -202,6 +255,55 @@ TEST_F(pg_observers, server_notices_reach_the_observer) {
     EXPECT_EQ(seen->notices[1], "WARNING 01000 careful");
     EXPECT_EQ(seen->notices[2].substr(0, 13), "NOTICE 00000 ");
     co_await db.close();
+  });
+}
+
+TEST_F(pg_observers, a_copy_is_reported_from_its_start_to_its_end) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url_);
+    co_await db.execute("DROP TABLE IF EXISTS copied_o");
+    co_await db.execute("CREATE TABLE copied_o (id bigint)");
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    {
+      copy_writer w = co_await db.copy_in("COPY copied_o FROM STDIN");
+      co_await w.write("1\n2\n3\n");
+      EXPECT_EQ(co_await w.finish(), 3u);
+    }
+    {
+      copy_reader r = co_await db.copy_out("COPY (SELECT * FROM copied_o ORDER BY id) TO STDOUT");
+      int pieces = 0;
+      while (co_await r.next())
+        ++pieces;
+      EXPECT_EQ(pieces, 3);
+    }
+    {
+      copy_writer w = co_await db.copy_in("COPY copied_o FROM STDIN");
+      co_await w.write("not a number\n");
+      co_await expect_sqlstate("22P02", [&] { return w.finish(); });
+    }
+    {
+      copy_reader r = co_await db.copy_out("COPY copied_o TO STDOUT");
+      CO_ASSERT(co_await r.next());
+    }  // left after one row
+    db.set_observer(nullptr);
+    co_await db.execute("DROP TABLE copied_o");
+    co_await db.close();
+
+    std::lock_guard lock(seen->mutex);
+    const auto& s = seen->statements;
+    EXPECT_EQ(seen->started, 4);
+    CO_ASSERT(s.size() == 4u);
+    EXPECT_EQ(s[0].sql, "COPY copied_o FROM STDIN");
+    EXPECT_EQ(s[0].rows, 3u);
+    EXPECT_TRUE(s[0].sqlstate.empty());
+    EXPECT_GT(s[0].connection, 0u);
+    EXPECT_GT(s[0].duration.count(), 0);
+    EXPECT_EQ(s[1].rows, 3u);
+    EXPECT_TRUE(s[1].sqlstate.empty());
+    EXPECT_EQ(s[2].sqlstate, "22P02");
+    EXPECT_EQ(s[3].rows, 1u);
+    EXPECT_EQ(s[3].sqlstate, "57014");  // left before its end
   });
 }
 

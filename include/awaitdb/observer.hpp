@@ -25,7 +25,9 @@
 
 namespace awaitdb {
 
-/// One statement, as an observer sees it. The views are valid during the call only.
+/// One statement, as an observer sees it. The views are valid during the call only. A stream
+/// or a COPY is one statement from before it is sent until its last row or piece (57014 when
+/// it is left before that); a stream's parameters come with its start only.
 struct statement_event {
   std::string_view sql;  // the text as given
   awaitdb::engine engine = awaitdb::engine::sqlite;

@@ -194,14 +194,18 @@ class pg_backend final : public backend {
     if (auto l = listener()) l->close();
   }
 
-  asio::awaitable<std::unique_ptr<copy_sink>> copy_in(std::string sql, tx_state* tx) override {
+  asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement& st, tx_state* tx) override {
+    const std::string sql(st.sql);
     auto [conn, lease] = co_await copy_connection(tx);
+    st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     co_await conn->copy_start(sql, true);
     co_return std::make_unique<pg_copy_sink>(std::move(conn), std::move(lease));
   }
 
-  asio::awaitable<std::unique_ptr<copy_source>> copy_out(std::string sql, tx_state* tx) override {
+  asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement& st, tx_state* tx) override {
+    const std::string sql(st.sql);
     auto [conn, lease] = co_await copy_connection(tx);
+    st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     co_await conn->copy_start(sql, false);
     co_return std::make_unique<pg_copy_source>(std::move(conn), std::move(lease));
   }
@@ -332,6 +336,7 @@ class pg_backend final : public backend {
     if (tx) {
       pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
       r.tx = &top.book;
+      st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_group_ptr g = top.conn->submit(r);
       co_return std::make_unique<pg_row_source>(top.conn, pool_lease(), std::move(g));
     }
@@ -339,6 +344,7 @@ class pg_backend final : public backend {
     connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
     pool_lease lease = co_await pool.acquire_exclusive();
     auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
+    st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     pg_group_ptr g = conn->submit(r);
     co_return std::make_unique<pg_row_source>(std::move(conn), std::move(lease), std::move(g));
   }

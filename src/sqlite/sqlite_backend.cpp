@@ -67,7 +67,6 @@ class sqlite_row_source final : public row_source {
 
   asio::awaitable<std::optional<row>> next() override {
     std::optional<row> out;
-    if (over_) co_return out;
     const clock::time_point deadline = clock::now() + patience_;
     for (int attempts = 0;; ++attempts) {
       if (step(out) == outcome::done) co_return out;
@@ -83,20 +82,18 @@ class sqlite_row_source final : public row_source {
   }
 
  private:
-  // One step; the database closed under the stream ends it (as on PostgreSQL: 08003, then over).
+  // One step. The database closed under the stream ends it, as on PostgreSQL (08003; the
+  // stream is then over, as after any failure).
   outcome step(std::optional<row>& out) {
     std::lock_guard lock(hold_->mutex);
-    if (!hold_->conn) {
-      over_ = true;
+    if (!hold_->conn)
       throw error(sqlstate::connection_does_not_exist,
                   "the database was closed while this stream was being read");
-    }
     return hold_->conn->step_row(out);
   }
 
   std::shared_ptr<stream_hold> hold_;
   std::chrono::milliseconds patience_;
-  bool over_ = false;
 };
 
 class sqlite_backend final : public backend {
@@ -161,6 +158,7 @@ class sqlite_backend final : public backend {
           std::erase_if(streams_, [](const auto& w) { return w.expired(); });
           streams_.push_back(hold);
         }
+        st.connection = readers_.size() + 1;  // (numbered after the pooled readers)
         co_return std::make_unique<sqlite_row_source>(std::move(hold), options_.busy_timeout);
       }
     }
