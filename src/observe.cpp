@@ -236,23 +236,35 @@ namespace {
 // Each forwards to what it wraps and tells the watch; destroyed before the end, the watch
 // reports the statement left.
 
+// `op`, its failure reported to `watch`.
+template <class T>
+boost::asio::awaitable<T> failure_reported(stream_watch& watch, boost::asio::awaitable<T> op) {
+  try {
+    co_return co_await std::move(op);
+  } catch (...) {
+    watch.failed(std::current_exception());
+    throw;
+  }
+}
+
+// The next row or piece that `op` gives, counted; its end or failure reported.
+template <class T>
+boost::asio::awaitable<std::optional<T>> item_reported(
+    stream_watch& watch, boost::asio::awaitable<std::optional<T>> op) {
+  std::optional<T> item = co_await failure_reported(watch, std::move(op));
+  if (item)
+    watch.add_rows(1);  // (a COPY TO sends one row per piece)
+  else
+    watch.finished();
+  co_return item;
+}
+
 class watched_row_source final : public row_source {
  public:
   watched_row_source(std::unique_ptr<row_source> rows, std::unique_ptr<stream_watch> watch)
       : rows_(std::move(rows)), watch_(std::move(watch)) {}
   boost::asio::awaitable<std::optional<row>> next() override {
-    std::optional<row> r;
-    try {
-      r = co_await rows_->next();
-    } catch (...) {
-      watch_->failed(std::current_exception());
-      throw;
-    }
-    if (r)
-      watch_->add_rows(1);
-    else
-      watch_->finished();
-    co_return r;
+    return item_reported(*watch_, rows_->next());
   }
 
  private:
@@ -265,21 +277,10 @@ class watched_copy_sink final : public copy_sink {
   watched_copy_sink(std::unique_ptr<copy_sink> sink, std::unique_ptr<stream_watch> watch)
       : sink_(std::move(sink)), watch_(std::move(watch)) {}
   boost::asio::awaitable<void> write(std::string_view data) override {
-    try {
-      co_await sink_->write(data);
-    } catch (...) {
-      watch_->failed(std::current_exception());
-      throw;
-    }
+    return failure_reported(*watch_, sink_->write(data));
   }
   boost::asio::awaitable<std::uint64_t> finish() override {
-    std::uint64_t rows = 0;
-    try {
-      rows = co_await sink_->finish();
-    } catch (...) {
-      watch_->failed(std::current_exception());
-      throw;
-    }
+    const std::uint64_t rows = co_await failure_reported(*watch_, sink_->finish());
     watch_->add_rows(rows);
     watch_->finished();
     co_return rows;
@@ -295,18 +296,7 @@ class watched_copy_source final : public copy_source {
   watched_copy_source(std::unique_ptr<copy_source> source, std::unique_ptr<stream_watch> watch)
       : source_(std::move(source)), watch_(std::move(watch)) {}
   boost::asio::awaitable<std::optional<std::string>> next() override {
-    std::optional<std::string> piece;
-    try {
-      piece = co_await source_->next();
-    } catch (...) {
-      watch_->failed(std::current_exception());
-      throw;
-    }
-    if (piece)
-      watch_->add_rows(1);  // (the server sends one row per piece)
-    else
-      watch_->finished();
-    co_return piece;
+    return item_reported(*watch_, source_->next());
   }
 
  private:
