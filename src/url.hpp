@@ -55,6 +55,8 @@ struct postgres_options {
   std::chrono::milliseconds pool_idle_timeout{0};
   std::chrono::milliseconds connect_backoff{20};
   std::chrono::milliseconds connect_backoff_max{500};
+  // Not in the URL: a connection lost within this long of its open counts as a failed one.
+  std::chrono::milliseconds connect_probation{1000};
 };
 
 using database_options = std::variant<sqlite_options, postgres_options>;

@@ -173,7 +173,10 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
       continue;
     }
     const bool looked_at_first = now - s.conn->idle_since() > options_.recheck_after;
-    if (s.conn->lost() || expired_locked(s, now) || (looked_at_first && !s.conn->check_alive())) {
+    const bool expired = expired_locked(s, now);
+    const bool lost = s.conn->lost() || (!expired && looked_at_first && !s.conn->check_alive());
+    if (lost || expired) {
+      if (lost) lost_locked(s);
       std::shared_ptr<pooled_connection> dead = s.conn;
       slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
       dead->close();
@@ -236,6 +239,7 @@ pool_lease connection_pool::try_acquire_shared() {
     // path, so that a statement every few milliseconds stays on the fast one.
     if (quiet_locked(s) && clock_() - best->idle_since() > options_.recheck_after &&
         !best->check_alive()) {
+      lost_locked(s);
       std::shared_ptr<pooled_connection> dead = s.conn;
       remove_locked(*dead);
       dead->close();
@@ -461,6 +465,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(
       s.conn = c;
       s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
       s.claims = kind == lease_kind::shared ? 1 : 0;
+      s.opened_at = clock_();
       if (options_.max_lifetime.count() > 0) {
         // Shortened by up to 1/40 (xorshift32), so that connections opened together do not
         // all retire together.
@@ -510,6 +515,7 @@ void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
       s->state = status::draining;
     }
     if (s->conn->lost()) {
+      lost_locked(*s);
       to_close.push_back(s->conn);
       remove_locked(c);
     } else if (quiet_locked(*s)) {
@@ -542,6 +548,7 @@ void connection_pool::on_lost(pooled_connection& c) noexcept {
   std::lock_guard lock(mutex_);
   slot* s = find_locked(c);
   if (!s) return;
+  lost_locked(*s);
   // Exclusive users still hold it (their next statement fails); everyone else loses it now.
   if (s->state == status::exclusive) return;
   remove_locked(c);
@@ -724,8 +731,12 @@ asio::awaitable<void> connection_pool::fill_to_min_size(std::shared_ptr<connecti
 
 void connection_pool::record_open_outcome_locked(const std::exception_ptr& failure,
                                                  pool_clock::time_point attempt_at) {
+  const auto now = clock_();
   if (!failure) {
-    open_failures_ = 0;
+    // The server answers: the next open need not wait. The failures before are forgotten once
+    // the first success since them has stood through the probation (count_failure_locked).
+    if (last_success_at_ <= last_failure_at_) last_success_at_ = now;
+    next_open_at_ = std::min(next_open_at_, now);
     return;
   }
   try {
@@ -744,15 +755,41 @@ void connection_pool::record_open_outcome_locked(const std::exception_ptr& failu
     last_open_state_ = std::string(sqlstate::connection_failure);
     last_open_message_ = "connection failed";
   }
+  count_failure_locked(attempt_at, now);
+}
+
+// One more failed open, or a connection lost within its probation (`attempt_at`: when it was
+// opened). The pause before the next open doubles with each.
+void connection_pool::count_failure_locked(pool_clock::time_point attempt_at,
+                                           pool_clock::time_point now) {
+  // A success with no failure since, standing for the probation: the earlier failures are over.
+  if (last_success_at_ > last_failure_at_ && now - last_success_at_ >= options_.connect_probation)
+    open_failures_ = 0;
   // Attempts made together (started before the last failure was known) count once.
   if (open_failures_ > 0 && attempt_at < last_failure_at_) return;
-  last_failure_at_ = clock_();
+  last_failure_at_ = now;
   if (open_failures_ < 64) ++open_failures_;
   auto pause = options_.connect_backoff;
   for (unsigned i = 1; i < open_failures_ && pause < options_.connect_backoff_max; ++i)
     pause *= 2;
   pause = std::min(pause, options_.connect_backoff_max);
   next_open_at_ = last_failure_at_ + pause;
+}
+
+// A connection found lost (once per connection): lost within its probation, it counts as a
+// failed open.
+void connection_pool::lost_locked(slot& s) {
+  if (s.loss_counted) return;
+  s.loss_counted = true;
+  const auto now = clock_();
+  const auto lived = now - s.opened_at;
+  if (lived >= options_.connect_probation) return;
+  last_open_state_ = std::string(sqlstate::connection_failure);
+  last_open_message_ =
+      "the connection was lost " +
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(lived).count()) +
+      " ms after it opened";
+  count_failure_locked(s.opened_at, now);
 }
 
 awaitdb::pool_stats connection_pool::stats() const {

@@ -118,6 +118,11 @@ struct pool_options {
   /// timeout ends before the pause does fails at once with the last failure.
   std::chrono::milliseconds connect_backoff{20};
   std::chrono::milliseconds connect_backoff_max{500};
+  /// A connection lost within this long of its open counts as a failed open, and until a
+  /// connection has lived this long a success does not forget the failures before it: a server
+  /// that accepts connections and drops them at once is met with the growing pause, not a
+  /// tight loop of reconnections (0: a success forgets at once).
+  std::chrono::milliseconds connect_probation{1000};
 };
 
 enum class lease_kind : std::uint8_t { exclusive, shared };
@@ -201,6 +206,8 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
     status state = status::opening;
     std::size_t claims = 0;  // tasks holding a shared lease on it
     pool_clock::time_point expires_at = pool_clock::time_point::max();  // max_lifetime
+    pool_clock::time_point opened_at{};
+    bool loss_counted = false;  // its loss was weighed against connect_probation
   };
   struct waiting_task {
     lease_kind kind;
@@ -249,6 +256,8 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   boost::asio::awaitable<void> fill_to_min_size(std::shared_ptr<connection_pool> self);
   void record_open_outcome_locked(const std::exception_ptr& failure,
                                   pool_clock::time_point attempt_at);
+  void count_failure_locked(pool_clock::time_point attempt_at, pool_clock::time_point now);
+  void lost_locked(slot& s);
   pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
 
   boost::asio::any_io_executor executor_;
@@ -270,9 +279,10 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   bool upkeep_armed_ = false;
   bool filling_ = false;                        // fill_to_min_size is running
   std::uint32_t lifetime_jitter_ = 0x9e3779b9;  // a small generator's state
-  // Failed opens in a row, when the next may start, and what the last one said.
+  // Failed opens in a row (and connections lost within their probation), when the next open may
+  // start, the last success, and what the last failure said.
   unsigned open_failures_ = 0;
-  pool_clock::time_point last_failure_at_{}, next_open_at_{};
+  pool_clock::time_point last_failure_at_{}, next_open_at_{}, last_success_at_{};
   wait_list pausing_;  // opens waiting out that pause (close cuts them short)
   std::string last_open_state_, last_open_message_;
 };

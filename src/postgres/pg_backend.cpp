@@ -176,6 +176,7 @@ class pg_backend final : public backend {
     p.idle_timeout = options.pool_idle_timeout;
     p.connect_backoff = options.connect_backoff;
     p.connect_backoff_max = options.connect_backoff_max;
+    p.connect_probation = options.connect_probation;
     auto open = [executor, shared]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
       co_return co_await pg_connection::connect(executor, shared);
     };

@@ -106,7 +106,10 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_listener::connection() {
     lock.lock();
     opening_ = false;
     const bool closed = closed_;
-    if (c && !closed) conn_ = c;
+    if (c && !closed) {
+      conn_ = c;
+      connected_at_ = std::chrono::steady_clock::now();
+    }
     lock.unlock();
     opened_.notify_all();
     if (c && closed) {
@@ -148,6 +151,16 @@ void pg_listener::received(std::vector<pg_notification>& batch, bool lost,
     }
     if (lost && !closed_ && conn_.get() == from) {
       conn_.reset();
+      // Dropped soon after it opened (a server that accepts and drops at once): the next open
+      // waits, longer each time; a connection that lived longer is opened again at once.
+      const postgres_options& options = shared_->options;
+      if (std::chrono::steady_clock::now() - connected_at_ < options.connect_probation)
+        loss_pause_ = loss_pause_.count() == 0
+                          ? std::max(options.connect_backoff, std::chrono::milliseconds(10))
+                          : std::min(loss_pause_ * 2, std::max(options.connect_backoff_max,
+                                                               options.connect_backoff));
+      else
+        loss_pause_ = std::chrono::milliseconds(0);
       for (const auto& entry : channels_)
         for (auto& s : subscribers_locked(entry.first))
           gapped.push_back(std::move(s));
@@ -168,6 +181,16 @@ asio::awaitable<void> pg_listener::reconnect() {
   const postgres_options& options = shared_->options;
   auto pause = std::max(options.connect_backoff, std::chrono::milliseconds(10));
   const auto longest = std::max(options.connect_backoff_max, pause);
+  std::chrono::milliseconds first_pause{0};
+  {
+    std::lock_guard lock(mutex_);
+    first_pause = loss_pause_;
+  }
+  if (first_pause.count() > 0) {
+    asio::steady_timer timer(executor_, first_pause);
+    co_await timer.async_wait(asio::use_awaitable);
+    pause = std::min(std::max(pause, first_pause * 2), longest);
+  }
   for (;;) {
     {
       std::lock_guard lock(mutex_);

@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,10 @@ class pg_listener : public std::enable_shared_from_this<pg_listener> {
   std::shared_ptr<pg_shared> shared_;
   std::mutex mutex_;
   std::shared_ptr<pg_connection> conn_;
+  // When conn_ was opened, and the pause before opening again after it is lost: a connection
+  // lost within connect_probation of its open makes the pause grow, as a failed open does.
+  std::chrono::steady_clock::time_point connected_at_{};
+  std::chrono::milliseconds loss_pause_{0};
   bool opening_ = false;
   bool closed_ = false;
   wait_list opened_;

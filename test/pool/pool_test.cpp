@@ -571,13 +571,72 @@ TEST(pool, failed_opens_are_spaced_by_a_pause_that_grows) {
     f.clock.now += 4000ms;  // doubled again, up to the maximum
     pool_lease first = co_await f.pool->acquire_exclusive();
     EXPECT_EQ(f.attempts, 4);
-    // A success starts the count again: the next failure pauses for the first step only.
+    // A success that has stood through the probation (1 s) starts the count again: the next
+    // failure pauses for the first step only.
+    f.clock.now += 1000ms;
     f.failures_to_come = 1;
     co_await refused("after a success");
     f.clock.now += 1000ms;
     pool_lease second = co_await f.pool->acquire_exclusive();
     EXPECT_EQ(f.attempts, 6);
     EXPECT_EQ(f.pool->stats().size, 2u);
+  });
+}
+
+TEST(pool, a_connection_lost_right_after_its_open_counts_as_a_failed_open) {
+  pool_options o = small(2);
+  o.connect_backoff = 1000ms;
+  o.connect_backoff_max = 4000ms;
+  o.connect_probation = 500ms;
+  o.acquire_timeout = 100ms;  // shorter than every pause: refused at once
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    auto refused = [&](std::string_view what, std::string_view message) -> asio::awaitable<void> {
+      try {
+        pool_lease l = co_await f.pool->acquire_exclusive();
+        ADD_FAILURE() << what << ": opened";
+      } catch (const error& e) {
+        EXPECT_EQ(e.sqlstate(), "08006") << what;
+        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      }
+    };
+    {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      f.clock.now += 10ms;
+      fake(l).die();
+    }
+    // A server that accepts and drops at once is not reconnected to in a loop.
+    co_await refused("after a loss 10 ms after the open", "lost 10 ms after it opened");
+    EXPECT_EQ(f.attempts, 1);
+    f.clock.now += 1000ms;
+    {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      fake(l).die();
+    }
+    EXPECT_EQ(f.attempts, 2);
+    f.clock.now += 1000ms;  // the pause doubled: 1000 ms of it left
+    co_await refused("within the second pause", "lost 0 ms after it opened");
+    EXPECT_EQ(f.attempts, 2);
+    f.clock.now += 1000ms;
+    {
+      // Lives through its probation: its loss is no failure, and the next open goes at once.
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      f.clock.now += 500ms;
+      fake(l).die();
+    }
+    pool_lease next = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 4);
+    // The failures before are forgotten: a failed open now pauses for the first step only.
+    f.failures_to_come = 1;
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "opened";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "08001");
+    }
+    f.clock.now += 1000ms;
+    pool_lease last = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 6);
   });
 }
 

@@ -73,6 +73,35 @@ TEST_F(postgres, a_lost_listening_connection_gives_a_gap_then_what_came_after) {
   });
 }
 
+TEST_F(postgres,
+       a_lost_listening_connection_dropped_right_after_its_open_is_opened_again_after_a_pause) {
+  run([&]() -> asio::awaitable<void> {
+    database admin = co_await open(url_);
+    auto sessions = [&]() -> asio::awaitable<std::int64_t> {
+      co_return co_await admin.query_scalar<std::int64_t>(
+          "SELECT sessions FROM pg_stat_database WHERE datname = current_database()");
+    };
+    // The server ends every session of `db` 20 ms after its last statement: the listening
+    // connection right after its LISTEN, again and again.
+    database db =
+        co_await open(url("connect_backoff_ms=50&connect_backoff_max_ms=400&"
+                          "options=-c%20idle_session_timeout%3D20"));
+    const auto before = co_await sessions();
+    subscription sub = co_await db.listen("awaitdb_flap");
+    co_await sleep_for(milliseconds(1500));
+    co_await db.close();
+    co_await sleep_for(milliseconds(300));  // (a session is counted in the statistics as it exits)
+    const auto opened = co_await sessions() - before;
+    std::printf(
+        "[ listen  ] %lld listening sessions in 1.5 s, each dropped 20 ms after its LISTEN\n",
+        static_cast<long long>(opened));
+    EXPECT_GE(opened, 3);  // it did connect again, more than once
+    // With the pause growing from 50 to 400 ms, about 6; without it, one about every 30 ms.
+    EXPECT_LE(opened, 15);
+    co_await admin.close();
+  });
+}
+
 TEST_F(postgres, a_notification_from_a_transaction_arrives_after_its_commit) {
   run([&]() -> asio::awaitable<void> {
     database db = co_await open(url_);
