@@ -13,6 +13,7 @@
 namespace awaitdb::detail {
 
 namespace asio = boost::asio;
+using std::chrono::milliseconds;
 
 namespace {
 
@@ -30,6 +31,14 @@ asio::awaitable<void> run_control(pg_connection& c, const std::string& sql) {
 
 error closed_error() {
   return error(sqlstate::connection_does_not_exist, "the database is closed");
+}
+
+// The pause before opening again after `previous` (0: none yet): connect_backoff (at least
+// 10 ms), doubling up to connect_backoff_max.
+milliseconds next_pause(milliseconds previous, const postgres_options& o) {
+  const milliseconds first = std::max(o.connect_backoff, milliseconds(10));
+  if (previous.count() == 0) return first;
+  return std::min(previous * 2, std::max(o.connect_backoff_max, first));
 }
 
 }  // namespace
@@ -153,14 +162,9 @@ void pg_listener::received(std::vector<pg_notification>& batch, bool lost,
       conn_.reset();
       // Dropped soon after it opened (a server that accepts and drops at once): the next open
       // waits, longer each time; a connection that lived longer is opened again at once.
-      const postgres_options& options = shared_->options;
-      if (std::chrono::steady_clock::now() - connected_at_ < options.connect_probation)
-        loss_pause_ = loss_pause_.count() == 0
-                          ? std::max(options.connect_backoff, std::chrono::milliseconds(10))
-                          : std::min(loss_pause_ * 2, std::max(options.connect_backoff_max,
-                                                               options.connect_backoff));
-      else
-        loss_pause_ = std::chrono::milliseconds(0);
+      const bool early =
+          std::chrono::steady_clock::now() - connected_at_ < shared_->options.connect_probation;
+      loss_pause_ = early ? next_pause(loss_pause_, shared_->options) : milliseconds(0);
       for (const auto& entry : channels_)
         for (auto& s : subscribers_locked(entry.first))
           gapped.push_back(std::move(s));
@@ -178,20 +182,16 @@ void pg_listener::received(std::vector<pg_notification>& batch, bool lost,
 
 asio::awaitable<void> pg_listener::reconnect() {
   const auto self = shared_from_this();  // until it has listened again, or is closed
-  const postgres_options& options = shared_->options;
-  auto pause = std::max(options.connect_backoff, std::chrono::milliseconds(10));
-  const auto longest = std::max(options.connect_backoff_max, pause);
-  std::chrono::milliseconds first_pause{0};
+  milliseconds pause{0};  // at once, unless the lost connection was dropped soon after it opened
   {
     std::lock_guard lock(mutex_);
-    first_pause = loss_pause_;
-  }
-  if (first_pause.count() > 0) {
-    asio::steady_timer timer(executor_, first_pause);
-    co_await timer.async_wait(asio::use_awaitable);
-    pause = std::min(std::max(pause, first_pause * 2), longest);
+    pause = loss_pause_;
   }
   for (;;) {
+    if (pause.count() > 0) {
+      asio::steady_timer timer(executor_, pause);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
     {
       std::lock_guard lock(mutex_);
       if (closed_ || channels_.empty()) co_return;
@@ -202,9 +202,7 @@ asio::awaitable<void> pg_listener::reconnect() {
     } catch (...) {
       // Refused, or the server is starting up: again after a pause.
     }
-    asio::steady_timer timer(executor_, pause);
-    co_await timer.async_wait(asio::use_awaitable);
-    pause = std::min(pause * 2, longest);
+    pause = next_pause(pause, shared_->options);
   }
 }
 
