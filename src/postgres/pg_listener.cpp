@@ -5,8 +5,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 
@@ -188,12 +186,12 @@ asio::awaitable<void> pg_listener::reconnect() {
     pause = loss_pause_;
   }
   for (;;) {
-    if (pause.count() > 0) {
-      asio::steady_timer timer(executor_, pause);
-      co_await timer.async_wait(asio::use_awaitable);
-    }
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      if (pause.count() > 0 && !closed_) {
+        co_await pausing_.wait(lock, std::chrono::steady_clock::now() + pause);
+        lock.lock();
+      }
       if (closed_ || channels_.empty()) co_return;
     }
     try {
@@ -245,6 +243,7 @@ void pg_listener::close() noexcept {
   }
   if (c) c->close();
   opened_.notify_all();
+  pausing_.notify_all();
   const std::exception_ptr why = std::make_exception_ptr(closed_error());
   for (const auto& s : subs)
     s->fail(why);

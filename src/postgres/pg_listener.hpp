@@ -57,6 +57,7 @@ class pg_listener : public std::enable_shared_from_this<pg_listener> {
   bool opening_ = false;
   bool closed_ = false;
   wait_list opened_;
+  wait_list pausing_;  // reconnect's pause (close cuts it short)
   std::map<std::string, std::vector<std::weak_ptr<subscription_state>>> channels_;
 };
 

@@ -102,6 +102,24 @@ TEST_F(postgres,
   });
 }
 
+TEST_F(postgres, a_lost_listening_connection_s_pause_before_opening_again_ends_at_close) {
+  clock::time_point closed_at;
+  run([&]() -> asio::awaitable<void> {
+    // Dropped 20 ms after its LISTEN: then a pause of 2 s before the listener opens again.
+    database db =
+        co_await open(url("connect_backoff_ms=2000&connect_backoff_max_ms=2000&"
+                          "options=-c%20idle_session_timeout%3D20"));
+    subscription sub = co_await db.listen("awaitdb_pause");
+    co_await sleep_for(milliseconds(300));
+    closed_at = clock::now();
+    co_await db.close();
+  });
+  // run() returns once nothing is left on the io_context: the pause did not hold it.
+  const auto after_close = clock::now() - closed_at;
+  EXPECT_LT(after_close, milliseconds(1000))
+      << std::chrono::duration_cast<milliseconds>(after_close).count() << " ms";
+}
+
 TEST_F(postgres, a_notification_from_a_transaction_arrives_after_its_commit) {
   run([&]() -> asio::awaitable<void> {
     database db = co_await open(url_);
