@@ -2,6 +2,7 @@
 
 #include "../observe.hpp"
 #include "../task_context.hpp"
+#include "../util/backoff.hpp"
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
@@ -769,11 +770,8 @@ void connection_pool::count_failure_locked(pool_clock::time_point attempt_at,
   if (open_failures_ > 0 && attempt_at < last_failure_at_) return;
   last_failure_at_ = now;
   if (open_failures_ < 64) ++open_failures_;
-  auto pause = options_.connect_backoff;
-  for (unsigned i = 1; i < open_failures_ && pause < options_.connect_backoff_max; ++i)
-    pause *= 2;
-  pause = std::min(pause, options_.connect_backoff_max);
-  next_open_at_ = last_failure_at_ + pause;
+  next_open_at_ = last_failure_at_ + backoff_pause(options_.connect_backoff,
+                                                   options_.connect_backoff_max, open_failures_);
 }
 
 // A connection found lost (once per connection): lost within its probation, it counts as a

@@ -1,5 +1,6 @@
 #include "pg_listener.hpp"
 
+#include "../util/backoff.hpp"
 #include "pg_connection.hpp"
 #include <awaitdb/error.hpp>
 
@@ -31,12 +32,11 @@ error closed_error() {
   return error(sqlstate::connection_does_not_exist, "the database is closed");
 }
 
-// The pause before opening again after `previous` (0: none yet): connect_backoff (at least
-// 10 ms), doubling up to connect_backoff_max.
-milliseconds next_pause(milliseconds previous, const postgres_options& o) {
+// The pause before opening again after `failures` in a row: the pool's rule, from at least
+// 10 ms (a listener that cannot stay open never reconnects in a tight loop).
+milliseconds pause_after(unsigned failures, const postgres_options& o) {
   const milliseconds first = std::max(o.connect_backoff, milliseconds(10));
-  if (previous.count() == 0) return first;
-  return std::min(previous * 2, std::max(o.connect_backoff_max, first));
+  return backoff_pause(first, std::max(o.connect_backoff_max, first), failures);
 }
 
 }  // namespace
@@ -162,7 +162,7 @@ void pg_listener::received(std::vector<pg_notification>& batch, bool lost,
       // waits, longer each time; a connection that lived longer is opened again at once.
       const bool early =
           std::chrono::steady_clock::now() - connected_at_ < shared_->options.connect_probation;
-      loss_pause_ = early ? next_pause(loss_pause_, shared_->options) : milliseconds(0);
+      early_losses_ = early ? std::min(early_losses_ + 1, 64u) : 0;
       for (const auto& entry : channels_)
         for (auto& s : subscribers_locked(entry.first))
           gapped.push_back(std::move(s));
@@ -180,12 +180,14 @@ void pg_listener::received(std::vector<pg_notification>& batch, bool lost,
 
 asio::awaitable<void> pg_listener::reconnect() {
   const auto self = shared_from_this();  // until it has listened again, or is closed
-  milliseconds pause{0};  // at once, unless the lost connection was dropped soon after it opened
+  // At once, unless the lost connection was dropped soon after it opened.
+  unsigned failures = 0;
   {
     std::lock_guard lock(mutex_);
-    pause = loss_pause_;
+    failures = early_losses_;
   }
   for (;;) {
+    const milliseconds pause = pause_after(failures, shared_->options);
     {
       std::unique_lock lock(mutex_);
       if (pause.count() > 0 && !closed_) {
@@ -200,7 +202,7 @@ asio::awaitable<void> pg_listener::reconnect() {
     } catch (...) {
       // Refused, or the server is starting up: again after a pause.
     }
-    pause = next_pause(pause, shared_->options);
+    if (failures < 64) ++failures;
   }
 }
 

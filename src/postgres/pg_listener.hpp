@@ -50,10 +50,11 @@ class pg_listener : public std::enable_shared_from_this<pg_listener> {
   std::shared_ptr<pg_shared> shared_;
   std::mutex mutex_;
   std::shared_ptr<pg_connection> conn_;
-  // When conn_ was opened, and the pause before opening again after it is lost: a connection
-  // lost within connect_probation of its open makes the pause grow, as a failed open does.
+  // When conn_ was opened, and how many connections in a row were lost within
+  // connect_probation of their open: each counts as a failed open for the pause before opening
+  // again (a connection that lived longer resets it).
   std::chrono::steady_clock::time_point connected_at_{};
-  std::chrono::milliseconds loss_pause_{0};
+  unsigned early_losses_ = 0;
   bool opening_ = false;
   bool closed_ = false;
   wait_list opened_;
