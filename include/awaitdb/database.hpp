@@ -124,6 +124,61 @@ class batch_result {
 };
 
 namespace detail {
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class T, class Executor>
+struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type {};
+
+/// What `database::transaction(fn, args...)` runs: `fn(args...)` on the held copies (lvalues),
+/// returning an awaitable.
+template <class F, class... Args>
+concept transaction_callable =
+    !std::same_as<std::remove_cvref_t<F>, transaction_options> &&
+    std::invocable<std::decay_t<F>&, std::decay_t<Args>&...> &&
+    is_awaitable<std::invoke_result_t<std::decay_t<F>&, std::decay_t<Args>&...>>::value;
+
+template <class F, class... Args>
+using transaction_awaitable = std::invoke_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13 && !defined(AWAITDB_NO_GCC12_WARNING)
+// g++ 12 copies the members of a temporary aggregate or lambda closure written inside a
+// `co_await` expression into a temporary of their own and destroys both (fixed in g++ 13). The
+// callee cannot undo that, so what could be such a temporary draws a warning: a callable given as
+// an rvalue that is not trivially copyable (a lambda capturing a `shared_ptr`, a `database`, a
+// `std::string` by value), or an aggregate argument given as an rvalue that is not trivially
+// copyable.
+template <class F>
+inline constexpr bool gcc12_risky_callable =
+    !std::is_lvalue_reference_v<F> && !std::is_trivially_copyable_v<std::remove_cvref_t<F>>;
+template <class A>
+inline constexpr bool gcc12_risky_argument =
+    !std::is_lvalue_reference_v<A> && std::is_aggregate_v<std::remove_cvref_t<A>> &&
+    !std::is_trivially_copyable_v<std::remove_cvref_t<A>>;
+#else
+template <class F>
+inline constexpr bool gcc12_risky_callable = false;
+template <class A>
+inline constexpr bool gcc12_risky_argument = false;
+#endif
+template <class F, class... Args>
+inline constexpr bool gcc12_risky_call = gcc12_risky_callable<F> ||
+                                         (gcc12_risky_argument<Args> || ...);
+
+template <class F, class... Args>
+concept transaction_body = transaction_callable<F, Args...> && !gcc12_risky_call<F, Args...>;
+template <class F, class... Args>
+concept gcc12_risky_transaction_body =
+    transaction_callable<F, Args...> && gcc12_risky_call<F, Args...>;
+}  // namespace detail
+
+#define AWAITDB_GCC12_CAPTURE_WARNING                                                         \
+  "g++ 12 destroys twice the captures of a lambda written inside a co_await expression (and " \
+  "the members of an aggregate temporary there): give the state as arguments, "               \
+  "db.transaction([](awaitdb::database db, auto keep) -> awaitable<R> {...}, db, keep), or "  \
+  "name the lambda first and pass it as an lvalue; see docs/usage.md. Define "                \
+  "AWAITDB_NO_GCC12_WARNING to silence this"
+
+namespace detail {
 class backend;
 class tx_state;
 
@@ -309,8 +364,8 @@ class database {
         run_query_opt(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...)));
   }
 
-  /// Runs `fn()`, which returns `boost::asio::awaitable<R>`, inside a transaction, and returns
-  /// its value.
+  /// Runs `fn(args...)`, which returns `boost::asio::awaitable<R>`, inside a transaction, and
+  /// returns its value.
   ///
   /// Commits when `fn` returns; rolls back and rethrows when it throws; rolls back when the
   /// operation is cancelled. Inside another transaction of this database (the task context
@@ -323,49 +378,45 @@ class database {
   /// fails inside the transaction aborts it, as on PostgreSQL, on both engines: later statements
   /// throw 25P02 until the enclosing savepoint or transaction is rolled back.
   ///
-  /// `fn` is moved into the operation and lives until it completes. Its coroutine runs on the
-  /// caller's executor (wrapped so that it carries the task context).
-  template <class F>
-  auto transaction(F fn) const -> std::invoke_result_t<F&> {
-    return transaction(transaction_options{}, std::move(fn));
+  /// `fn` and `args` are moved (rvalues) or copied (lvalues) into the operation and live until
+  /// it completes; `fn` is called with the held `args` as lvalues, again on each retry. Its
+  /// coroutine runs on the caller's executor (wrapped so that it carries the task context).
+  ///
+  /// g++ 12 destroys twice the by-value captures of a lambda written inside a `co_await`
+  /// expression (a compiler bug, fixed in g++ 13; see docs/usage.md). Give such state as
+  /// `args` instead (`db.transaction([](database db, auto keep) -> ..., db, keep)`), or name the
+  /// lambda first; built by g++ 12, an rvalue callable that is not trivially copyable draws a
+  /// deprecation warning naming this.
+  template <class F, class... Args>
+  requires detail::transaction_body<F, Args...>
+  auto transaction(F&& fn, Args&&... args) const -> detail::transaction_awaitable<F, Args...> {
+    return run_transaction(*this, transaction_options{}, std::decay_t<F>(std::forward<F>(fn)),
+                           std::decay_t<Args>(std::forward<Args>(args))...);
+  }
+  template <class F, class... Args>
+  requires detail::gcc12_risky_transaction_body<F, Args...>
+  [[deprecated(AWAITDB_GCC12_CAPTURE_WARNING)]] auto transaction(F&& fn, Args&&... args) const
+      -> detail::transaction_awaitable<F, Args...> {
+    return run_transaction(*this, transaction_options{}, std::decay_t<F>(std::forward<F>(fn)),
+                           std::decay_t<Args>(std::forward<Args>(args))...);
   }
 
   /// The same, with an isolation level, read-only, and retries (see `transaction_options`).
   /// Inside another transaction (a savepoint) only the defaults are accepted (25001).
-  template <class F>
-  auto transaction(transaction_options options, F fn) const -> std::invoke_result_t<F&> {
-    using awaitable_type = std::invoke_result_t<F&>;
-    using value_type = typename awaitable_type::value_type;
-    // (void: a monostate, so that one path serves both.)
-    using held_type = std::conditional_t<std::is_void_v<value_type>, std::monostate, value_type>;
-    for (unsigned attempt = 0;; ++attempt) {
-      detail::transaction_scope scope = co_await begin_transaction(options);
-      std::exception_ptr failure;
-      std::optional<held_type> value;
-      auto body = [&]() -> boost::asio::awaitable<void> {
-        if constexpr (std::is_void_v<value_type>) {
-          co_await std::invoke(fn);
-          value.emplace();
-        } else {
-          value.emplace(co_await std::invoke(fn));
-        }
-      };
-      try {
-        co_await boost::asio::co_spawn(scope.executor(), body, boost::asio::use_awaitable);
-        co_await scope.commit();
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      if (!failure) {
-        if constexpr (std::is_void_v<value_type>)
-          co_return;
-        else
-          co_return std::move(*value);
-      }
-      scope.rollback();
-      const bool again = co_await retry_after(options, attempt, failure);
-      if (!again) std::rethrow_exception(failure);
-    }
+  template <class F, class... Args>
+  requires detail::transaction_body<F, Args...>
+  auto transaction(transaction_options options, F&& fn, Args&&... args) const
+      -> detail::transaction_awaitable<F, Args...> {
+    return run_transaction(*this, options, std::decay_t<F>(std::forward<F>(fn)),
+                           std::decay_t<Args>(std::forward<Args>(args))...);
+  }
+  template <class F, class... Args>
+  requires detail::gcc12_risky_transaction_body<F, Args...>
+  [[deprecated(AWAITDB_GCC12_CAPTURE_WARNING)]] auto transaction(transaction_options options,
+                                                                 F&& fn, Args&&... args) const
+      -> detail::transaction_awaitable<F, Args...> {
+    return run_transaction(*this, options, std::decay_t<F>(std::forward<F>(fn)),
+                           std::decay_t<Args>(std::forward<Args>(args))...);
   }
 
   /// Runs the statements of `b` and returns one outcome per statement, in order. A failing
@@ -426,6 +477,43 @@ class database {
   }
   boost::asio::awaitable<std::uint64_t> run_execute(detail::statement_args args) const;
   boost::asio::awaitable<row_stream> run_stream(detail::statement_args args) const;
+  // The transaction itself: a coroutine whose frame holds a copy of the handle (so that the
+  // operation outlives the handle it was started from), `fn` and `args`.
+  template <class F, class... Args>
+  static boost::asio::awaitable<typename std::invoke_result_t<F&, Args&...>::value_type>
+  run_transaction(database self, transaction_options options, F fn, Args... args) {
+    using value_type = typename std::invoke_result_t<F&, Args&...>::value_type;
+    // (void: a monostate, so that one path serves both.)
+    using held_type = std::conditional_t<std::is_void_v<value_type>, std::monostate, value_type>;
+    for (unsigned attempt = 0;; ++attempt) {
+      detail::transaction_scope scope = co_await self.begin_transaction(options);
+      std::exception_ptr failure;
+      std::optional<held_type> value;
+      auto body = [&]() -> boost::asio::awaitable<void> {
+        if constexpr (std::is_void_v<value_type>) {
+          co_await std::invoke(fn, args...);
+          value.emplace();
+        } else {
+          value.emplace(co_await std::invoke(fn, args...));
+        }
+      };
+      try {
+        co_await boost::asio::co_spawn(scope.executor(), body, boost::asio::use_awaitable);
+        co_await scope.commit();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (!failure) {
+        if constexpr (std::is_void_v<value_type>)
+          co_return;
+        else
+          co_return std::move(*value);
+      }
+      scope.rollback();
+      const bool again = co_await retry_after(options, attempt, failure);
+      if (!again) std::rethrow_exception(failure);
+    }
+  }
   boost::asio::awaitable<detail::transaction_scope> begin_transaction(
       const transaction_options& options) const;
   /// Whether a transaction that failed with `failure` runs again (after a pause).
