@@ -3,6 +3,7 @@
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
 #include "pg_hosts.hpp"
+#include "pg_resolve.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -83,26 +85,52 @@ class startup_key_reader {
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
   const std::vector<pg_host_attempt>& hosts = shared->hosts;
-  if (hosts.size() <= 1) {
+  if (hosts.empty()) {
+    // A conninfo libpq must judge itself (it reports what is wrong with it).
     std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
-    co_await self->open(hosts.empty() ? nullptr : &hosts.front());
+    co_await self->open(nullptr);
     co_return self;
   }
-  // Host after host, each within the connect timeout; a cancelled wait ends it all.
+  // Host after host (and address after address of a name), each within the connect timeout; a
+  // cancelled wait ends it all.
   std::string failures;
+  auto failed = [&failures](const std::string& where, const std::string& why) {
+    failures += failures.empty() ? "" : "; ";
+    failures += where + ": " + why;
+  };
   for (const pg_host_attempt& host : hosts) {
-    std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
-    try {
-      co_await self->open(&host);
-      co_return self;
-    } catch (const error& e) {
-      failures += failures.empty() ? "" : "; ";
-      failures +=
-          host.label + ": " + (self->connect_failure_.empty() ? e.what() : self->connect_failure_);
+    std::vector<std::string> addresses;
+    if (!host.lookup.empty()) {
+      resolved_host found = co_await resolve_host(
+          executor, host.lookup, pg_clock::now() + shared->options.connect_timeout);
+      if (!found.failure.empty()) {
+        failed(host.label, "cannot resolve the host name: " + found.failure);
+        continue;
+      }
+      addresses = std::move(found.addresses);
+    }
+    const std::size_t tries = std::max<std::size_t>(addresses.size(), 1);
+    for (std::size_t i = 0; i < tries; ++i) {
+      pg_host_attempt one = host;
+      if (!addresses.empty()) {
+        one.keys.emplace_back("hostaddr");
+        one.values.push_back(addresses[i]);
+        one.label += " (" + addresses[i] + ")";
+      }
+      std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+      try {
+        co_await self->open(&one);
+        co_return self;
+      } catch (const error& e) {
+        if (hosts.size() == 1 && tries == 1) throw;  // its own message says it all
+        failed(one.label, self->connect_failure_.empty() ? e.what() : self->connect_failure_);
+      }
     }
   }
-  throw error(sqlstate::connection_not_established,
-              "cannot connect to " + shared->options.display_name + ": " + failures);
+  // (A label may quote what libpq took for a host or port in a malformed URL: a password.)
+  throw error(sqlstate::connection_not_established, "cannot connect to " +
+                                                        shared->options.display_name + ": " +
+                                                        shared->options.secrets.scrub(failures));
 }
 
 void pg_connection::connect_failed(std::string why) {

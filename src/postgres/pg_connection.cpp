@@ -55,7 +55,7 @@ pg_shared::pg_shared(asio::any_io_executor executor, postgres_options o, bool wi
                      std::shared_ptr<observer_slot> observer)
     : options(std::move(o))
     , hosts(plan_host_attempts(options.libpq_url, options.session_attrs))
-    , cancel_by_request(options.pgbouncer || !hosts.empty())
+    , cancel_by_request(options.pgbouncer || hosts.size() > 1 || !options.session_attrs.empty())
     , observers(std::move(observer))
     , canceller(with_canceller
                     ? std::make_unique<pg_canceller>(executor, options, cancel_by_request)

@@ -1,7 +1,10 @@
 #include "pg_hosts.hpp"
 
+#include "pg_resolve.hpp"
+
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <memory>
 
 namespace awaitdb::detail {
@@ -46,6 +49,11 @@ std::vector<pg_host_attempt> plan_host_attempts(const std::string& conninfo,
       values.emplace_back(o->val);
     }
   }
+  if (host.empty() && hostaddr.empty()) {
+    // libpq would take these from the environment (and look PGHOST up).
+    if (const char* env = std::getenv("PGHOST")) host = env;
+    if (const char* env = std::getenv("PGHOSTADDR")) hostaddr = env;
+  }
   const std::vector<std::string> hosts = split_commas(host);
   const std::vector<std::string> addrs = split_commas(hostaddr);
   const std::vector<std::string> ports = split_commas(port);
@@ -56,12 +64,11 @@ std::vector<pg_host_attempt> plan_host_attempts(const std::string& conninfo,
   }
   if (ports.size() != 1 && ports.size() != n) return {};
   const bool two_rounds = attrs == "prefer-standby";
-  if (n <= 1 && !two_rounds && session_attrs.empty()) return {};
 
   std::vector<pg_host_attempt> out;
   for (int round = 0; round < (two_rounds ? 2 : 1); ++round) {
     for (std::size_t i = 0; i < n; ++i) {
-      pg_host_attempt a{keys, values, {}};
+      pg_host_attempt a{keys, values, {}, {}};
       const std::string h = host.empty() ? std::string() : hosts[i];
       const std::string addr = hostaddr.empty() ? std::string() : addrs[i];
       const std::string p = ports.size() == 1 ? ports[0] : ports[i];
@@ -75,6 +82,7 @@ std::vector<pg_host_attempt> plan_host_attempts(const std::string& conninfo,
       add("port", p);
       add("target_session_attrs", two_rounds ? std::string(round == 0 ? "standby" : "any") : attrs);
       a.label = (h.empty() ? addr : h) + (p.empty() ? "" : ":" + p);
+      if (addr.empty() && host_needs_lookup(h)) a.lookup = h;
       out.push_back(std::move(a));
     }
   }

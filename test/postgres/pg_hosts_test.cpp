@@ -1,9 +1,12 @@
 // Which hosts a connection tries, in which order, with which target_session_attrs.
 #include "postgres/pg_hosts.hpp"
 
+#include "postgres/pg_resolve.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace awaitdb::detail {
 namespace {
@@ -13,10 +16,52 @@ std::string value_of(const pg_host_attempt& a, std::string_view key) {
   return it == a.keys.end() ? "<none>" : a.values[it - a.keys.begin()];
 }
 
-TEST(pg_hosts, one_host_is_left_to_libpq) {
-  EXPECT_TRUE(plan_host_attempts("postgresql://u:pw@127.0.0.1:5432/db").empty());
-  EXPECT_TRUE(plan_host_attempts("postgresql:///db").empty());
-  EXPECT_TRUE(plan_host_attempts("host=h port=1 dbname=db").empty());
+TEST(pg_hosts, one_host_is_one_attempt) {
+  auto numeric = plan_host_attempts("postgresql://u:pw@127.0.0.1:5432/db");
+  ASSERT_EQ(numeric.size(), 1u);
+  EXPECT_EQ(value_of(numeric[0], "host"), "127.0.0.1");
+  EXPECT_EQ(value_of(numeric[0], "dbname"), "db");
+  EXPECT_EQ(numeric[0].lookup, "");
+  EXPECT_EQ(numeric[0].label, "127.0.0.1:5432");
+  auto named = plan_host_attempts("host=db.internal port=1 dbname=db");
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named[0].lookup, "db.internal");
+  EXPECT_EQ(value_of(named[0], "host"), "db.internal");
+  EXPECT_EQ(value_of(named[0], "hostaddr"), "<none>");
+}
+
+TEST(pg_hosts, names_are_looked_up_but_addresses_and_sockets_are_not) {
+  auto plan = plan_host_attempts(
+      "postgresql://u@db.internal:1,[::1]:2,10.0.0.3:3,%2Fvar%2Frun%2Fpostgresql:4/app");
+  ASSERT_EQ(plan.size(), 4u);
+  EXPECT_EQ(plan[0].lookup, "db.internal");
+  EXPECT_EQ(plan[1].lookup, "");
+  EXPECT_EQ(value_of(plan[1], "host"), "::1");
+  EXPECT_EQ(plan[2].lookup, "");
+  EXPECT_EQ(plan[3].lookup, "");
+  EXPECT_EQ(value_of(plan[3], "host"), "/var/run/postgresql");
+  // hostaddr given: libpq connects to it and looks nothing up.
+  auto given = plan_host_attempts("host=db.internal hostaddr=10.0.0.1 dbname=d");
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(given[0].lookup, "");
+  EXPECT_TRUE(host_needs_lookup("localhost"));
+  EXPECT_FALSE(host_needs_lookup("fe80::1"));
+  EXPECT_FALSE(host_needs_lookup("@abstract"));
+  EXPECT_FALSE(host_needs_lookup(""));
+}
+
+TEST(pg_hosts, no_host_takes_the_environments_as_libpq_would) {
+  ::unsetenv("PGHOSTADDR");
+  ::setenv("PGHOST", "env.example", 1);
+  auto plan = plan_host_attempts("postgresql:///db");
+  ::unsetenv("PGHOST");
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(value_of(plan[0], "host"), "env.example");
+  EXPECT_EQ(plan[0].lookup, "env.example");
+  auto socket = plan_host_attempts("postgresql:///db");
+  ASSERT_EQ(socket.size(), 1u);
+  EXPECT_EQ(value_of(socket[0], "host"), "<none>");  // libpq's default socket
+  EXPECT_EQ(socket[0].lookup, "");
 }
 
 TEST(pg_hosts, each_host_is_an_attempt_of_its_own_in_order) {
