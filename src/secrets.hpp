@@ -25,6 +25,13 @@ class secret_scrubber {
 
   const std::vector<std::string>& candidates() const noexcept { return candidates_; }
 
+  /// This scrubber, also hiding `password` (one that did not come from the URL).
+  secret_scrubber with(std::string_view password) const {
+    secret_scrubber out = *this;
+    out.add(password);
+    return out;
+  }
+
  private:
   void add(std::string_view candidate);
 

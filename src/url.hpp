@@ -6,9 +6,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
+
+namespace awaitdb {
+class open_options;
+}  // namespace awaitdb
 
 namespace awaitdb::detail {
 
@@ -23,6 +28,8 @@ struct sqlite_options {
   bool foreign_keys = true;
   std::string journal_mode = "wal";  // file databases only
   std::size_t readers = 4;           // WAL file databases: reader connections at most
+  // Not a URL option: code given to `open` (the session set-up), or null.
+  std::shared_ptr<const open_options> hooks;
 };
 
 struct postgres_options {
@@ -57,6 +64,8 @@ struct postgres_options {
   std::chrono::milliseconds connect_backoff_max{500};
   // Not in the URL: a connection lost within this long of its open counts as a failed one.
   std::chrono::milliseconds connect_probation{1000};
+  // Not a URL option: code given to `open` (password provider, session set-up), or null.
+  std::shared_ptr<const open_options> hooks;
 };
 
 using database_options = std::variant<sqlite_options, postgres_options>;

@@ -8,6 +8,7 @@
 #include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
+#include <awaitdb/session.hpp>
 #include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 

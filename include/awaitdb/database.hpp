@@ -6,6 +6,7 @@
 #include <awaitdb/error.hpp>
 #include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
+#include <awaitdb/session.hpp>
 #include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 
@@ -533,8 +534,12 @@ class database {
 ///   through, plus awaitdb's own pool and statement options (see docs/usage.md).
 ///
 /// Throws `awaitdb::error`: class 08 when the URL is malformed or the database cannot be opened.
-/// The message never contains the password.
+/// The message never contains the password. `url` is copied before this returns.
 boost::asio::awaitable<database> open(std::string_view url);
+
+/// The same, with code run for every connection the database opens: a password provider and a
+/// session set-up (see `open_options`).
+boost::asio::awaitable<database> open(std::string_view url, open_options options);
 
 }  // namespace awaitdb
 

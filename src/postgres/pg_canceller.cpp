@@ -2,6 +2,7 @@
 #include "pg_canceller.hpp"
 
 #include "pg_connection.hpp"
+#include <awaitdb/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +30,12 @@ pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_option
   // The control connection's own shared state has no canceller of its own.
   postgres_options control_options = options;
   control_options.statement_timeout = std::chrono::milliseconds(0);
+  // It logs in as the others do, but runs nothing of the application's.
+  if (options.hooks && options.hooks->on_connect()) {
+    auto password_only = std::make_shared<open_options>();
+    password_only->password(options.hooks->password());
+    control_options.hooks = password_only->password() ? std::move(password_only) : nullptr;
+  }
   shared_ = std::make_shared<pg_shared>(executor_, control_options, false);
 }
 

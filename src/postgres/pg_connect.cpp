@@ -1,9 +1,11 @@
 // Opening a PostgreSQL connection: libpq's non-blocking connect (PQconnectStartParams /
 // PQconnectPoll), each step waiting on the socket with Asio, within the connect timeout.
+#include "../session_setup.hpp"
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
 #include "pg_hosts.hpp"
 #include "pg_resolve.hpp"
+#include <awaitdb/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -80,7 +82,95 @@ class startup_key_reader {
   std::optional<std::int32_t> key_;
 };
 
+// Sets `key` in an attempt's keywords (replacing the URL's value).
+void set_keyword(pg_host_attempt& a, const char* key, const std::string& value) {
+  for (std::size_t i = 0; i < a.keys.size(); ++i)
+    if (a.keys[i] == key) {
+      a.values[i] = value;
+      return;
+    }
+  a.keys.emplace_back(key);
+  a.values.push_back(value);
+}
+
+bool cancelled(const boost::system::system_error& e) {
+  return e.code() == asio::error::operation_aborted;
+}
+
+asio::awaitable<std::string> provided_password(const open_options& hooks,
+                                               const postgres_options& options) {
+  std::string why;
+  try {
+    co_return co_await hooks.password()();
+  } catch (const boost::system::system_error& e) {
+    if (cancelled(e)) throw;
+    why = e.what();
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  throw error(sqlstate::connection_not_established,
+              "cannot connect to " + options.display_name +
+                  ": the password provider failed: " + options.secrets.scrub(why));
+}
+
 }  // namespace
+
+// Statements of the session set-up, on the connection being opened.
+class pg_connection::session_statements final : public detail::session_target {
+ public:
+  explicit session_statements(pg_connection& c) noexcept : conn_(c) {}
+  awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
+  asio::awaitable<result> query(const statement_args& args) override {
+    statement st = of(args, result_mode::rows);
+    co_await conn_.run_alone(st);
+    co_return std::move(st.rows);
+  }
+  asio::awaitable<std::uint64_t> execute(const statement_args& args) override {
+    statement st = of(args, result_mode::count);
+    co_await conn_.run_alone(st);
+    co_return st.affected;
+  }
+
+ private:
+  static statement of(const statement_args& args, result_mode mode) {
+    statement st;
+    st.sql = args.sql;
+    st.params = args.params.data();
+    st.param_count = args.params.size();
+    st.mode = mode;
+    return st;
+  }
+  pg_connection& conn_;
+};
+
+asio::awaitable<void> pg_connection::run_alone(statement& st) {
+  request r;
+  r.has_statement = true;
+  r.sql = st.sql;
+  r.params = std::span<const param>(st.params, st.param_count);
+  r.mode = st.mode;
+  pg_group_ptr g = submit(r);
+  co_await wait(g);
+  deliver(*g, st);
+}
+
+asio::awaitable<void> pg_connection::set_up_session() {
+  session_statements target(*this);
+  session s(target);
+  std::exception_ptr failure;
+  try {
+    co_await options_.hooks->on_connect()(s);
+    co_return;
+  } catch (const boost::system::system_error& e) {
+    if (cancelled(e)) throw;
+    failure = std::current_exception();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  connect_failure_ = secrets_.scrub(set_up_failure(failure));
+  throw set_up_error("cannot connect to " + options_.display_name + ": " + connect_failure_,
+                     failure);
+}
 
 asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     asio::any_io_executor executor, std::shared_ptr<pg_shared> shared) {
@@ -91,6 +181,11 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     co_await self->open(nullptr);
     co_return self;
   }
+  // A password from the provider, fetched for this connection (a token may have expired since
+  // the last one).
+  std::string password;
+  if (const auto& hooks = shared->options.hooks; hooks && hooks->password())
+    password = co_await provided_password(*hooks, shared->options);
   // Host after host (and address after address of a name), each within the connect timeout; a
   // cancelled wait ends it all.
   std::string failures;
@@ -112,12 +207,14 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
     const std::size_t tries = std::max<std::size_t>(addresses.size(), 1);
     for (std::size_t i = 0; i < tries; ++i) {
       pg_host_attempt one = host;
+      if (!password.empty()) set_keyword(one, "password", password);
       if (!addresses.empty()) {
         one.keys.emplace_back("hostaddr");
         one.values.push_back(addresses[i]);
         one.label += " (" + addresses[i] + ")";
       }
       std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+      if (!password.empty()) self->secrets_ = self->secrets_.with(password);
       try {
         co_await self->open(&one);
         co_return self;
@@ -157,7 +254,7 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
   }
   if (!conn_) connect_failed("out of memory in libpq");
   if (PQstatus(conn_) == CONNECTION_BAD)
-    connect_failed(libpq_message(PQerrorMessage(conn_), options.secrets));
+    connect_failed(libpq_message(PQerrorMessage(conn_), secrets_));
   PQsetNoticeReceiver(conn_, &pg_connection::on_notice, this);
   std::optional<startup_key_reader> key_reader;
   if (shared_->cancel_by_request) key_reader.emplace(conn_);
@@ -168,7 +265,7 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
   }
 
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
-    throw connection_error(conn_, "cannot enter pipeline mode", options.secrets);
+    throw connection_error(conn_, "cannot enter pipeline mode", secrets_);
   backend_pid_ = PQbackendPID(conn_);
   cancel_target_.pid = backend_pid_;
   if (key_reader) {
@@ -190,6 +287,7 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
     co_await wait(g);
     if (g->failure) throw_failure(*g);
   }
+  if (options.hooks && options.hooks->on_connect()) co_await set_up_session();
 }
 
 asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline) {
@@ -215,7 +313,7 @@ asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline)
   for (;;) {
     if (poll == PGRES_POLLING_OK) break;
     if (poll == PGRES_POLLING_FAILED)
-      connect_failed(libpq_message(PQerrorMessage(conn_), options_.secrets));
+      connect_failed(libpq_message(PQerrorMessage(conn_), secrets_));
     // The descriptor can change while connecting (another host, another address, SSL retry).
     {
       std::lock_guard lock(mutex_);
@@ -234,7 +332,7 @@ void pg_connection::watch_socket() {
   read_watch_.reset();
   watched_fd_ = -1;
   const int fd = PQsocket(conn_);
-  if (fd < 0) throw connection_error(conn_, "the connection has no socket", options_.secrets);
+  if (fd < 0) throw connection_error(conn_, "the connection has no socket", secrets_);
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   const int family =

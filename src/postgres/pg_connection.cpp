@@ -70,6 +70,7 @@ pg_connection::pg_connection(asio::any_io_executor executor, std::shared_ptr<pg_
     , one_thread_(runs_on_one_thread(executor_))
     , shared_(std::move(shared))
     , options_(shared_->options)
+    , secrets_(options_.secrets)
     , cache_(options_.statement_cache_size, options_.named_statements) {
   idle_since_.store(ticks(pg_clock::now()), std::memory_order_relaxed);
 }
@@ -90,7 +91,7 @@ pg_group_ptr pg_connection::submit(const request& r) {
   if (state_ != state::open) {
     if (state_ == state::closed)
       throw error(sqlstate::connection_does_not_exist, "the database is closed");
-    throw connection_error(conn_, "connection lost", options_.secrets);
+    throw connection_error(conn_, "connection lost", secrets_);
   }
   if (in_copy_)
     throw error("55000", "a COPY is under way on this transaction's connection: finish it first");
@@ -194,7 +195,7 @@ void pg_connection::fail_send_locked() {
   group_list done;
   lose_locked("cannot send to the server", done);
   const std::exception_ptr why = std::make_exception_ptr(
-      connection_error(conn_, "cannot send to the server", options_.secrets));
+      connection_error(conn_, "cannot send to the server", secrets_));
   // Wake the others from a posted handler: this thread holds the lock.
   auto wake = [self = shared_from_this(), done = std::move(done)]() mutable {
     group_list none;
@@ -413,7 +414,7 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
       if (e.status == PGRES_FATAL_ERROR) {
         const char* code = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
         e.sqlstate = code ? code : "";
-        e.failure = std::make_exception_ptr(server_error(raw, conn_, options_.secrets));
+        e.failure = std::make_exception_ptr(server_error(raw, conn_, secrets_));
       }
       e.result.reset(raw);
       pg_group& head = *pipeline_.head();
@@ -463,7 +464,7 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
   state_ = state::lost;
   lost_.store(true, std::memory_order_release);
   const std::exception_ptr failure =
-      std::make_exception_ptr(code == "08006" ? connection_error(conn_, why, options_.secrets)
+      std::make_exception_ptr(code == "08006" ? connection_error(conn_, why, secrets_)
                                               : error(code, std::string(why)));
   for (pg_group_ptr& g : pipeline_.lose(failure)) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);

@@ -180,6 +180,8 @@ class pg_connection final : public pooled_connection,
 
   /// Copies a completed group's outcome into `st`, or throws its failure.
   static void deliver(pg_group& g, statement& st);
+  /// Sends `st` as a group of its own and waits for it (a connection nobody else uses yet).
+  boost::asio::awaitable<void> run_alone(statement& st);
 
   int backend_pid() const noexcept { return backend_pid_; }
 
@@ -210,6 +212,9 @@ class pg_connection final : public pooled_connection,
   pg_connection(boost::asio::any_io_executor executor, std::shared_ptr<pg_shared> shared);
 
   boost::asio::awaitable<void> open(const pg_host_attempt* host);
+  // The session set-up given to `open` (open_options::on_connect), on this connection alone.
+  boost::asio::awaitable<void> set_up_session();
+  class session_statements;
   [[noreturn]] void connect_failed(std::string why);
   boost::asio::awaitable<void> connect_loop(pg_clock::time_point deadline);
   void watch_socket();
@@ -257,6 +262,7 @@ class pg_connection final : public pooled_connection,
   const bool one_thread_;  // executor_'s context promises one thread (see arm_read_locked)
   const std::shared_ptr<pg_shared> shared_;
   const postgres_options& options_;  // shared_->options
+  secret_scrubber secrets_;          // the URL's, and a provided password
   PGconn* conn_ = nullptr;
   int backend_pid_ = 0;
   pg_cancel_target cancel_target_;

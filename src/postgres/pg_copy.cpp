@@ -19,7 +19,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 void pg_connection::copy_lost(std::string_view why) {
-  const error failure = connection_error(conn_, why, options_.secrets);
+  const error failure = connection_error(conn_, why, secrets_);
   {
     std::lock_guard lock(mutex_);
     group_list done;
@@ -33,7 +33,7 @@ asio::awaitable<void> pg_connection::wait_socket_ready(bool readable) {
   asio::generic::stream_protocol::socket* watch = nullptr;
   {
     std::lock_guard lock(mutex_);
-    if (state_ != state::open) throw connection_error(conn_, "connection lost", options_.secrets);
+    if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
     if (!readable && !write_watch_ && watched_fd_ >= 0) {
       const int fd = ::fcntl(watched_fd_, F_DUPFD_CLOEXEC, 0);
       if (fd >= 0) {
@@ -61,7 +61,7 @@ asio::awaitable<pg_result_ptr> pg_connection::copy_result() {
   for (;;) {
     {
       std::lock_guard lock(mutex_);
-      if (state_ != state::open) throw connection_error(conn_, "connection lost", options_.secrets);
+      if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
       if (!PQisBusy(conn_)) co_return pg_result_ptr(PQgetResult(conn_));
     }
     co_await wait_socket_ready(true);
@@ -93,7 +93,7 @@ asio::awaitable<std::uint64_t> pg_connection::copy_finish() {
   std::exception_ptr failure;
   while (pg_result_ptr r = co_await copy_result()) {
     if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !failure)
-      failure = std::make_exception_ptr(server_error(r.get(), conn_, options_.secrets));
+      failure = std::make_exception_ptr(server_error(r.get(), conn_, secrets_));
     else if (PQresultStatus(r.get()) == PGRES_COMMAND_OK)
       rows = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
   }
@@ -108,13 +108,13 @@ asio::awaitable<std::uint64_t> pg_connection::copy_finish() {
 void pg_connection::copy_back_to_pipeline_locked() {
   in_copy_ = false;
   if (PQenterPipelineMode(conn_) != 1)
-    throw connection_error(conn_, "cannot enter pipeline mode", options_.secrets);
+    throw connection_error(conn_, "cannot enter pipeline mode", secrets_);
 }
 
 asio::awaitable<void> pg_connection::copy_start(const std::string& sql, bool in) {
   {
     std::lock_guard lock(mutex_);
-    if (state_ != state::open) throw connection_error(conn_, "connection lost", options_.secrets);
+    if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
     if (in_copy_ || !pipeline_.empty())
       throw error("55000", "a COPY needs the connection to itself, with nothing in flight");
     if (PQexitPipelineMode(conn_) != 1)
@@ -123,7 +123,7 @@ asio::awaitable<void> pg_connection::copy_start(const std::string& sql, bool in)
     if (!PQsendQuery(conn_, sql.c_str())) {
       in_copy_ = false;
       PQenterPipelineMode(conn_);
-      throw connection_error(conn_, "cannot send the COPY", options_.secrets);
+      throw connection_error(conn_, "cannot send the COPY", secrets_);
     }
   }
   co_await copy_flush();  // (PQsendQuery sent what the socket took)
@@ -139,7 +139,7 @@ asio::awaitable<void> pg_connection::copy_start(const std::string& sql, bool in)
   // Not a COPY (or it failed): read to the end of what it did, and say why.
   const std::exception_ptr why =
       status == PGRES_FATAL_ERROR && first
-          ? std::make_exception_ptr(server_error(first.get(), conn_, options_.secrets))
+          ? std::make_exception_ptr(server_error(first.get(), conn_, secrets_))
           : std::make_exception_ptr(
                 error(sqlstate::feature_not_supported, in ? "copy_in needs COPY ... FROM STDIN"
                                                           : "copy_out needs COPY ... TO STDOUT"));
@@ -157,7 +157,7 @@ asio::awaitable<void> pg_connection::copy_write(std::string_view data) {
     int queued;
     {
       std::lock_guard lock(mutex_);
-      if (state_ != state::open) throw connection_error(conn_, "connection lost", options_.secrets);
+      if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
       // libpq sends once its buffer holds 8 kB: many small writes become few sends.
       queued = PQputCopyData(conn_, data.data(), static_cast<int>(data.size()));
       if (queued == 0 && PQflush(conn_) < 0) queued = -1;
@@ -189,7 +189,7 @@ asio::awaitable<std::optional<std::string>> pg_connection::copy_read() {
     std::optional<std::string> piece;
     {
       std::lock_guard lock(mutex_);
-      if (state_ != state::open) throw connection_error(conn_, "connection lost", options_.secrets);
+      if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
       char* buffer = nullptr;
       n = PQgetCopyData(conn_, &buffer, 1);
       if (n > 0) piece.emplace(buffer, static_cast<std::size_t>(n));

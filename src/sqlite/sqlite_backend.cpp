@@ -21,6 +21,7 @@
 #include "../stream.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_connection.hpp"
+#include "sqlite_session.hpp"
 #include <awaitdb/error.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -100,7 +101,7 @@ class sqlite_backend final : public backend {
  public:
   explicit sqlite_backend(const sqlite_options& options)
       : options_(options)
-      , writer_(std::make_unique<sqlite_connection>(options, sqlite_connection::role::writer)) {
+      , writer_(open_sqlite_connection(options, sqlite_connection::role::writer)) {
     const bool readers = !options.memory && options.mode != sqlite_options::access::read_only &&
                          writer_->journal_mode() == "wal";
     if (readers) {
@@ -139,7 +140,7 @@ class sqlite_backend final : public backend {
   asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) override {
     if (!tx && !options_.memory) {
       check_open_unlocked();
-      auto conn = std::make_unique<sqlite_connection>(options_, sqlite_connection::role::reader);
+      auto conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
       bool started = false;
       try {
         started = conn->start_rows(st);
@@ -342,7 +343,7 @@ class sqlite_backend final : public backend {
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
       if (!r.conn)
-        r.conn = std::make_unique<sqlite_connection>(options_, sqlite_connection::role::reader);
+        r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
       outcome o;
       st.connection = r.number;
       if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;

@@ -42,6 +42,7 @@ class ticker {
   clock::duration largest_{};
 };
 
+// (The names share no four letters with the test server's password, which messages hide.)
 class dns : public postgres {
  protected:
   void SetUp() override {
@@ -64,13 +65,13 @@ class dns : public postgres {
 };
 
 TEST_F(dns, a_slow_resolver_does_not_stop_the_loop_during_open) {
-  server_->set("slow.awaitdb.test", {{"127.0.0.1"}, std::chrono::milliseconds(1500)});
+  server_->set("slow.corp.example", {{"127.0.0.1"}, std::chrono::milliseconds(1500)});
   run([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     ticker tick;
     asio::co_spawn(ex, tick.run(), asio::detached);
     const auto start = clock::now();
-    database db = co_await open(url_for("slow.awaitdb.test"));
+    database db = co_await open(url_for("slow.corp.example"));
     const auto took = clock::now() - start;
     EXPECT_EQ(co_await db.query_scalar<std::int32_t>("SELECT 1"), 1);
     co_await db.close();
@@ -85,10 +86,10 @@ TEST_F(dns, a_slow_resolver_does_not_stop_the_loop_during_open) {
 }
 
 TEST_F(dns, a_slow_resolver_does_not_stop_the_loop_while_the_pool_grows) {
-  server_->set("grow.awaitdb.test", {{"127.0.0.1"}, std::chrono::milliseconds(600)});
+  server_->set("grow.corp.example", {{"127.0.0.1"}, std::chrono::milliseconds(600)});
   run([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    database db = co_await open(url_for("grow.awaitdb.test", "pool_max_size=3"));
+    database db = co_await open(url_for("grow.corp.example", "pool_max_size=3"));
     ticker tick;
     asio::co_spawn(ex, tick.run(), asio::detached);
     // Three transactions at once: two more connections, each looked up first.
@@ -112,36 +113,36 @@ TEST_F(dns, a_slow_resolver_does_not_stop_the_loop_while_the_pool_grows) {
         "600 ms: largest gap of a 5 ms ticker on the same thread: %.1f ms\n",
         tick.largest_ms());
     EXPECT_LT(tick.largest_ms(), 50.0);
-    EXPECT_GE(server_->questions("grow.awaitdb.test"), 3);
+    EXPECT_GE(server_->questions("grow.corp.example"), 3);
     co_await db.close();
   });
 }
 
 TEST_F(dns, a_name_that_never_answers_fails_within_the_connect_timeout) {
-  server_->set("never.awaitdb.test", {{}, {}, true});
+  server_->set("never.corp.example", {{}, {}, true});
   run([&]() -> asio::awaitable<void> {
     const auto start = clock::now();
     std::string message = co_await expect_sqlstate("08001", [&]() -> asio::awaitable<void> {
-      co_await open(url_for("never.awaitdb.test", "connect_timeout=1"));
+      co_await open(url_for("never.corp.example", "connect_timeout=1"));
     });
     const auto took = clock::now() - start;
     EXPECT_GE(took, 900ms);
     EXPECT_LT(took, 3s);
-    EXPECT_NE(message.find("never.awaitdb.test"), std::string::npos) << message;
+    EXPECT_NE(message.find("never.corp.example"), std::string::npos) << message;
     EXPECT_NE(message.find("timed out"), std::string::npos) << message;
     EXPECT_EQ(message.find("awaitdb-test-secret"), std::string::npos) << message;
   });
 }
 
 TEST_F(dns, a_name_that_does_not_exist_fails_at_once_naming_it) {
-  server_->set("missing.awaitdb.test", {{}, {}, false, true});
+  server_->set("missing.corp.example", {{}, {}, false, true});
   run([&]() -> asio::awaitable<void> {
     const auto start = clock::now();
     std::string message = co_await expect_sqlstate("08001", [&]() -> asio::awaitable<void> {
-      co_await open(url_for("missing.awaitdb.test"));
+      co_await open(url_for("missing.corp.example"));
     });
     EXPECT_LT(clock::now() - start, 2s);
-    EXPECT_NE(message.find("missing.awaitdb.test"), std::string::npos) << message;
+    EXPECT_NE(message.find("missing.corp.example"), std::string::npos) << message;
     EXPECT_NE(message.find("no address"), std::string::npos) << message;
     EXPECT_EQ(message.find("awaitdb-test-secret"), std::string::npos) << message;
   });
@@ -149,16 +150,16 @@ TEST_F(dns, a_name_that_does_not_exist_fails_at_once_naming_it) {
 
 TEST_F(dns, every_address_of_a_name_is_tried_in_turn) {
   // ::1 and 127.0.0.2 refuse (the server listens on 127.0.0.1 alone).
-  server_->set("several.awaitdb.test", {{"::1", "127.0.0.2", "127.0.0.1"}});
-  server_->set("refusing.awaitdb.test", {{"::1", "127.0.0.2"}});
+  server_->set("several.corp.example", {{"::1", "127.0.0.2", "127.0.0.1"}});
+  server_->set("refusing.corp.example", {{"::1", "127.0.0.2"}});
   run([&]() -> asio::awaitable<void> {
-    database db = co_await open(url_for("several.awaitdb.test"));
+    database db = co_await open(url_for("several.corp.example"));
     EXPECT_EQ(co_await db.query_scalar<std::string>("SELECT host(inet_server_addr())"),
               "127.0.0.1");
     co_await db.close();
     // None answers: the failure names each address.
     std::string message = co_await expect_sqlstate("08001", [&]() -> asio::awaitable<void> {
-      co_await open(url_for("refusing.awaitdb.test"));
+      co_await open(url_for("refusing.corp.example"));
     });
     EXPECT_NE(message.find("(::1)"), std::string::npos) << message;
     EXPECT_NE(message.find("(127.0.0.2)"), std::string::npos) << message;
@@ -166,11 +167,11 @@ TEST_F(dns, every_address_of_a_name_is_tried_in_turn) {
 }
 
 TEST_F(dns, a_cancelled_open_cancels_its_lookup) {
-  server_->set("hangs.awaitdb.test", {{}, {}, true});
+  server_->set("hangs.corp.example", {{}, {}, true});
   run([&]() -> asio::awaitable<void> {
     const auto start = clock::now();
     co_await expect_sqlstate("57014", [&]() -> asio::awaitable<void> {
-      co_await with_timeout(200ms, open(url_for("hangs.awaitdb.test", "connect_timeout=30")));
+      co_await with_timeout(200ms, open(url_for("hangs.corp.example", "connect_timeout=30")));
     });
     EXPECT_LT(clock::now() - start, 2s);
   });  // (run() fails if the lookup left work behind on the io_context)
