@@ -3,6 +3,7 @@
 #include "../observe.hpp"
 #include "../task_context.hpp"
 #include "../util/backoff.hpp"
+#include "../util/context_guard.hpp"
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
@@ -98,8 +99,7 @@ connection_pool::connection_pool(asio::any_io_executor executor, pool_options op
     , options_(options)
     , open_(std::move(open))
     , clock_(std::move(clock))
-    , observers_(std::move(observers))
-    , upkeep_timer_(executor_) {}
+    , observers_(std::move(observers)) {}
 
 connection_pool::~connection_pool() {
   for (slot& s : slots_)
@@ -563,7 +563,7 @@ void connection_pool::close_now() noexcept {
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
-    upkeep_timer_.cancel();  // (its handler finds the pool closed)
+    if (upkeep_timer_) upkeep_timer_->cancel();  // (its handler finds the pool closed)
     pausing_.notify_all();
     for (auto it = slots_.begin(); it != slots_.end();) {
       if (it->state == status::idle || (it->state != status::exclusive && quiet_locked(*it))) {
@@ -618,6 +618,17 @@ void connection_pool::upkeep_locked(std::vector<std::shared_ptr<pooled_connectio
   auto unused = [&](const slot& s) {
     return s.state == status::idle || (s.state == status::shared && quiet_locked(s));
   };
+  // Idle connections the server has ended (a restart, an idle timeout, a terminated backend):
+  // nothing reads an idle connection, so look (a non-blocking peek); the minimum is then opened
+  // again below without waiting for a task to ask.
+  for (std::size_t i = slots_.size(); i-- > 0;) {
+    slot& s = slots_[i];
+    if (!unused(s) || (!s.conn->lost() && s.conn->check_alive())) continue;
+    lost_locked(s);
+    std::shared_ptr<pooled_connection> dead = s.conn;
+    remove_locked(*dead);
+    to_close.push_back(std::move(dead));
+  }
   // Past their lifetime: closed now when unused; a shared one busy gets no new work and is
   // closed once quiet (an exclusive one, once its user gives it back and it is quiet).
   for (std::size_t i = slots_.size(); i-- > 0;) {
@@ -655,8 +666,9 @@ void connection_pool::arm_upkeep_locked() {
   if (options_.min_size > 0) every = std::min(every, std::chrono::milliseconds(1000));
   every = std::max(every, std::chrono::milliseconds(10));
   upkeep_armed_ = true;
-  upkeep_timer_.expires_after(every);
-  upkeep_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+  if (!upkeep_timer_) upkeep_timer_.emplace(executor_);
+  upkeep_timer_->expires_after(every);
+  upkeep_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
     auto pool = weak.lock();
     if (!pool) return;
     {
@@ -668,10 +680,18 @@ void connection_pool::arm_upkeep_locked() {
 }
 
 void connection_pool::start() {
+  join_context(executor_, shared_from_this());
   after_unlock then;
   std::lock_guard lock(mutex_);
   arm_upkeep_locked();
   if (wants_filling_locked()) then.refill = this;
+}
+
+void connection_pool::context_shutdown(pool_clock::time_point) noexcept {
+  // (The connections are members of the context themselves.)
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  upkeep_timer_.reset();
 }
 
 void connection_pool::housekeep() {

@@ -26,6 +26,7 @@
 #ifndef AWAITDB_SRC_POOL_POOL_HPP
 #define AWAITDB_SRC_POOL_POOL_HPP
 
+#include "../util/context_guard.hpp"
 #include "../util/wait_list.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -40,6 +41,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -151,7 +153,8 @@ class pool_lease {
   lease_kind kind_ = lease_kind::exclusive;
 };
 
-class connection_pool : public std::enable_shared_from_this<connection_pool> {
+class connection_pool : public context_member,
+                        public std::enable_shared_from_this<connection_pool> {
  public:
   /// Opens one connection (on the pool's executor); throws on failure.
   using opener = std::function<boost::asio::awaitable<std::shared_ptr<pooled_connection>>()>;
@@ -168,9 +171,12 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   /// Starts the upkeep the options ask for (min size, lifetimes, idle timeout). While the pool
   /// has connections to watch, a timer stays armed on the executor; it is cancelled by `close`.
   void start();
-  /// The upkeep, run by that timer and callable at any time: retires connections past their
-  /// lifetime (at once when quiet, else once quiet), closes the longest idle ones past the idle
-  /// timeout while above `min_size`, and opens connections in the background up to `min_size`.
+  /// The executor's context is going away: the pool closes and destroys its timer.
+  void context_shutdown(pool_clock::time_point deadline) noexcept override;
+  /// The upkeep, run by that timer and callable at any time: drops idle connections the server
+  /// has ended, retires connections past their lifetime (at once when quiet, else once quiet),
+  /// closes the longest idle ones past the idle timeout while above `min_size`, and opens
+  /// connections in the background up to `min_size`.
   void housekeep();
 
   /// A connection for the caller alone: idle, or quiet and shared, or newly opened while the
@@ -275,7 +281,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   wait_list closed_waiters_;  // `close` waiting for the last connection to go
 
   // Upkeep.
-  boost::asio::steady_timer upkeep_timer_;
+  std::optional<boost::asio::steady_timer> upkeep_timer_;  // made when first armed
   bool upkeep_armed_ = false;
   bool filling_ = false;                        // fill_to_min_size is running
   std::uint32_t lifetime_jitter_ = 0x9e3779b9;  // a small generator's state

@@ -15,12 +15,81 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 namespace awaitdb::detail {
 
 namespace asio = boost::asio;
+
+std::array<unsigned char, 16> cancel_request_message(const pg_cancel_target& target) {
+  std::array<unsigned char, 16> message{};
+  auto put = [&](std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+      message[at + i] = static_cast<unsigned char>(v >> (24 - 8 * i));
+  };
+  put(0, 16);
+  put(4, 80877102);
+  put(8, static_cast<std::uint32_t>(target.pid));
+  put(12, static_cast<std::uint32_t>(target.key));
+  return message;
+}
+
+bool send_cancel_request_now(const pg_cancel_target& target,
+                             std::chrono::steady_clock::time_point deadline) noexcept {
+  if (target.host.empty()) return false;
+  sockaddr_storage to{};
+  socklen_t to_len = 0;
+  const unsigned long port = std::strtoul(target.port.c_str(), nullptr, 10);
+  if (target.host.front() == '/') {
+    auto& un = reinterpret_cast<sockaddr_un&>(to);
+    const std::string path = target.host + "/.s.PGSQL." + target.port;
+    if (path.size() >= sizeof un.sun_path) return false;
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
+    to_len = sizeof un;
+  } else if (auto& in4 = reinterpret_cast<sockaddr_in&>(to);
+             ::inet_pton(AF_INET, target.host.c_str(), &in4.sin_addr) == 1) {
+    in4.sin_family = AF_INET;
+    in4.sin_port = htons(static_cast<std::uint16_t>(port));
+    to_len = sizeof in4;
+  } else if (auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
+             ::inet_pton(AF_INET6, target.host.c_str(), &in6.sin6_addr) == 1) {
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(static_cast<std::uint16_t>(port));
+    to_len = sizeof in6;
+  } else {
+    return false;
+  }
+  const int fd = ::socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool sent = false;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) == 0 || errno == EINPROGRESS) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLOUT, 0};
+    int error = 0;
+    socklen_t error_len = sizeof error;
+    if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) == 1 &&
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) == 0 && error == 0) {
+      const auto message = cancel_request_message(target);
+      sent = ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+             static_cast<ssize_t>(message.size());
+    }
+  }
+  ::close(fd);  // the request, once sent, arrives before the end of the connection
+  return sent;
+}
 
 pg_canceller::pg_canceller(asio::any_io_executor executor, const postgres_options& options,
                            bool by_request)
@@ -146,18 +215,9 @@ asio::awaitable<void> pg_canceller::counted_cancel(pg_cancel_target target) {
 }
 
 asio::awaitable<void> pg_canceller::cancel_request(const pg_cancel_target& target) {
-  // The protocol's CancelRequest: length 16, code 80877102, process id, key (big-endian). The
-  // receiver acts on it and closes the socket, with no answer. A timer closes the socket at the
-  // connect timeout; both run on one strand, so the close never races the socket's use.
-  std::array<unsigned char, 16> message{};
-  auto put = [&](std::size_t at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i)
-      message[at + i] = static_cast<unsigned char>(v >> (24 - 8 * i));
-  };
-  put(0, 16);
-  put(4, 80877102);
-  put(8, static_cast<std::uint32_t>(target.pid));
-  put(12, static_cast<std::uint32_t>(target.key));
+  // A timer closes the socket at the connect timeout; both run on one strand, so the close
+  // never races the socket's use.
+  const std::array<unsigned char, 16> message = cancel_request_message(target);
 
   asio::generic::stream_protocol::endpoint endpoint;
   if (target.host.front() == '/') {

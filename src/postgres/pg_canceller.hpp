@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -27,6 +28,16 @@ struct pg_cancel_target {
   std::string host;  // numeric address, or a Unix socket directory; empty: no key known
   std::string port;
 };
+
+/// The protocol's CancelRequest for `target`: length 16, code 80877102, process id, key (all
+/// big-endian). The receiver acts on it and closes the socket, with no answer.
+std::array<unsigned char, 16> cancel_request_message(const pg_cancel_target& target);
+
+/// Sends `target`'s CancelRequest now, on the calling thread, giving up at `deadline` (a
+/// non-blocking connect waited for with poll): for the end of an io_context, when nothing can
+/// be awaited any more. False when it could not be sent.
+bool send_cancel_request_now(const pg_cancel_target& target,
+                             std::chrono::steady_clock::time_point deadline) noexcept;
 
 /// Cancels statements on the server. With one server: through one long-lived control
 /// connection per pool (opened on first use, again after it is lost; never more than one),

@@ -178,6 +178,7 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
   if (hosts.empty()) {
     // A conninfo libpq must judge itself (it reports what is wrong with it).
     std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+    join_context(executor, self);
     co_await self->open(nullptr);
     co_return self;
   }
@@ -214,6 +215,7 @@ asio::awaitable<std::shared_ptr<pg_connection>> pg_connection::connect(
         one.label += " (" + addresses[i] + ")";
       }
       std::shared_ptr<pg_connection> self(new pg_connection(executor, shared));
+      join_context(executor, self);
       if (!password.empty()) self->secrets_ = self->secrets_.with(password);
       try {
         co_await self->open(&one);
@@ -256,8 +258,7 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
   if (PQstatus(conn_) == CONNECTION_BAD)
     connect_failed(libpq_message(PQerrorMessage(conn_), secrets_));
   PQsetNoticeReceiver(conn_, &pg_connection::on_notice, this);
-  std::optional<startup_key_reader> key_reader;
-  if (shared_->cancel_by_request) key_reader.emplace(conn_);
+  startup_key_reader key_reader(conn_);
   co_await connect_loop(pg_clock::now() + options.connect_timeout);
   {
     std::lock_guard lock(mutex_);
@@ -268,15 +269,15 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
     throw connection_error(conn_, "cannot enter pipeline mode", secrets_);
   backend_pid_ = PQbackendPID(conn_);
   cancel_target_.pid = backend_pid_;
-  if (key_reader) {
-    // Without the key (a trace not as expected), a cancelled statement runs to its end.
-    if (auto key = key_reader->key()) {
-      const char* addr = PQhostaddr(conn_);
-      const char* where = PQhost(conn_);
-      cancel_target_.key = *key;
-      cancel_target_.host = addr && *addr ? addr : where ? where : "";
-      cancel_target_.port = PQport(conn_) ? PQport(conn_) : "";
-    }
+  // Without the key (a trace not as expected), a cancelled statement runs to its end.
+  if (auto key = key_reader.key()) {
+    const char* addr = PQhostaddr(conn_);
+    const char* where = PQhost(conn_);
+    session_key_.pid = backend_pid_;
+    session_key_.key = *key;
+    session_key_.host = addr && *addr ? addr : where ? where : "";
+    session_key_.port = PQport(conn_) ? PQport(conn_) : "";
+    if (shared_->cancel_by_request) cancel_target_ = session_key_;
   }
   if (options.statement_timeout.count() > 0) {
     const std::string set =

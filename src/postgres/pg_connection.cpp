@@ -194,8 +194,8 @@ void pg_connection::fail_send_locked() {
   // this group never reaches a Sync; the pipeline record ends with the connection.
   group_list done;
   lose_locked("cannot send to the server", done);
-  const std::exception_ptr why = std::make_exception_ptr(
-      connection_error(conn_, "cannot send to the server", secrets_));
+  const std::exception_ptr why =
+      std::make_exception_ptr(connection_error(conn_, "cannot send to the server", secrets_));
   // Wake the others from a posted handler: this thread holds the lock.
   auto wake = [self = shared_from_this(), done = std::move(done)]() mutable {
     group_list none;
@@ -463,9 +463,8 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
   if (state_ != state::open) return;
   state_ = state::lost;
   lost_.store(true, std::memory_order_release);
-  const std::exception_ptr failure =
-      std::make_exception_ptr(code == "08006" ? connection_error(conn_, why, secrets_)
-                                              : error(code, std::string(why)));
+  const std::exception_ptr failure = std::make_exception_ptr(
+      code == "08006" ? connection_error(conn_, why, secrets_) : error(code, std::string(why)));
   for (pg_group_ptr& g : pipeline_.lose(failure)) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     done.push_back(std::move(g));
@@ -521,7 +520,7 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
 void pg_connection::resume_stream_locked() {
   if (!stream_paused_) return;
   stream_paused_ = false;
-  if (reading_) return;
+  if (reading_ || state_ != state::open) return;
   // libpq may hold the rest of the results already: read them now, not on the next byte.
   reading_ = true;
   auto read = [self = shared_from_this()] { self->on_readable(); };
@@ -783,6 +782,27 @@ bool pg_connection::make_clean() noexcept {
   } catch (...) {
   }
   return false;  // lost: the pool finds out
+}
+
+void pg_connection::context_shutdown(pg_clock::time_point deadline) noexcept {
+  std::lock_guard lock(mutex_);
+  const bool running = state_ == state::open && !pipeline_.empty();
+  if (state_ == state::open || state_ == state::connecting) {
+    state_ = state::closed;
+    lost_.store(true, std::memory_order_release);
+  }
+  // (What was armed on them was abandoned with the context's handlers.)
+  error_code ignored;
+  if (read_watch_) read_watch_->close(ignored);
+  if (write_watch_) write_watch_->close(ignored);
+  read_watch_.reset();
+  write_watch_.reset();
+  watched_fd_ = -1;
+  reading_ = flushing_ = false;
+  // A backend notices a closed socket only when its statement ends: stop the statement first.
+  if (running) send_cancel_request_now(session_key_, deadline);
+  if (conn_) PQfinish(conn_);  // the Terminate message, and the socket closed
+  conn_ = nullptr;
 }
 
 void pg_connection::close() noexcept {

@@ -18,6 +18,7 @@
 #include "../backend.hpp"
 #include "../pool/pool.hpp"
 #include "../url.hpp"
+#include "../util/context_guard.hpp"
 #include "pg_canceller.hpp"
 #include "pg_hosts.hpp"
 #include "pg_params.hpp"
@@ -90,6 +91,7 @@ class control_list {
 };
 
 class pg_connection final : public pooled_connection,
+                            public context_member,
                             public std::enable_shared_from_this<pg_connection> {
  public:
   /// Connects (PQconnectStartParams / PQconnectPoll): to the first host of `shared->hosts`
@@ -206,6 +208,10 @@ class pg_connection final : public pooled_connection,
   bool make_clean() noexcept override;
   void close() noexcept override;
 
+  // context_member: the io_context is going away. Releases the socket watches, cancels what
+  // runs on the server (a CancelRequest sent at once, within `deadline`) and ends the session.
+  void context_shutdown(pg_clock::time_point deadline) noexcept override;
+
  private:
   enum class state : std::uint8_t { connecting, open, lost, closed };
 
@@ -266,6 +272,9 @@ class pg_connection final : public pooled_connection,
   PGconn* conn_ = nullptr;
   int backend_pid_ = 0;
   pg_cancel_target cancel_target_;
+  // The session's process id, key and address, always read at start-up: what the end of the
+  // io_context cancels with (cancel_target_ has them only where cancels go by CancelRequest).
+  pg_cancel_target session_key_;
   std::string connect_failure_;  // why the last connect failed (without the URL)
 
   mutable std::mutex mutex_;  // guards libpq and everything below

@@ -71,6 +71,42 @@ TEST_F(postgres, the_pool_keeps_its_minimum_and_closes_idle_surplus) {
   });
 }
 
+// The server ends both idle connections (pg_terminate_backend, as an idle timeout or a restart
+// would): the pool notices within its upkeep period and opens the minimum again, with no task
+// asking for a connection.
+TEST_F(postgres, the_minimum_is_opened_again_after_the_server_ends_idle_connections) {
+  run([&]() -> asio::awaitable<void> {
+    database admin = co_await open(url_);
+    const std::string app = "awaitdb-refill";
+    database db = co_await open(url("application_name=" + app + "&pool_min_size=2"));
+    co_await until_sessions(admin, app, 2, milliseconds(2000));
+    for (const auto start = clock::now();
+         db.stats().idle < 2 && clock::now() - start < milliseconds(2000);)
+      co_await sleep_for(milliseconds(5));
+    const auto before = co_await admin.query_scalar<std::int64_t>(
+        "SELECT sum(pid) FROM pg_stat_activity WHERE application_name = $1", app);
+    co_await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app);
+    const auto start = clock::now();
+    co_await until_sessions(admin, app, 0, milliseconds(2000));
+    // Back to two, each a new session, while nobody uses the database.
+    co_await until_sessions(admin, app, 2, milliseconds(3000));
+    const auto back = std::chrono::duration_cast<milliseconds>(clock::now() - start);
+    std::printf("[ upkeep  ] the minimum of 2 open again %lld ms after the server ended both\n",
+                static_cast<long long>(back.count()));
+    EXPECT_LT(back, milliseconds(2500));  // the upkeep period is 1 s with a minimum
+    EXPECT_NE(co_await admin.query_scalar<std::int64_t>(
+                  "SELECT sum(pid) FROM pg_stat_activity WHERE application_name = $1", app),
+              before);
+    for (const auto wait = clock::now();
+         db.stats().size != 2 && clock::now() - wait < milliseconds(2000);)
+      co_await sleep_for(milliseconds(5));
+    EXPECT_EQ(db.stats().size, 2u);
+    EXPECT_EQ(co_await db.query_scalar<std::int32_t>("SELECT 7"), 7);
+    co_await db.close();
+  });
+}
+
 TEST_F(postgres, a_connection_past_its_lifetime_is_replaced) {
   run([&]() -> asio::awaitable<void> {
     database db = co_await open(url("pool_max_size=1&pool_max_lifetime_ms=200"));
