@@ -252,11 +252,25 @@ pool_lease connection_pool::try_acquire_shared() {
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire_shared() {
-  return acquire(lease_kind::shared);
+  return acquire(lease_kind::shared, open_failures::wait);
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire_exclusive() {
-  return acquire(lease_kind::exclusive);
+asio::awaitable<pool_lease> connection_pool::acquire_exclusive(open_failures failures) {
+  return acquire(lease_kind::exclusive, failures);
+}
+
+void connection_pool::throw_last_open_failure(std::exception_ptr failure) const {
+  if (!failure) {
+    std::lock_guard lock(mutex_);
+    failure = last_open_failure_;
+    if (!failure && !last_open_state_.empty())
+      failure = std::make_exception_ptr(error(last_open_state_, last_open_message_));
+  }
+  if (closed()) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  if (!failure)
+    failure = std::make_exception_ptr(
+        error(sqlstate::connection_not_established, "no connection could be opened"));
+  std::rethrow_exception(failure);
 }
 
 // Serves waiters in order. An exclusive waiter that nothing can serve has a shared connection
@@ -302,7 +316,7 @@ void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
   }
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
+asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, open_failures failures) {
   const auto deadline = pool_clock::now() + options_.acquire_timeout;
   // Reported only to an observer (connection waits apart from connect time).
   awaitdb::observer* const watcher = observers_ ? observers_->get() : nullptr;
@@ -327,18 +341,31 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind) {
         }
       }
     }
-    if (!c && !opens) {
-      auto task = std::make_shared<waiting_task>();
-      task->kind = kind;
-      task->ticket = std::make_shared<waiter>();
-      co_await wait_for_grant(task, deadline);
-      c = std::move(task->granted);
-    }
-    if (!c) {
+    // A failed attempt to open fails nobody but the task that made it, and that one only when
+    // its own deadline has come: until then it waits in line again (a failover, a restart:
+    // the next attempt, after the connect backoff, may succeed).
+    for (;;) {
+      if (!c && !opens) {
+        auto task = std::make_shared<waiting_task>();
+        task->kind = kind;
+        task->ticket = std::make_shared<waiter>();
+        co_await wait_for_grant(task, deadline);
+        c = std::move(task->granted);
+      }
+      if (c) break;
       // (The claim is open_new's parameter: see opening_claim.)
       const auto opening = pool_clock::now();
-      c = co_await open_new(opening_claim(shared_from_this(), kind), deadline);
-      connect = pool_clock::now() - opening;
+      std::exception_ptr failed;
+      try {
+        c = co_await open_new(opening_claim(shared_from_this(), kind), deadline);
+      } catch (const error& e) {
+        if (failures == open_failures::fail_at_once || !e.is_connection_error()) throw;
+        failed = std::current_exception();
+      }
+      connect += pool_clock::now() - opening;
+      if (c) break;
+      if (!failed || pool_clock::now() >= deadline || closed()) throw_last_open_failure(failed);
+      opens = false;
     }
     if (watcher) report_acquire(*watcher, kind, started, connect, label, {});
     co_return make_lease(std::move(c), kind);
@@ -402,6 +429,15 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
   if (failure) std::rethrow_exception(failure);
   if (served) co_return;
   if (closed_meanwhile) throw error(sqlstate::connection_does_not_exist, "the database is closed");
+  {
+    // Nothing could be opened meanwhile: that is the reason, not a full pool.
+    std::unique_lock lock(mutex_);
+    if (open_failures_ > 0 && last_open_failure_) {
+      const std::exception_ptr last = last_open_failure_;
+      lock.unlock();
+      std::rethrow_exception(last);
+    }
+  }
   throw error(sqlstate::too_many_connections,
               "timed out after " + std::to_string(options_.acquire_timeout.count()) +
                   " ms waiting for a connection: all " + std::to_string(options_.max_size) +
@@ -426,13 +462,10 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(
   {
     std::lock_guard lock(mutex_);
     if (open_failures_ > 0) pause = next_open_at_ - clock_();
-    if (pause > pool_clock::duration::zero() && deadline - pool_clock::now() < pause) {
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(pause).count();
-      throw error(last_open_state_, last_open_message_ + " (not tried again: after " +
-                                        std::to_string(open_failures_) +
-                                        " failed attempts the next is due in " +
-                                        std::to_string(ms) + " ms, past this task's deadline)");
-    }
+    // The next attempt is due past this task's deadline: it gives up (the caller then fails
+    // with the last attempt's error).
+    if (pause > pool_clock::duration::zero() && deadline - pool_clock::now() < pause)
+      co_return nullptr;
   }
   if (pause > pool_clock::duration::zero()) {
     // (Cut short by close, which signals every pause.)
@@ -765,6 +798,7 @@ void connection_pool::record_open_outcome_locked(const std::exception_ptr& failu
   } catch (const error& e) {
     last_open_state_ = e.sqlstate();
     last_open_message_ = e.what();
+    last_open_failure_ = failure;
   } catch (const boost::system::system_error& e) {
     if (e.code() == asio::error::operation_aborted) return;  // the opener gave up: no failure
     last_open_state_ = std::string(sqlstate::connection_failure);

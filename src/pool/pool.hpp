@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -179,9 +180,18 @@ class connection_pool : public context_member,
   /// connections in the background up to `min_size`.
   void housekeep();
 
+  /// What a failed attempt to open a connection does to the task that made it.
+  enum class open_failures : std::uint8_t {
+    wait,          // wait in line for the next attempt (or another connection) until the
+                   // acquire deadline, then fail with the last attempt's error
+    fail_at_once,  // fail with it now (opening the database: a wrong URL says so at once)
+  };
+
   /// A connection for the caller alone: idle, or quiet and shared, or newly opened while the
-  /// pool is below its size; else the next one freed, within the acquire timeout (53300).
-  boost::asio::awaitable<pool_lease> acquire_exclusive();
+  /// pool is below its size; else the next one freed, within the acquire timeout (53300; or,
+  /// when nothing could be opened meanwhile, the last attempt's error).
+  boost::asio::awaitable<pool_lease> acquire_exclusive(
+      open_failures failures = open_failures::wait);
 
   /// A connection to pipeline a statement on, without suspending, in the steady state (an open
   /// shared connection with room); an empty lease when `acquire_shared` must be awaited.
@@ -242,14 +252,16 @@ class connection_pool : public context_member,
   void dispatch_locked(std::vector<wait_list::ticket>& wake);
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
-  boost::asio::awaitable<pool_lease> acquire(lease_kind kind);
+  boost::asio::awaitable<pool_lease> acquire(lease_kind kind, open_failures failures);
+  // Throws `failure`, else the last failed open's error (or 08003 once closed).
+  [[noreturn]] void throw_last_open_failure(std::exception_ptr failure) const;
   void report_acquire(awaitdb::observer& o, lease_kind kind, pool_clock::time_point started,
                       pool_clock::duration connect, std::string_view label,
                       std::string_view sqlstate) noexcept;
   boost::asio::awaitable<void> wait_for_grant(std::shared_ptr<waiting_task> task,
                                               pool_clock::time_point deadline);
   // `deadline`: when the task that opens gives up (it is not made to wait past it for the
-  // pause after failures).
+  // pause after failures): then it returns null, having tried nothing.
   boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(
       opening_claim claim, pool_clock::time_point deadline);
   void opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake);
@@ -291,6 +303,7 @@ class connection_pool : public context_member,
   pool_clock::time_point last_failure_at_{}, next_open_at_{}, last_success_at_{};
   wait_list pausing_;  // opens waiting out that pause (close cuts them short)
   std::string last_open_state_, last_open_message_;
+  std::exception_ptr last_open_failure_;  // the last failed open's own error
 };
 
 }  // namespace awaitdb::detail

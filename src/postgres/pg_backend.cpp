@@ -444,7 +444,10 @@ class pg_backend final : public backend {
 
   // Connects once, then starts the pool's upkeep (min size, lifetimes, idle timeout).
   asio::awaitable<void> connect_first() {
-    { pool_lease first = co_await pool_->acquire_exclusive(); }
+    {
+      pool_lease first =
+          co_await pool_->acquire_exclusive(connection_pool::open_failures::fail_at_once);
+    }
     pool_->start();
     // The replica pool connects on its first statement.
     if (replica_pool_) replica_pool_->start();

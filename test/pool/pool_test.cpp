@@ -303,19 +303,78 @@ TEST(pool, an_idle_connection_is_looked_at_only_after_a_while) {
   });
 }
 
-TEST(pool, a_failed_open_gives_the_slot_back) {
-  fixture f(small(1));
+TEST(pool, a_failed_open_gives_the_slot_back_and_its_task_tries_again) {
+  pool_options o = small(1);
+  o.connect_backoff = 5ms;
+  o.acquire_timeout = 1s;
+  fixture f(o);
   f.failures_to_come = 1;
   f.run([&]() -> asio::awaitable<void> {
-    try {
-      pool_lease l = co_await f.pool->acquire_exclusive();
-      ADD_FAILURE() << "opened";
-    } catch (const error& e) {
-      EXPECT_EQ(e.sqlstate(), "08001");
-    }
-    EXPECT_EQ(f.pool->stats().size, 0u);
     pool_lease l = co_await f.pool->acquire_exclusive();
     EXPECT_TRUE(l);
+    EXPECT_EQ(f.attempts, 2);
+    EXPECT_EQ(f.pool->stats().size, 1u);
+  });
+}
+
+// (A coroutine function, not a lambda: see take_in_turn.)
+asio::awaitable<void> use_once(connection_pool& pool, int& served, int& failed, std::string& why) {
+  try {
+    pool_lease l = co_await pool.acquire_exclusive();
+    co_await sleep_for(1ms);
+    ++served;
+  } catch (const error& e) {
+    ++failed;
+    why = e.what();
+  }
+}
+
+// A failover or a restart: attempts fail for a while. Nobody fails because of an attempt that
+// failed while their own deadline was still ahead.
+TEST(pool, a_failed_open_fails_no_waiter_before_its_deadline) {
+  pool_options o = small(2);
+  o.connect_backoff = 5ms;
+  o.connect_backoff_max = 10ms;
+  o.acquire_timeout = 2s;
+  fixture f(o);
+  f.failures_to_come = 6;
+  f.run([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    int served = 0, failed = 0;
+    std::string why;
+    for (int i = 0; i < 5; ++i)
+      asio::co_spawn(ex, use_once(*f.pool, served, failed, why), asio::detached);
+    for (int i = 0; i < 1000 && served + failed < 5; ++i)
+      co_await sleep_for(2ms);
+    EXPECT_EQ(served, 5);
+    EXPECT_EQ(failed, 0) << why;
+    EXPECT_GE(f.attempts, 7);
+  });
+}
+
+TEST(pool, with_every_open_failing_each_task_fails_at_its_own_deadline_with_the_last_error) {
+  pool_options o = small(2);
+  o.connect_backoff = 5ms;
+  o.connect_backoff_max = 10ms;
+  o.acquire_timeout = 150ms;
+  fixture f(o);
+  f.failures_to_come = 1'000'000;
+  f.run([&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      const auto start = pool_clock::now();
+      try {
+        pool_lease l = co_await f.pool->acquire_exclusive();
+        ADD_FAILURE() << "opened";
+      } catch (const error& e) {
+        EXPECT_EQ(e.sqlstate(), "08001");
+        EXPECT_NE(std::string(e.what()).find("refused"), std::string::npos) << e.what();
+      }
+      const auto took = pool_clock::now() - start;
+      EXPECT_GE(took, 130ms);  // not before its deadline (less a last pause)
+      EXPECT_LT(took, 1s);
+    }
+    EXPECT_GE(f.attempts, 6);
+    EXPECT_EQ(f.pool->stats().size, 0u);
   });
 }
 
@@ -647,11 +706,7 @@ TEST(pool, a_task_waits_out_a_pause_shorter_than_its_deadline) {
   fixture f(o);
   f.failures_to_come = 1;
   f.run([&]() -> asio::awaitable<void> {
-    try {
-      pool_lease l = co_await f.pool->acquire_exclusive();
-      ADD_FAILURE() << "opened";
-    } catch (const error&) {
-    }
+    // The first attempt fails; the task waits out the pause and the next one opens.
     const auto start = pool_clock::now();
     pool_lease l = co_await f.pool->acquire_exclusive();
     EXPECT_GE(pool_clock::now() - start, 25ms);
