@@ -174,11 +174,25 @@ struct array_parser {
 }  // namespace
 
 array_cells read_array(const result_source& src, std::size_t row, std::size_t column) {
-  const cell c = checked_cell(src, row, column);
+  cell c = checked_cell(src, row, column);
+  // An array of a type the library does not know (an extension's, e.g. ltree[]) arrives as
+  // text: its elements read as text.
+  if (c.kind == cell_kind::text && (c.bytes.starts_with('{') || c.bytes.starts_with('['))) {
+    c.kind = cell_kind::array;
+    c.integer = static_cast<std::int64_t>(cell_kind::text);
+  }
   if (c.kind != cell_kind::array) mismatch(src, column, c, "std::vector");
   array_cells out;
   out.name_ = column_label(src, column);
+  std::string text_form;
   std::string_view text = c.bytes;
+  // int2vector and oidvector are written as "1 2 3": read as the array "{1,2,3}".
+  if (!text.starts_with('{') && !text.starts_with('[')) {
+    text_form = "{" + std::string(text) + "}";
+    std::replace(text_form.begin(), text_form.end(), ' ', ',');
+    if (text.empty()) text_form = "{}";
+    text = text_form;
+  }
   // A lower bound other than 1 comes first: "[0:2]={1,2,3}".
   if (text.starts_with('[')) text.remove_prefix(std::min(text.find('=') + 1, text.size()));
   auto malformed = [&] {
@@ -328,6 +342,16 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, do
 }
 
 void read_cell(const result_source& src, std::size_t row, std::size_t column, float& out) {
+  // A REAL's own text ("3.4028235e+38") is the shortest that reads back as that float: parsed
+  // as a float, not as a double (which would be just above FLT_MAX).
+  const cell c = checked_cell(src, row, column);
+  if (c.kind == cell_kind::real && !c.bytes.empty() && c.bytes != "NaN" &&
+      c.bytes != "Infinity" && c.bytes != "-Infinity") {
+    const char* end = c.bytes.data() + c.bytes.size();
+    auto [at, ec] = std::from_chars(c.bytes.data(), end, out);
+    if (ec == std::errc::result_out_of_range) out_of_range(src, column, "float");
+    if (ec == std::errc() && at == end) return;
+  }
   double wide = 0;
   read_cell(src, row, column, wide);
   if (std::isfinite(wide) && std::fabs(wide) > std::numeric_limits<float>::max())
@@ -340,6 +364,7 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, st
   switch (c.kind) {
     case cell_kind::text:
     case cell_kind::numeric:
+    case cell_kind::array:     // PostgreSQL's own text form: "{1,2}", "[0:1]={a,b}", "1 2"
     case cell_kind::hex_blob:  // PostgreSQL's own text form of BYTEA: "\\x0a1b..."
     case cell_kind::blob:      // SQLite's: the bytes themselves, as CAST(x AS TEXT) gives them
       out.assign(c.bytes);
@@ -347,8 +372,11 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, st
     case cell_kind::integer:
       out = std::to_string(c.integer);
       return;
-    case cell_kind::boolean:
-      out = c.integer ? "true" : "false";
+    case cell_kind::boolean:  // (PostgreSQL's: "t" or "f")
+      if (c.bytes.empty())
+        out = c.integer ? "t" : "f";
+      else
+        out.assign(c.bytes);
       return;
     case cell_kind::real: {
       if (!c.bytes.empty()) {
@@ -403,11 +431,24 @@ std::string_view text_of(const result_source& src, std::size_t column, const cel
   return c.bytes;
 }
 
+// A time PostgreSQL writes outside the years 1 to 9999: "0044-03-15 12:00:00 BC",
+// "10000-01-01".
+bool outside_years_1_to_9999(std::string_view text) {
+  if (text.ends_with(" BC")) return true;
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  return digits > 4 && digits < text.size() && text[digits] == '-';
+}
+
 [[noreturn]] void bad_time(const result_source& src, std::size_t column, std::string_view text,
                            const char* wanted) {
   if (text == "infinity" || text == "-infinity")
     throw error("22008", column_label(src, column) + " holds " + std::string(text) + ", which " +
                              wanted + " cannot represent");
+  if (outside_years_1_to_9999(text))
+    throw error("22008", column_label(src, column) + " holds a " + wanted +
+                             " outside the years 1 to 9999, which awaitdb's time types cover");
   throw error("22007", column_label(src, column) + " holds text that is not a " + wanted +
                            " in ISO 8601 form");
 }

@@ -174,6 +174,12 @@ inline param make_param(const boost::uuids::uuid& u) {
           std::string_view(reinterpret_cast<const char*>(u.data), sizeof u.data)};
 }
 template <class T>
+struct array_element;
+template <class T>
+requires(pg_array_oid<typename array_element<T>::type>() != 0) param
+    make_param(const std::vector<T>& v);
+
+template <class T>
 param make_param(const std::optional<T>& v) {
   return v ? make_param(*v) : param{};
 }

@@ -42,6 +42,8 @@ std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
     case 1007:  // integer[]
     case 1016:  // bigint[]
     case 1028:  // oid[]
+    case 22:    // int2vector ("1 2 3")
+    case 30:    // oidvector ("1 2 3")
       return cell_kind::integer;
     case 1021:  // real[]
     case 1022:  // double precision[]
@@ -51,6 +53,8 @@ std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
     case 1001:  // bytea[]
       return cell_kind::hex_blob;
     case 1009:  // text[]
+    case 1002:  // "char"[]
+    case 1003:  // name[]
     case 1014:  // character[]
     case 1015:  // character varying[]
     case 2951:  // uuid[]
