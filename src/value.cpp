@@ -187,10 +187,9 @@ array_cells read_array(const result_source& src, std::size_t row, std::size_t co
   std::string text_form;
   std::string_view text = c.bytes;
   // int2vector and oidvector are written as "1 2 3": read as the array "{1,2,3}".
-  if (!text.starts_with('{') && !text.starts_with('[')) {
-    text_form = "{" + std::string(text) + "}";
+  if ((c.integer & space_separated_array) != 0) {
+    text_form = text.empty() ? "{}" : "{" + std::string(text) + "}";
     std::replace(text_form.begin(), text_form.end(), ' ', ',');
-    if (text.empty()) text_form = "{}";
     text = text_form;
   }
   // A lower bound other than 1 comes first: "[0:2]={1,2,3}".
@@ -218,7 +217,7 @@ array_cells read_array(const result_source& src, std::size_t row, std::size_t co
       ++parse.at;
     }
   }
-  const auto element_kind = static_cast<cell_kind>(c.integer);
+  const auto element_kind = static_cast<cell_kind>(c.integer & ~space_separated_array);
   out.cells_.resize(out.texts_.size());
   for (std::size_t i = 0; i < out.texts_.size(); ++i) {
     cell& e = out.cells_[i];

@@ -35,8 +35,12 @@ enum class cell_kind : std::uint8_t {
   text,      // `bytes`
   blob,      // `bytes`, raw
   hex_blob,  // `bytes`, PostgreSQL's "\x0a1b..." text form of BYTEA
-  array      // `bytes`, PostgreSQL's "{...}" text form; `integer` is the elements' cell_kind
+  array      // `bytes`, PostgreSQL's "{...}" text form; `integer` is the elements' cell_kind,
+             // plus `space_separated_array` for int2vector and oidvector ("1 2 3")
 };
+
+/// Added to an array cell's element kind (`cell::integer`): its text is "1 2 3", not "{1,2,3}".
+inline constexpr std::int64_t space_separated_array = 0x100;
 
 struct cell {
   cell_kind kind = cell_kind::null;

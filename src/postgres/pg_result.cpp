@@ -10,7 +10,7 @@ namespace awaitdb::detail {
 
 namespace oid {
 constexpr Oid boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, oid = 26, float4 = 700,
-              float8 = 701, numeric = 1700;
+              float8 = 701, numeric = 1700, int2vector = 22, oidvector = 30;
 }
 
 cell_kind pg_cell_kind(Oid type) noexcept {
@@ -42,8 +42,8 @@ std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
     case 1007:  // integer[]
     case 1016:  // bigint[]
     case 1028:  // oid[]
-    case 22:    // int2vector ("1 2 3")
-    case 30:    // oidvector ("1 2 3")
+    case oid::int2vector:  // ("1 2 3")
+    case oid::oidvector:   // ("1 2 3")
       return cell_kind::integer;
     case 1021:  // real[]
     case 1022:  // double precision[]
@@ -111,9 +111,12 @@ cell pg_result::at(std::size_t row, std::size_t column) const {
       else if (std::from_chars(begin, end, out.real).ec != std::errc())
         throw error(sqlstate::invalid_text_representation, "malformed number from the server");
       break;
-    case cell_kind::array:
+    case cell_kind::array: {
       out.integer = static_cast<std::int64_t>(kinds_[column].element);
+      const Oid type = PQftype(result_.get(), c);
+      if (type == oid::int2vector || type == oid::oidvector) out.integer |= space_separated_array;
       break;
+    }
     default:
       break;
   }
