@@ -5,6 +5,7 @@
 #include "bench_common.hpp"
 #include <awaitdb/awaitdb.hpp>
 #include <awaitdb/observer.hpp>
+#include <awaitdb/timeout.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -49,13 +50,20 @@ struct shared_state {
   }
 };
 
-asio::awaitable<void> w1_client(awaitdb::database db, shared_state& s, lane& counts,
-                                unsigned seed) {
+// --deadline each: an operation with a deadline of its own (far enough never to pass).
+template <class T>
+asio::awaitable<T> maybe_with_deadline(bool each, asio::awaitable<T> op) {
+  if (each) return awaitdb::with_timeout(std::chrono::seconds(60), std::move(op));
+  return op;
+}
+
+asio::awaitable<void> w1_client(awaitdb::database db, shared_state& s, lane& counts, unsigned seed,
+                                bool each) {
   std::mt19937 random(seed);
   std::uniform_int_distribution<std::int32_t> aid(1, 1'000'000);
   while (!s.done.load(std::memory_order_relaxed)) {
     const auto start = clock_type::now();
-    awaitdb::result r = co_await db.query(w1_sql, aid(random));
+    awaitdb::result r = co_await maybe_with_deadline(each, db.query(w1_sql, aid(random)));
     if (r.size() != 1) throw std::runtime_error("W1: no such account");
     counts.ops.fetch_add(1, std::memory_order_relaxed);
     if (s.measuring.load(std::memory_order_relaxed)) counts.rec.add(clock_type::now() - start);
@@ -125,8 +133,11 @@ asio::awaitable<void> run_postgres(const options& o, result_line& out,
   std::exception_ptr failure;
   for (int i = 0; i < o.clients; ++i) {
     const std::size_t k = static_cast<std::size_t>(i) % dbs.size();
-    auto client = o.workload == "w1" ? w1_client(dbs[k], s, s.lanes[k], 1000 + i)
-                                     : w2_client(dbs[k], s, s.lanes[k], 1000 + i);
+    auto client = o.workload == "w1"
+                      ? w1_client(dbs[k], s, s.lanes[k], 1000 + i, o.deadline == "each")
+                      : w2_client(dbs[k], s, s.lanes[k], 1000 + i);
+    if (o.deadline == "around")
+      client = awaitdb::with_timeout(std::chrono::hours(1), std::move(client));
     asio::co_spawn(contexts[k], std::move(client), [&](std::exception_ptr e) {
       if (e) {
         std::lock_guard lock(failure_mutex);
@@ -184,12 +195,20 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   const std::uint64_t heap_before = awaitdb_bench::heap_allocation_count();
   const auto start = clock_type::now();
   std::int64_t checksum = 0;
-  for (std::uint64_t i = 0; i < o.ops; ++i) {
-    const auto t0 = clock_type::now();
-    awaitdb::result r = co_await db.query("SELECT v FROM kv WHERE id = $1", id(random));
-    checksum += r[0].get<std::int64_t>(0);
-    rec.add(clock_type::now() - t0);
-  }
+  const bool each = o.deadline == "each";
+  auto lookups = [&]() -> asio::awaitable<void> {
+    for (std::uint64_t i = 0; i < o.ops; ++i) {
+      const auto t0 = clock_type::now();
+      awaitdb::result r = co_await maybe_with_deadline(
+          each, db.query("SELECT v FROM kv WHERE id = $1", id(random)));
+      checksum += r[0].get<std::int64_t>(0);
+      rec.add(clock_type::now() - t0);
+    }
+  };
+  if (o.deadline == "around")
+    co_await awaitdb::with_timeout(std::chrono::hours(1), lookups());
+  else
+    co_await lookups();
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   const std::uint64_t allocs = awaitdb_bench::allocation_count() - allocs_before;
   const std::uint64_t heap = awaitdb_bench::heap_allocation_count() - heap_before;

@@ -42,6 +42,9 @@ struct options {
   bool count_allocations = false;
   // awaitdb only: none, noop (an observer whose hooks do nothing) or metrics (statement_metrics).
   std::string observer = "none";
+  // awaitdb only: none, around (one with_timeout around each client's whole loop) or each
+  // (with_timeout around every operation), for the cost of a deadline.
+  std::string deadline = "none";
 };
 
 [[noreturn]] inline void usage(const char* program, const char* problem) {
@@ -49,7 +52,7 @@ struct options {
                "%s: %s\nusage: %s --workload w1|w2|w3 --clients C [--connections K] [--threads T] "
                "[--contexts N] "
                "[--seconds D] [--warmup S] [--url URL] [--sqlite-db PATH] [--ops N] "
-               "[--allocations] [--observer none|noop|metrics]\n",
+               "[--allocations] [--observer none|noop|metrics] [--deadline none|around|each]\n",
                program, problem, program);
   std::exit(2);
 }
@@ -87,6 +90,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
         o.ops = std::stoull(v);
       else if (a == "--observer")
         o.observer = v;
+      else if (a == "--deadline")
+        o.deadline = v;
       else
         usage(program, "unknown option");
     } catch (const std::logic_error&) {
@@ -95,6 +100,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
   }
   if (o.observer != "none" && o.observer != "noop" && o.observer != "metrics")
     usage(program, "--observer must be none, noop or metrics");
+  if (o.deadline != "none" && o.deadline != "around" && o.deadline != "each")
+    usage(program, "--deadline must be none, around or each");
   if (o.workload != "w1" && o.workload != "w2" && o.workload != "w3")
     usage(program, "--workload must be w1, w2 or w3");
   if (o.clients < 1 || o.connections < 0 || o.threads < 1 || o.contexts < 1 || o.seconds <= 0 ||

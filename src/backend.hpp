@@ -11,13 +11,16 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string_view>
 
 namespace awaitdb::detail {
 
 class subscription_state;
+class deadline_state;
 
 namespace asio = boost::asio;
 
@@ -31,6 +34,8 @@ struct statement {
   result_mode mode = result_mode::rows;
   /// Made through `database::replica()`: outside a transaction, a standby may run it.
   bool replica = false;
+  /// The task's deadline (awaitdb::with_timeout), or null: waits for it end there (57014).
+  deadline_state* deadline = nullptr;
 
   result rows;                 // mode == rows
   std::uint64_t affected = 0;  // mode == count
@@ -64,14 +69,25 @@ class tx_state : public std::enable_shared_from_this<tx_state> {
   bool aborted() const noexcept { return top_->aborted_.load(std::memory_order_acquire); }
   void set_aborted(bool value) noexcept { top_->aborted_.store(value, std::memory_order_release); }
 
+  /// Actions to run once the outermost transaction commits (awaitdb::after_commit), kept at
+  /// the level they were registered in: a savepoint rolled back drops them, one released
+  /// passes them to the level it was begun in (`pass_after_commit_up`), and the top level's are
+  /// taken once it has committed.
+  void add_after_commit(std::function<void()> action);
+  void pass_after_commit_up();
+  std::vector<std::function<void()>> take_after_commit();
+
  private:
   backend& owner_;
+  tx_state* const enclosing_;  // the level this one was begun in (a savepoint's), or null
   std::shared_ptr<std::atomic<std::size_t>> owner_levels_;  // the owner's count of live levels
   std::shared_ptr<tx_state> parent_;
   tx_state* top_;  // kept alive through parent_ (the enclosing levels are on the chain)
   unsigned depth_;
   std::atomic<bool> open_{true};
   std::atomic<bool> aborted_{false};
+  std::mutex after_commit_mutex_;  // (children of the transaction may register concurrently)
+  std::vector<std::function<void()>> after_commit_;
 };
 
 /// An engine. Implementations live in src/sqlite and src/postgres.
@@ -115,10 +131,12 @@ class backend {
   virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel);
 
   /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
-  /// `enclosing` (the caller has checked that `options` are the defaults then).
+  /// `enclosing` (the caller has checked that `options` are the defaults then). A wait for a
+  /// connection or a lock ends at `deadline` (57014), if given.
   virtual asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                            tx_state* enclosing,
-                                                           const transaction_options& options) = 0;
+                                                           const transaction_options& options,
+                                                           deadline_state* deadline) = 0;
   /// Commits (or releases the savepoint). On failure the level is rolled back, then it throws.
   virtual asio::awaitable<void> commit(tx_state& tx) = 0;
   /// Rolls back without waiting for the database: SQLite does it inline; PostgreSQL queues it
@@ -138,6 +156,7 @@ class backend {
 
 inline tx_state::tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing)
     : owner_(owner)
+    , enclosing_(enclosing)
     , owner_levels_(owner.levels_)
     , parent_(std::move(parent))
     , top_(enclosing ? &enclosing->top() : this)
@@ -147,6 +166,24 @@ inline tx_state::tx_state(backend& owner, std::shared_ptr<tx_state> parent, tx_s
 
 inline tx_state::~tx_state() {
   owner_levels_->fetch_sub(1, std::memory_order_relaxed);
+}
+
+inline void tx_state::add_after_commit(std::function<void()> action) {
+  std::lock_guard lock(after_commit_mutex_);
+  after_commit_.push_back(std::move(action));
+}
+
+inline void tx_state::pass_after_commit_up() {
+  std::vector<std::function<void()>> mine = take_after_commit();
+  if (!enclosing_ || mine.empty()) return;
+  std::lock_guard lock(enclosing_->after_commit_mutex_);
+  for (auto& action : mine)
+    enclosing_->after_commit_.push_back(std::move(action));
+}
+
+inline std::vector<std::function<void()>> tx_state::take_after_commit() {
+  std::lock_guard lock(after_commit_mutex_);
+  return std::move(after_commit_);
 }
 
 }  // namespace awaitdb::detail

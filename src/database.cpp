@@ -1,5 +1,6 @@
 // The engine-neutral half of `database`: task context, transaction bookkeeping, dispatch.
 #include "backend.hpp"
+#include "deadline.hpp"
 #include "listen.hpp"
 #include "task_context.hpp"
 #include <awaitdb/database.hpp>
@@ -37,6 +38,26 @@ detail::backend& usable(detail::backend* b) {
   return *b;
 }
 
+// What every statement (a query, a batch, a stream, a COPY) finds in its task context before it
+// starts: its transaction on this engine, refused when ended or aborted, and its deadline,
+// refused when passed (the statement never reaches the server then).
+struct statement_context {
+  tx_state* tx = nullptr;
+  detail::deadline_state* deadline = nullptr;
+
+  static statement_context of(const detail::backend& b, const asio::any_io_executor& ex) {
+    statement_context c{detail::find_transaction(ex, b), detail::task_deadline(ex)};
+    if (c.tx) check_usable(*c.tx);
+    if (c.deadline && c.deadline->passed()) throw c.deadline->timed_out();
+    return c;
+  }
+  /// The statement failed: inside a transaction that aborts it (PostgreSQL's rule, on both
+  /// engines).
+  void failed() const noexcept {
+    if (tx) tx->set_aborted(true);
+  }
+};
+
 // What the backend gets of a statement (views of `args`, which the caller keeps).
 detail::statement statement_of(const detail::statement_args& args, bool replica) {
   detail::statement st;
@@ -56,8 +77,9 @@ asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
   detail::statement st = statement_of(args, replica);
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  tx_state* tx = detail::find_transaction(ex, b);
-  if (tx) check_usable(*tx);
+  const statement_context context = statement_context::of(b, ex);
+  tx_state* const tx = context.tx;
+  st.deadline = context.deadline;
   // Observed only when an observer is installed: otherwise one atomic load.
   std::optional<detail::statement_watch> watch;  // (made only when someone watches)
   if (awaitdb::observer* const watcher = b.observers()->get()) [[unlikely]]
@@ -65,8 +87,7 @@ asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
   try {
     if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
   } catch (...) {
-    // Any failure inside a transaction aborts it, on both engines (PostgreSQL's rule).
-    if (tx) tx->set_aborted(true);
+    context.failed();
     if (watch) [[unlikely]]
       watch->failed(st, std::current_exception());
     throw;
@@ -126,8 +147,9 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
   detail::backend& b = usable(backend.get());
   detail::statement st = statement_of(args, replica);
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  tx_state* tx = detail::find_transaction(ex, b);
-  if (tx) check_usable(*tx);
+  const statement_context context = statement_context::of(b, ex);
+  tx_state* const tx = context.tx;
+  st.deadline = context.deadline;
   std::unique_ptr<detail::stream_watch> watch = watch_of(b, st, tx, ex);
   try {
     std::unique_ptr<detail::row_source> rows = co_await b.open_stream(st, tx);
@@ -136,7 +158,7 @@ asio::awaitable<row_stream> open_stream(std::shared_ptr<detail::backend> backend
     watch->opened(st.connection);
     co_return row_stream(detail::watched_rows(std::move(rows), std::move(watch)));
   } catch (...) {
-    if (tx) tx->set_aborted(true);
+    context.failed();
     if (watch) [[unlikely]]
       watch->failed(std::current_exception());
     throw;
@@ -153,10 +175,11 @@ asio::awaitable<Front> open_copy(
                                      std::unique_ptr<detail::stream_watch>)) {
   detail::backend& engine = usable(backend.get());
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  tx_state* tx = detail::find_transaction(ex, engine);
-  if (tx) check_usable(*tx);
+  const statement_context context = statement_context::of(engine, ex);
+  tx_state* const tx = context.tx;
   detail::statement st;
   st.sql = sql;
+  st.deadline = context.deadline;
   std::unique_ptr<detail::stream_watch> watch = watch_of(engine, st, tx, ex);
   try {
     std::unique_ptr<Back> end = co_await (engine.*open)(st, tx);
@@ -165,6 +188,7 @@ asio::awaitable<Front> open_copy(
     watch->opened(st.connection);
     co_return Front(watched(std::move(end), std::move(watch)));
   } catch (...) {
+    context.failed();  // (a COPY that fails to start aborts the transaction, as any statement)
     if (watch) [[unlikely]]
       watch->failed(std::current_exception());
     throw;
@@ -230,9 +254,9 @@ asio::awaitable<detail::transaction_scope> database::begin_transaction(
     const transaction_options& options) const {
   detail::backend& b = checked_backend();
   auto ex = co_await asio::this_coro::executor;
-  tx_state* enclosing = detail::find_transaction(ex, b);
+  const statement_context context = statement_context::of(b, ex);
+  tx_state* const enclosing = context.tx;
   if (enclosing) {
-    check_usable(*enclosing);
     const transaction_options defaults;
     if (options.isolation != defaults.isolation || options.read_only || options.deferrable ||
         options.retries > 0)
@@ -242,7 +266,8 @@ asio::awaitable<detail::transaction_scope> database::begin_transaction(
   }
   tx_state* innermost = detail::innermost_transaction(ex);
   std::shared_ptr<tx_state> parent = innermost ? innermost->shared_from_this() : nullptr;
-  std::shared_ptr<tx_state> level = co_await b.begin(std::move(parent), enclosing, options);
+  std::shared_ptr<tx_state> level =
+      co_await b.begin(std::move(parent), enclosing, options, context.deadline);
   asio::any_io_executor inner = detail::with_transaction(ex, level);
   co_return detail::transaction_scope(std::move(level), std::move(inner));
 }
@@ -272,16 +297,6 @@ asio::awaitable<bool> database::retry_after(const transaction_options& options, 
 
 namespace {
 
-bool is_cancellation(const std::exception_ptr& failure) {
-  try {
-    std::rethrow_exception(failure);
-  } catch (const boost::system::system_error& e) {
-    return e.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
-
 // A batch's only coroutine frame, holding its arguments and its engine.
 // (`held` owns the arguments the statements view; moving it moves no element.)
 asio::awaitable<std::vector<batch_result>> run_batch_statements(
@@ -290,8 +305,10 @@ asio::awaitable<std::vector<batch_result>> run_batch_statements(
   std::vector<std::exception_ptr> failures(sts.size());
   detail::backend& b = usable(backend.get());
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  tx_state* tx = detail::find_transaction(ex, b);
-  if (tx) check_usable(*tx);
+  const statement_context context = statement_context::of(b, ex);
+  tx_state* const tx = context.tx;
+  for (detail::statement& st : sts)
+    st.deadline = context.deadline;
   std::vector<detail::statement_watch> watches;
   awaitdb::observer* const watcher = b.observers()->get();
   if (watcher) [[unlikely]] {
@@ -303,7 +320,7 @@ asio::awaitable<std::vector<batch_result>> run_batch_statements(
     if (!sts.empty()) co_await b.run_batch(sts, failures, tx);
   } catch (...) {
     // Cancelled: as for one statement, the transaction is aborted; observers see the end.
-    if (tx) tx->set_aborted(true);
+    context.failed();
     if (watcher) [[unlikely]] {
       for (std::size_t i = 0; i < sts.size(); ++i)
         watches[i].failed(sts[i], failures[i] ? failures[i] : std::current_exception());
@@ -340,6 +357,14 @@ asio::awaitable<std::vector<batch_result>> database::run(batch b) const {
   return run_batch_statements(backend_, std::move(b), std::move(sts));
 }
 
+void after_commit(const asio::any_io_executor& executor, std::function<void()> action) {
+  tx_state* level = detail::innermost_transaction(executor);
+  if (!level || !level->is_open())
+    throw error(sqlstate::no_active_transaction,
+                "after_commit is for a task inside a transaction: this one is in none");
+  level->add_after_commit(std::move(action));
+}
+
 namespace detail {
 
 asio::awaitable<std::unique_ptr<copy_sink>> backend::copy_in(statement&, tx_state*) {
@@ -367,7 +392,7 @@ asio::awaitable<void> backend::run_batch(std::span<statement> sts,
     } catch (...) {
       failures[i] = std::current_exception();
     }
-    if (failures[i] && is_cancellation(failures[i])) std::rethrow_exception(failures[i]);
+    if (failures[i] && detail::is_cancellation(failures[i])) std::rethrow_exception(failures[i]);
     if (failures[i] && tx) tx->set_aborted(true);
   }
 }
@@ -400,7 +425,9 @@ transaction_scope::transaction_scope(std::shared_ptr<tx_state> state,
     : state_(std::move(state)), executor_(std::move(executor)) {}
 
 transaction_scope::transaction_scope(transaction_scope&& other) noexcept
-    : state_(std::move(other.state_)), executor_(std::move(other.executor_)) {}
+    : state_(std::move(other.state_))
+    , committed_(std::move(other.committed_))
+    , executor_(std::move(other.executor_)) {}
 
 transaction_scope::~transaction_scope() {
   rollback();
@@ -423,6 +450,28 @@ asio::awaitable<void> transaction_scope::commit() {
     throw;
   }
   state->close();
+  if (state->depth() > 0)
+    state->pass_after_commit_up();  // a savepoint: they wait for the transaction around it
+  else
+    committed_ = std::move(state);
+}
+
+void transaction_scope::run_after_commit() noexcept {
+  if (!committed_) return;
+  const std::shared_ptr<tx_state> state = std::move(committed_);
+  for (std::function<void()>& action : state->take_after_commit()) {
+    try {
+      action();
+    } catch (...) {
+      if (awaitdb::observer* o = state->owner().observers()->get()) {
+        after_commit_event e;
+        e.engine = state->owner().kind();
+        e.label = task_label(executor_);
+        e.failure = std::current_exception();
+        o->after_commit_failed(e);
+      }
+    }
+  }
 }
 
 void transaction_scope::rollback() noexcept {

@@ -155,6 +155,16 @@ std::string sqlstate_of(const std::exception_ptr& failure) {
   return "XX000";
 }
 
+bool is_cancellation(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const boost::system::system_error& e) {
+    return e.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
 void statement_watch::start(awaitdb::observer& o, awaitdb::engine engine, const statement& st,
                             bool in_transaction, std::string_view label) noexcept {
   observer_ = &o;
@@ -263,8 +273,8 @@ class watched_row_source final : public row_source {
  public:
   watched_row_source(std::unique_ptr<row_source> rows, std::unique_ptr<stream_watch> watch)
       : rows_(std::move(rows)), watch_(std::move(watch)) {}
-  boost::asio::awaitable<std::optional<row>> next() override {
-    return item_reported(*watch_, rows_->next());
+  boost::asio::awaitable<std::optional<row>> next(deadline_state* deadline) override {
+    return item_reported(*watch_, rows_->next(deadline));
   }
 
  private:

@@ -92,6 +92,9 @@ std::unique_ptr<copy_source> watched_copy_out(std::unique_ptr<copy_source> sourc
 /// cancellation, "XX000" for anything else.
 std::string sqlstate_of(const std::exception_ptr& failure);
 
+/// Whether a failure is a cancellation (system_error with operation_aborted).
+bool is_cancellation(const std::exception_ptr& failure);
+
 }  // namespace awaitdb::detail
 
 #endif  // AWAITDB_SRC_OBSERVE_HPP

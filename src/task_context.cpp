@@ -1,6 +1,7 @@
 #include "task_context.hpp"
 
 #include "backend.hpp"
+#include "util/thread_cache.hpp"
 
 #include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,12 +19,13 @@ namespace {
 namespace asio = boost::asio;
 namespace execution = boost::asio::execution;
 
-/// What a task carries: the executor it really runs on, its innermost transaction, and the
-/// label observers see (awaitdb::with_label).
+/// What a task carries: the executor it really runs on, its innermost transaction, the label
+/// observers see (awaitdb::with_label), and its deadline (awaitdb::with_timeout).
 struct task_context {
   asio::any_io_executor inner;
   std::shared_ptr<tx_state> tx;
   std::shared_ptr<const std::string> label;
+  std::shared_ptr<deadline_state> deadline;
 };
 
 /// `ex`'s blocking property, read off the executor of type `Io` that `ex` holds, if it does.
@@ -66,6 +68,7 @@ class tx_executor {
   tx_state* transaction() const noexcept { return context_->tx.get(); }
   const std::shared_ptr<tx_state>& transaction_ptr() const noexcept { return context_->tx; }
   const std::shared_ptr<const std::string>& label() const noexcept { return context_->label; }
+  const std::shared_ptr<deadline_state>& deadline() const noexcept { return context_->deadline; }
 
   asio::execution_context& query(execution::context_t) const noexcept {
     return asio::query(inner(), execution::context);
@@ -93,19 +96,25 @@ class tx_executor {
 
   template <class F>
   void execute(F&& f) const {
+    // Straight to an io_context's executor when it is one: through any_io_executor the
+    // function would be wrapped (and allocated) a second time.
+    if (const auto* io = inner().target<io_plain>()) return io->execute(std::forward<F>(f));
+    if (const auto* io = inner().target<io_tracked>()) return io->execute(std::forward<F>(f));
     inner().execute(std::forward<F>(f));
   }
 
   friend bool operator==(const tx_executor& a, const tx_executor& b) noexcept {
     return a.context_ == b.context_ ||
            (a.context_->tx == b.context_->tx && a.context_->label == b.context_->label &&
-            a.context_->inner == b.context_->inner);
+            a.context_->deadline == b.context_->deadline && a.context_->inner == b.context_->inner);
   }
 
  private:
   tx_executor with(asio::any_io_executor inner) const {
-    return tx_executor(std::make_shared<const task_context>(
-        task_context{std::move(inner), context_->tx, context_->label}));
+    // (co_spawn makes a tracked copy twice per operation: from the thread's cache.)
+    return tx_executor(std::allocate_shared<const task_context>(
+        thread_cache_allocator<const task_context>(),
+        task_context{std::move(inner), context_->tx, context_->label, context_->deadline}));
   }
 
   std::shared_ptr<const task_context> context_;
@@ -113,32 +122,59 @@ class tx_executor {
 
 static_assert(execution::is_executor<tx_executor>::value);
 
-const std::shared_ptr<const std::string>& task_label_ptr(const asio::any_io_executor& ex) noexcept {
-  static const std::shared_ptr<const std::string> none;
-  if (const auto* wrapped = ex.target<tx_executor>()) return wrapped->label();
+// The wrapper `ex` is (or that a strand `ex` is made of), if any.
+const tx_executor* wrapper_of(const asio::any_io_executor& ex) noexcept {
+  if (const auto* wrapped = ex.target<tx_executor>()) return wrapped;
+  // A strand made of a task's executor (`asio::make_strand(co_await this_coro::executor)`,
+  // as with_timeout does on a multi-threaded executor) keeps the task's context.
   if (const auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
-    return task_label_ptr(strand->get_inner_executor());
-  return none;
+    return wrapper_of(strand->get_inner_executor());
+  return nullptr;
+}
+
+// `current`'s context, changed by `change`; never a wrapper of a wrapper (a new context keeps
+// what the old one held).
+template <class Change>
+asio::any_io_executor rewrap(const asio::any_io_executor& current, Change change) {
+  task_context context;
+  if (const auto* wrapped = current.target<tx_executor>()) {
+    context = task_context{wrapped->inner(), wrapped->transaction_ptr(), wrapped->label(),
+                           wrapped->deadline()};
+  } else {
+    context.inner = current;
+    if (const tx_executor* seen = wrapper_of(current)) {
+      context.tx = seen->transaction_ptr();
+      context.label = seen->label();
+      context.deadline = seen->deadline();
+    }
+  }
+  change(context);
+  // (From the thread's cache: a deadline or a transaction per operation makes one each time.)
+  return asio::any_io_executor(tx_executor(std::allocate_shared<const task_context>(
+      thread_cache_allocator<const task_context>(), std::move(context))));
 }
 
 }  // namespace
 
 asio::any_io_executor with_transaction(const asio::any_io_executor& current,
                                        std::shared_ptr<tx_state> innermost) {
-  // Never wrap a wrapper: the new context already links to the old one through its parent.
-  const auto* wrapped = current.target<tx_executor>();
-  auto context = std::make_shared<const task_context>(
-      task_context{wrapped ? wrapped->inner() : current, std::move(innermost),
-                   wrapped ? wrapped->label() : task_label_ptr(current)});
-  return asio::any_io_executor(tx_executor(std::move(context)));
+  return rewrap(current, [&](task_context& c) { c.tx = std::move(innermost); });
 }
 
 asio::any_io_executor with_label(const asio::any_io_executor& current, std::string label) {
-  const auto* wrapped = current.target<tx_executor>();
-  auto context = std::make_shared<const task_context>(task_context{
-      wrapped ? wrapped->inner() : current, wrapped ? wrapped->transaction_ptr() : nullptr,
-      std::make_shared<const std::string>(std::move(label))});
-  return asio::any_io_executor(tx_executor(std::move(context)));
+  return rewrap(current, [&](task_context& c) {
+    c.label = std::make_shared<const std::string>(std::move(label));
+  });
+}
+
+asio::any_io_executor with_deadline(const asio::any_io_executor& current,
+                                    std::shared_ptr<deadline_state> deadline) {
+  return rewrap(current, [&](task_context& c) { c.deadline = std::move(deadline); });
+}
+
+deadline_state* task_deadline(const asio::any_io_executor& ex) noexcept {
+  const tx_executor* wrapped = wrapper_of(ex);
+  return wrapped ? wrapped->deadline().get() : nullptr;
 }
 
 const asio::any_io_executor& underlying_executor(const asio::any_io_executor& ex) noexcept {
@@ -147,17 +183,13 @@ const asio::any_io_executor& underlying_executor(const asio::any_io_executor& ex
 }
 
 std::string_view task_label(const asio::any_io_executor& ex) noexcept {
-  const auto& label = task_label_ptr(ex);
-  return label ? std::string_view(*label) : std::string_view();
+  const tx_executor* wrapped = wrapper_of(ex);
+  return wrapped && wrapped->label() ? std::string_view(*wrapped->label()) : std::string_view();
 }
 
 tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {
-  if (const auto* wrapped = ex.target<tx_executor>()) return wrapped->transaction();
-  // A strand made of a task's executor (`asio::make_strand(co_await this_coro::executor)`,
-  // as with_timeout does) keeps the task's context.
-  if (const auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
-    return innermost_transaction(strand->get_inner_executor());
-  return nullptr;
+  const tx_executor* wrapped = wrapper_of(ex);
+  return wrapped ? wrapped->transaction() : nullptr;
 }
 
 tx_state* find_transaction(const asio::any_io_executor& ex, const backend& owner) noexcept {

@@ -17,6 +17,7 @@ namespace awaitdb::detail {
 
 class backend;
 class tx_state;
+class deadline_state;
 
 /// `current` with `innermost` as its task context (replacing any context it had).
 boost::asio::any_io_executor with_transaction(const boost::asio::any_io_executor& current,
@@ -26,6 +27,14 @@ boost::asio::any_io_executor with_transaction(const boost::asio::any_io_executor
 /// (Declared in <awaitdb/observer.hpp> too.)
 boost::asio::any_io_executor with_label(const boost::asio::any_io_executor& current,
                                         std::string label);
+
+/// `current` with `deadline` as its task's deadline (awaitdb::with_timeout), keeping the rest.
+/// (The caller has made it the earlier of the new one and any the task had.)
+boost::asio::any_io_executor with_deadline(const boost::asio::any_io_executor& current,
+                                           std::shared_ptr<deadline_state> deadline);
+
+/// The deadline of the task running on `ex`, or null.
+deadline_state* task_deadline(const boost::asio::any_io_executor& ex) noexcept;
 
 /// The executor `ex` runs its handlers on: the wrapped one when `ex` carries a task context,
 /// else `ex` itself.

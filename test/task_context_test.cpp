@@ -29,7 +29,8 @@ class idle_backend final : public backend {
     co_return nullptr;
   }
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state>, tx_state*,
-                                                   const transaction_options&) override {
+                                                   const transaction_options&,
+                                                   deadline_state*) override {
     co_return nullptr;
   }
   asio::awaitable<void> commit(tx_state&) override { co_return; }

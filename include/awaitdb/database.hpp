@@ -197,9 +197,13 @@ class transaction_scope {
   boost::asio::awaitable<void> commit();
   /// Rolls back without suspending; the backend finishes any I/O on its own.
   void rollback() noexcept;
+  /// Runs the actions registered with `after_commit`, once the outermost transaction has
+  /// committed (a savepoint's pass to its enclosing level at `commit`).
+  void run_after_commit() noexcept;
 
  private:
   std::shared_ptr<tx_state> state_;
+  std::shared_ptr<tx_state> committed_;  // the outermost level, committed
   boost::asio::any_io_executor executor_;
 };
 }  // namespace detail
@@ -505,6 +509,7 @@ class database {
         failure = std::current_exception();
       }
       if (!failure) {
+        scope.run_after_commit();
         if constexpr (std::is_void_v<value_type>)
           co_return;
         else
@@ -525,6 +530,22 @@ class database {
   std::shared_ptr<detail::backend> backend_;
   bool replica_ = false;
 };
+
+/// Registers `action` to run once the outermost transaction that the task running on
+/// `executor` is inside (of any database, found through the task context) has committed: after
+/// its connection is returned, in registration order, once. It never runs when that transaction
+/// rolls back, nor when a savepoint is released (only when the transaction around it commits);
+/// a savepoint rolled back drops what was registered inside it; of a transaction retried after
+/// a serialization failure, only the attempt that committed runs its actions. An action that
+/// throws does not undo the commit: the exception is reported to the database's observer
+/// (`observer::after_commit_failed`), never rethrown, and the next actions run.
+///
+///     auto ex = co_await asio::this_coro::executor;
+///     awaitdb::after_commit(ex, [events, id] { events->publish("order-paid", id); });
+///
+/// (Write the two lines apart: see docs/usage.md on g++ 12.) Throws `awaitdb::error` 25P01
+/// outside a transaction.
+void after_commit(const boost::asio::any_io_executor& executor, std::function<void()> action);
 
 /// Opens the database named by `url`, on the calling coroutine's executor.
 ///

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,13 @@ struct notice_event {
   std::string_view message;
 };
 
+/// An action registered with `awaitdb::after_commit` threw (the transaction had committed).
+struct after_commit_event {
+  awaitdb::engine engine = awaitdb::engine::postgres;
+  std::string_view label;  // the task's label
+  std::exception_ptr failure;
+};
+
 /// What a database reports to whoever installs one with `database::set_observer`. Every
 /// function is called on the thread of the task concerned (notices: of the task whose read
 /// received them), outside every lock of awaitdb; keep them short, and never throw.
@@ -85,6 +93,7 @@ class observer {
   virtual void statement_finished(const statement_event&) noexcept {}
   virtual void connection_acquired(const acquire_event&) noexcept {}
   virtual void notice(const notice_event&) noexcept {}
+  virtual void after_commit_failed(const after_commit_event&) noexcept {}
 };
 
 /// A ready-made observer that counts: statements, failures by SQLSTATE class, and histograms of

@@ -13,11 +13,14 @@ namespace awaitdb {
 namespace detail {
 
 /// Where a stream's rows come from: one engine's open statement.
+class deadline_state;
+
 class row_source {
  public:
   virtual ~row_source() = default;
-  /// The next row; nullopt after the last. Throws the statement's failure where it happens.
-  virtual boost::asio::awaitable<std::optional<row>> next() = 0;
+  /// The next row; nullopt after the last. Throws the statement's failure where it happens;
+  /// a wait past `deadline` (the reading task's, if any) throws 57014.
+  virtual boost::asio::awaitable<std::optional<row>> next(deadline_state* deadline) = 0;
 };
 
 }  // namespace detail

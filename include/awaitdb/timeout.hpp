@@ -1,87 +1,104 @@
-// awaitdb: a deadline for one operation — a statement, or a whole transaction.
-//
-// Kept apart from database.hpp: it brings in Asio's parallel group, which a translation unit
-// that sets no deadline need not compile.
+// awaitdb: deadlines that follow the task — for one statement, a transaction, or a whole
+// request handler and everything it calls.
 #ifndef AWAITDB_TIMEOUT_HPP
 #define AWAITDB_TIMEOUT_HPP
 
 #include <awaitdb/error.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <chrono>
-#include <exception>
-#include <string>
-#include <type_traits>
+#include <memory>
 #include <utility>
 
 namespace awaitdb {
 
-/// Runs `op` (`db.query(...)`, `db.transaction(...)`, any awaitable) with a deadline. When
-/// `limit` passes first, `op` is cancelled — a statement is stopped on the server, a
-/// transaction rolled back — and this throws `awaitdb::error` 57014 ("timed out after N ms").
-/// A failure of `op` before the deadline is rethrown at once.
+namespace detail {
+class deadline_state;
+
+/// One `with_timeout` (internal): the deadline put on the task context, its timer, and the
+/// cancellation it sends the operation.
+class deadline_scope {
+ public:
+  deadline_scope(const boost::asio::any_io_executor& caller,
+                 std::chrono::steady_clock::time_point at, std::chrono::milliseconds limit);
+  ~deadline_scope();
+  deadline_scope(const deadline_scope&) = delete;
+  deadline_scope& operator=(const deadline_scope&) = delete;
+
+  /// An earlier deadline of the task applies already: the operation runs under it as it is.
+  bool inherited() const noexcept { return inherited_; }
+  /// The deadline had passed before the operation started.
+  bool passed() const noexcept;
+  /// The deadline has come and cancelled the operation.
+  bool fired() const noexcept;
+  [[noreturn]] void throw_timed_out() const;
+  /// The executor the operation runs on (the caller's, carrying the deadline).
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+  boost::asio::cancellation_slot slot() noexcept { return signal_.slot(); }
+
+ private:
+  std::shared_ptr<deadline_state> state_;
+  boost::asio::any_io_executor executor_;
+  boost::asio::cancellation_signal signal_;
+  bool inherited_ = false;
+};
+}  // namespace detail
+
+/// Runs `op` (`db.query(...)`, `db.transaction(...)`, a request handler, any awaitable) with a
+/// deadline, which its task context carries: every statement, batch, stream `next()`, COPY
+/// and transaction started inside `op` at any depth — in the functions it calls, in coroutines
+/// it starts on `co_await this_coro::executor` — runs within it. Nested, the earlier deadline
+/// wins.
+///
+/// At the deadline, the statements in flight are stopped on the server (SQLite: interrupted,
+/// within a few milliseconds), a transaction rolls back, `op` itself is cancelled, and this
+/// throws `awaitdb::error` 57014 ("timed out after N ms"); a statement started after it fails
+/// at once with 57014, without reaching the server. A failure of `op` before the deadline is
+/// rethrown as it is.
 ///
 ///     result r = co_await awaitdb::with_timeout(200ms, db.query("SELECT slow()"));
-namespace detail {
-
-// The race itself, run on a strand: Asio's cancellation is not thread-safe, and the group's
-// branches would otherwise complete (and cancel each other) on different threads of a
-// multi-threaded executor.
+///     co_await awaitdb::with_timeout(2s, handle(request));  // its helpers' statements too
+///
+/// Safe on a multi-threaded executor (on one with several threads, `op` runs on a strand of the
+/// caller's executor).
 template <class T>
-boost::asio::awaitable<T> race_deadline(std::chrono::milliseconds limit,
-                                        boost::asio::awaitable<T> op) {
+boost::asio::awaitable<T> with_timeout(std::chrono::steady_clock::time_point deadline,
+                                       boost::asio::awaitable<T> op,
+                                       std::chrono::milliseconds limit = {}) {
   namespace asio = boost::asio;
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer timer(ex, limit);
-  // The first to complete wins; the other is cancelled.
-  auto first = asio::experimental::make_parallel_group(
-      asio::co_spawn(ex, std::move(op), asio::deferred), timer.async_wait(asio::deferred));
-  auto settle = [&](const auto& order, const std::exception_ptr& failure) {
-    if (order[0] == 1)
-      throw error(sqlstate::query_canceled,
-                  "timed out after " + std::to_string(limit.count()) + " ms");
-    if (failure) std::rethrow_exception(failure);
-  };
-  if constexpr (std::is_void_v<T>) {
-    auto [order, failure, timer_ec] = co_await std::move(first).async_wait(
-        asio::experimental::wait_for_one(), asio::use_awaitable);
-    (void)timer_ec;
-    settle(order, failure);
-  } else {
-    auto [order, failure, value, timer_ec] = co_await std::move(first).async_wait(
-        asio::experimental::wait_for_one(), asio::use_awaitable);
-    (void)timer_ec;
-    settle(order, failure);
-    co_return std::move(value);
+  if (limit.count() == 0)
+    limit =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  detail::deadline_scope scope(co_await asio::this_coro::executor, deadline, limit);
+  if (scope.inherited()) co_return co_await std::move(op);
+  if (scope.passed()) scope.throw_timed_out();
+  try {
+    co_return co_await asio::co_spawn(
+        scope.executor(), std::move(op),
+        asio::bind_cancellation_slot(scope.slot(), asio::use_awaitable));
+  } catch (const boost::system::system_error& e) {
+    // Cancelled by the deadline (not by the caller): the operation timed out.
+    if (e.code() == asio::error::operation_aborted && scope.fired()) scope.throw_timed_out();
+    throw;
   }
 }
 
-}  // namespace detail
-
-/// Runs `op` (`db.query(...)`, `db.transaction(...)`, any awaitable) with a deadline. When
-/// `limit` passes first, `op` is cancelled — a statement is stopped on the server, a
-/// transaction rolled back — and this throws `awaitdb::error` 57014 ("timed out after N ms").
-/// A failure of `op` before the deadline is rethrown at once.
-///
-///     result r = co_await awaitdb::with_timeout(200ms, db.query("SELECT slow()"));
-///
-/// Safe on a multi-threaded executor: `op` and its timer run on a strand of the caller's
-/// executor, so the cancellation the deadline sends never races with `op` itself.
-template <class T>
-boost::asio::awaitable<T> with_timeout(std::chrono::milliseconds limit,
+/// The same, `limit` from now.
+template <class T, class Rep, class Period>
+boost::asio::awaitable<T> with_timeout(std::chrono::duration<Rep, Period> limit,
                                        boost::asio::awaitable<T> op) {
-  namespace asio = boost::asio;
-  auto strand = asio::make_strand(co_await asio::this_coro::executor);
-  co_return co_await asio::co_spawn(strand, detail::race_deadline(limit, std::move(op)),
-                                    asio::use_awaitable);
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(limit);
+  return with_timeout(std::chrono::steady_clock::now() + ms, std::move(op),
+                      ms.count() > 0 ? ms : std::chrono::milliseconds(1));
 }
 
 }  // namespace awaitdb

@@ -1,5 +1,6 @@
 #include "pool.hpp"
 
+#include "../deadline.hpp"
 #include "../observe.hpp"
 #include "../task_context.hpp"
 #include "../util/backoff.hpp"
@@ -251,12 +252,13 @@ pool_lease connection_pool::try_acquire_shared() {
   }
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire_shared() {
-  return acquire(lease_kind::shared, open_failures::wait);
+asio::awaitable<pool_lease> connection_pool::acquire_shared(deadline_state* deadline) {
+  return acquire(lease_kind::shared, deadline, open_failures::wait);
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire_exclusive(open_failures failures) {
-  return acquire(lease_kind::exclusive, failures);
+asio::awaitable<pool_lease> connection_pool::acquire_exclusive(deadline_state* deadline,
+                                                               open_failures failures) {
+  return acquire(lease_kind::exclusive, deadline, failures);
 }
 
 void connection_pool::throw_last_open_failure(std::exception_ptr failure) const {
@@ -316,8 +318,10 @@ void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
   }
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, open_failures failures) {
-  const auto deadline = pool_clock::now() + options_.acquire_timeout;
+asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_state* task_deadline,
+                                                     open_failures failures) {
+  auto deadline = pool_clock::now() + options_.acquire_timeout;
+  if (task_deadline) deadline = std::min(deadline, task_deadline->at());
   // Reported only to an observer (connection waits apart from connect time).
   awaitdb::observer* const watcher = observers_ ? observers_->get() : nullptr;
   const auto started = watcher ? pool_clock::now() : pool_clock::time_point{};
@@ -370,11 +374,12 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, open_failu
     if (watcher) report_acquire(*watcher, kind, started, connect, label, {});
     co_return make_lease(std::move(c), kind);
   } catch (...) {
-    if (watcher) {
-      const std::string state = sqlstate_of(std::current_exception());
-      report_acquire(*watcher, kind, started, connect, label, state);
-    }
-    throw;
+    // Given up at the task's own deadline: that is the reason.
+    std::exception_ptr failure = std::current_exception();
+    if (task_deadline && task_deadline->passed() && !is_cancellation(failure))
+      failure = std::make_exception_ptr(task_deadline->timed_out());
+    if (watcher) report_acquire(*watcher, kind, started, connect, label, sqlstate_of(failure));
+    std::rethrow_exception(failure);
   }
 }
 

@@ -54,6 +54,7 @@ class observer;
 namespace awaitdb::detail {
 
 class connection_pool;
+class deadline_state;
 class observer_slot;
 using pool_clock = std::chrono::steady_clock;
 
@@ -190,15 +191,16 @@ class connection_pool : public context_member,
   /// A connection for the caller alone: idle, or quiet and shared, or newly opened while the
   /// pool is below its size; else the next one freed, within the acquire timeout (53300; or,
   /// when nothing could be opened meanwhile, the last attempt's error).
+  /// `deadline`: the task's (awaitdb::with_timeout), if any: a wait past it throws 57014.
   boost::asio::awaitable<pool_lease> acquire_exclusive(
-      open_failures failures = open_failures::wait);
+      deadline_state* deadline = nullptr, open_failures failures = open_failures::wait);
 
   /// A connection to pipeline a statement on, without suspending, in the steady state (an open
   /// shared connection with room); an empty lease when `acquire_shared` must be awaited.
   pool_lease try_acquire_shared();
   /// A connection to pipeline a statement on: the least busy shared one that is not stalled;
   /// an idle one; a new one while the pool may grow; else the least busy of all.
-  boost::asio::awaitable<pool_lease> acquire_shared();
+  boost::asio::awaitable<pool_lease> acquire_shared(deadline_state* deadline = nullptr);
 
   /// Refuses new work (08003), closes idle connections now and the others as they become
   /// quiet; waits up to `grace` for that, then closes what remains (its work fails).
@@ -252,7 +254,8 @@ class connection_pool : public context_member,
   void dispatch_locked(std::vector<wait_list::ticket>& wake);
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
-  boost::asio::awaitable<pool_lease> acquire(lease_kind kind, open_failures failures);
+  boost::asio::awaitable<pool_lease> acquire(lease_kind kind, deadline_state* deadline,
+                                             open_failures failures);
   // Throws `failure`, else the last failed open's error (or 08003 once closed).
   [[noreturn]] void throw_last_open_failure(std::exception_ptr failure) const;
   void report_acquire(awaitdb::observer& o, lease_kind kind, pool_clock::time_point started,

@@ -57,14 +57,14 @@ class pg_row_source final : public row_source {
     if (group_) conn_->end_stream(group_);
   }
 
-  asio::awaitable<std::optional<row>> next() override {
+  asio::awaitable<std::optional<row>> next(deadline_state* deadline) override {
     if (buffered_) {
       // The rows came as one result (single-row mode was refused): read from it.
       if (rest_next_ < rest_.size()) co_return rest_[rest_next_++];
       co_return std::nullopt;
     }
     if (!group_) co_return std::nullopt;
-    pg_result_ptr one = co_await conn_->next_row(group_);
+    pg_result_ptr one = co_await conn_->next_row(group_, deadline);
     if (one) co_return row(std::make_shared<pg_result>(std::move(one)), 0);
     pg_group_ptr g = std::move(group_);
     lease_.reset();
@@ -72,7 +72,7 @@ class pg_row_source final : public row_source {
     if (g->rows && PQntuples(g->rows.get()) > 0) {
       rest_ = result(std::make_shared<pg_result>(std::move(g->rows)));
       buffered_ = true;
-      co_return co_await next();
+      co_return co_await next(deadline);
     }
     co_return std::nullopt;
   }
@@ -236,7 +236,7 @@ class pg_backend final : public backend {
       r.tx = &top.book;
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_group_ptr g = top.conn->submit(r);
-      pg_connection::waiting w(*top.conn, g);
+      pg_connection::waiting w(*top.conn, g, st.deadline);
       w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
       pg_connection::deliver(*g, st);
       co_return;
@@ -249,8 +249,8 @@ class pg_backend final : public backend {
       // (Not a conditional expression around co_await: GCC 12 destroys its result twice.)
       pool_lease lease;
       if (shared) lease = pool.try_acquire_shared();
-      if (!lease && shared) lease = co_await pool.acquire_shared();
-      if (!lease) lease = co_await pool.acquire_exclusive();
+      if (!lease && shared) lease = co_await pool.acquire_shared(st.deadline);
+      if (!lease) lease = co_await pool.acquire_exclusive(st.deadline);
       pg_connection& conn = as_pg(*lease.get());
       st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
@@ -263,7 +263,7 @@ class pg_backend final : public backend {
         if (attempt == 0 && e.is_connection_error() && conn.lost()) continue;
         throw;
       }
-      pg_connection::waiting w(conn, g);
+      pg_connection::waiting w(conn, g, st.deadline);
       w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
       // A statement that failed for a reason not its own (a plan made stale by a migration, a
       // cancel meant for another statement, a connection lost before the server answered) is
@@ -289,8 +289,9 @@ class pg_backend final : public backend {
       for (const statement& st : sts)
         if (is_transaction_control(st.sql)) shared = false;
       if (shared) lease = pool_->try_acquire_shared();
-      if (!lease && shared) lease = co_await pool_->acquire_shared();
-      if (!lease) lease = co_await pool_->acquire_exclusive();
+      deadline_state* const deadline = sts.front().deadline;  // (never empty: see database::run)
+      if (!lease && shared) lease = co_await pool_->acquire_shared(deadline);
+      if (!lease) lease = co_await pool_->acquire_exclusive(deadline);
       conn = std::static_pointer_cast<pg_connection>(lease.connection());
     }
     std::vector<pg_group_ptr> groups(sts.size());
@@ -309,7 +310,8 @@ class pg_backend final : public backend {
     }
     for (std::size_t i = 0; i < sts.size(); ++i) {
       if (!groups[i]) continue;
-      co_await conn->wait(groups[i]);  // (cancelled: throws; the rest run on, unobserved)
+      // (Cancelled or past the deadline: throws; the rest run on, unobserved.)
+      co_await conn->wait(groups[i], sts[i].deadline);
       const pg_verdict v = groups[i]->verdict;
       if (!top && (v == pg_verdict::resend || v == pg_verdict::resend_elsewhere)) {
         // Failed for a reason not its own (see run): once more, alone.
@@ -343,7 +345,7 @@ class pg_backend final : public backend {
     }
     // A connection of its own: nothing else is sent on it while the reader reads.
     connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
-    pool_lease lease = co_await pool.acquire_exclusive();
+    pool_lease lease = co_await pool.acquire_exclusive(st.deadline);
     auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
     st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     pg_group_ptr g = conn->submit(r);
@@ -352,10 +354,11 @@ class pg_backend final : public backend {
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                    tx_state* enclosing,
-                                                   const transaction_options& options) override {
+                                                   const transaction_options& options,
+                                                   deadline_state* deadline) override {
     if (!enclosing) {
       // Only the connection is taken now; BEGIN travels with the first statement.
-      pool_lease lease = co_await pool_->acquire_exclusive();
+      pool_lease lease = co_await pool_->acquire_exclusive(deadline);
       auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
       auto top = std::make_shared<pg_tx>(*this, std::move(parent), nullptr, std::move(conn),
                                          std::move(lease));
@@ -446,7 +449,7 @@ class pg_backend final : public backend {
   asio::awaitable<void> connect_first() {
     {
       pool_lease first =
-          co_await pool_->acquire_exclusive(connection_pool::open_failures::fail_at_once);
+          co_await pool_->acquire_exclusive(nullptr, connection_pool::open_failures::fail_at_once);
     }
     pool_->start();
     // The replica pool connects on its first statement.

@@ -527,7 +527,7 @@ void pg_connection::resume_stream_locked() {
   asio::post(executor_, std::move(read));
 }
 
-asio::awaitable<pg_result_ptr> pg_connection::next_row(pg_group_ptr g) {
+asio::awaitable<pg_result_ptr> pg_connection::next_row(pg_group_ptr g, deadline_state* deadline) {
   // Below this many buffered rows, a paused stream is read again.
   static constexpr std::size_t stream_low_mark = 1024;
   for (;;) {
@@ -544,15 +544,18 @@ asio::awaitable<pg_result_ptr> pg_connection::next_row(pg_group_ptr g) {
       w = std::make_shared<waiter>();
       g->row_waiter = w;
     }
-    bool cancelled = false;
+    bool cancelled = false, timed_out = false;
     try {
+      deadline_state::watch watch(deadline, w);
       auto [ec, outcome] = co_await w->async_wait(asio::as_tuple(asio::deferred));
       cancelled = ec == asio::error::operation_aborted;
+      timed_out = outcome == waiter::state::timed_out;
     } catch (...) {
       cancelled = true;  // a cancelled coroutine throws at co_await, before the wait starts
     }
-    if (cancelled) {
+    if (cancelled || timed_out) {
       end_stream(g);
+      if (timed_out && deadline) throw deadline->timed_out();
       throw boost::system::system_error(asio::error::operation_aborted);
     }
   }
@@ -568,8 +571,8 @@ void pg_connection::end_stream(const pg_group_ptr& g) {
 
 // ---- waiting
 
-asio::awaitable<void> pg_connection::wait(pg_group_ptr g) {
-  waiting w(*this, g);
+asio::awaitable<void> pg_connection::wait(pg_group_ptr g, deadline_state* deadline) {
+  waiting w(*this, g, deadline);
   w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
 }
 
@@ -584,12 +587,14 @@ pg_connection::waiting::~waiting() {
 
 void pg_connection::waiting::settle(const std::tuple<error_code, waiter::state>& outcome) {
   settled_ = true;
-  if (std::get<0>(outcome) != asio::error::operation_aborted) return;
+  const bool timed_out = std::get<1>(outcome) == waiter::state::timed_out;
+  if (std::get<0>(outcome) != asio::error::operation_aborted && !timed_out) return;
   {
     std::lock_guard lock(conn_.mutex_);
     if (g_->verdict != pg_verdict::pending) return;  // it completed before the cancellation
   }
   conn_.abandon(g_);
+  if (timed_out && deadline_) throw deadline_->timed_out();
   throw boost::system::system_error(asio::error::operation_aborted);
 }
 

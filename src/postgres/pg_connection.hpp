@@ -16,6 +16,7 @@
 #define AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP
 
 #include "../backend.hpp"
+#include "../deadline.hpp"
 #include "../pool/pool.hpp"
 #include "../url.hpp"
 #include "../util/context_guard.hpp"
@@ -126,8 +127,8 @@ class pg_connection final : public pooled_connection,
   /// Completes when `g` has. Cancelled first, it stops waiting at once: `g`'s outcome is
   /// dropped, `g` is cancelled on the server when it runs (others queued around it go on),
   /// and it throws `system_error(operation_aborted)`. (If `g` completed before the cancellation
-  /// took effect, it completes normally.)
-  boost::asio::awaitable<void> wait(pg_group_ptr g);
+  /// took effect, it completes normally.) At `deadline`, if given, the same, throwing 57014.
+  boost::asio::awaitable<void> wait(pg_group_ptr g, deadline_state* deadline = nullptr);
 
   /// The same wait written in the awaiting coroutine, without a coroutine frame of its own (the
   /// statement path):
@@ -140,7 +141,9 @@ class pg_connection final : public pooled_connection,
   /// destructor abandons `g`.
   class waiting {
    public:
-    waiting(pg_connection& conn, const pg_group_ptr& g) noexcept : conn_(conn), g_(g) {}
+    /// `deadline`: the task's, if any (the wait then ends there as if cancelled, with 57014).
+    waiting(pg_connection& conn, const pg_group_ptr& g, deadline_state* deadline = nullptr)
+        : conn_(conn), g_(g), deadline_(deadline), watch_(deadline, g) {}
     ~waiting();
     waiting(const waiting&) = delete;
     waiting& operator=(const waiting&) = delete;
@@ -149,13 +152,17 @@ class pg_connection final : public pooled_connection,
    private:
     pg_connection& conn_;
     const pg_group_ptr& g_;
+    deadline_state* deadline_;
+    deadline_state::watch watch_;
     bool settled_ = false;
   };
 
   /// The next row of a streamed group (`request::stream`), one result of one row; null after
   /// the last (then `g` has completed: its failure, if any, is for the caller to throw).
-  /// Cancelled, it ends the stream as `end_stream` does and throws operation_aborted.
-  boost::asio::awaitable<pg_result_ptr> next_row(pg_group_ptr g);
+  /// Cancelled, it ends the stream as `end_stream` does and throws operation_aborted; past
+  /// `deadline`, the same, throwing 57014.
+  boost::asio::awaitable<pg_result_ptr> next_row(pg_group_ptr g,
+                                                 deadline_state* deadline = nullptr);
   /// The reader of a streamed group is gone: what is left of it is cancelled on the server and
   /// read and dropped as it comes.
   void end_stream(const pg_group_ptr& g);

@@ -18,6 +18,7 @@
 // SQLite's busy handler, until `busy_timeout` has passed (55P03).
 #include "sqlite_backend.hpp"
 
+#include "../deadline.hpp"
 #include "../stream.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_connection.hpp"
@@ -61,20 +62,29 @@ struct stream_hold {
 // A stream outside a transaction, on a file database: a read-only connection of its own, so
 // that the statement's read transaction (a WAL snapshot) keeps nothing else waiting or stale.
 // Each `next()` is one step, inline; a lock held by another connection is waited for on a timer.
+// The end of a wait for a lock: `patience` (busy_timeout) from now, or the task's deadline
+// when that comes first.
+clock::time_point wait_limit(std::chrono::milliseconds patience, const deadline_state* task) {
+  const clock::time_point busy = clock::now() + patience;
+  return task && task->at() < busy ? task->at() : busy;
+}
+
 class sqlite_row_source final : public row_source {
  public:
   sqlite_row_source(std::shared_ptr<stream_hold> hold, std::chrono::milliseconds patience)
       : hold_(std::move(hold)), patience_(patience) {}
 
-  asio::awaitable<std::optional<row>> next() override {
+  asio::awaitable<std::optional<row>> next(deadline_state* task_deadline) override {
     std::optional<row> out;
-    const clock::time_point deadline = clock::now() + patience_;
+    const clock::time_point deadline = wait_limit(patience_, task_deadline);
     for (int attempts = 0;; ++attempts) {
-      if (step(out) == outcome::done) co_return out;
+      if (step(out, task_deadline) == outcome::done) co_return out;
       const clock::time_point now = clock::now();
-      if (now >= deadline)
+      if (now >= deadline) {
+        if (task_deadline && task_deadline->passed()) throw task_deadline->timed_out();
         throw error("55P03", "the database is locked by another connection: still locked after " +
                                  std::to_string(patience_.count()) + " ms (busy_timeout)");
+      }
       const auto pause = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
       asio::steady_timer timer(co_await asio::this_coro::executor,
                                std::min<clock::duration>(pause, deadline - now));
@@ -85,12 +95,12 @@ class sqlite_row_source final : public row_source {
  private:
   // One step. The database closed under the stream ends it, as on PostgreSQL (08003; the
   // stream is then over, as after any failure).
-  outcome step(std::optional<row>& out) {
+  outcome step(std::optional<row>& out, const deadline_state* deadline) {
     std::lock_guard lock(hold_->mutex);
     if (!hold_->conn)
       throw error(sqlstate::connection_does_not_exist,
                   "the database was closed while this stream was being read");
-    return hold_->conn->step_row(out);
+    return hold_->conn->step_row(out, deadline);
   }
 
   std::shared_ptr<stream_hold> hold_;
@@ -120,7 +130,7 @@ class sqlite_backend final : public backend {
   }
 
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
-    const clock::time_point deadline = clock::now() + options_.busy_timeout;
+    const clock::time_point deadline = wait_limit(options_.busy_timeout, st.deadline);
     const std::optional<clock::time_point> until = deadline;
     int attempts = 0;
     for (;;) {
@@ -129,11 +139,12 @@ class sqlite_backend final : public backend {
       if (a == attempt::done) co_return;
       if (a == attempt::wait_for_transaction) {
         const wait_list::outcome o = co_await waiters_.wait(held, until);
-        if (o == wait_list::outcome::timed_out) throw waited_for_transaction_error();
+        if (o == wait_list::outcome::timed_out)
+          waited_out(st.deadline, waited_for_transaction_error());
         continue;
       }
       if (held) held.unlock();
-      co_await back_off(attempts, deadline);
+      co_await back_off(attempts, deadline, st.deadline);
     }
   }
 
@@ -172,7 +183,8 @@ class sqlite_backend final : public backend {
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                    tx_state* enclosing,
-                                                   const transaction_options& options) override {
+                                                   const transaction_options& options,
+                                                   deadline_state* task_deadline) override {
     if (enclosing) {
       auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), enclosing);
       std::lock_guard lock(mutex_);
@@ -185,7 +197,7 @@ class sqlite_backend final : public backend {
     // A transaction that may write takes the write lock at once (BEGIN IMMEDIATE): one that
     // read first and then found another connection's commit in its way could only fail
     // (40001). A read-only one takes no lock, and its connection refuses writes meanwhile.
-    const clock::time_point deadline = clock::now() + options_.busy_timeout;
+    const clock::time_point deadline = wait_limit(options_.busy_timeout, task_deadline);
     const std::optional<clock::time_point> until = deadline;
     int attempts = 0;
     for (;;) {
@@ -212,11 +224,12 @@ class sqlite_backend final : public backend {
         }
         // Another connection holds the write lock: wait for it on a timer, not holding ours.
         lock.unlock();
-        co_await back_off(attempts, deadline);
+        co_await back_off(attempts, deadline, task_deadline);
         continue;
       }
       const wait_list::outcome o = co_await waiters_.wait(lock, until);
-      if (o == wait_list::outcome::timed_out) throw waited_for_transaction_error();
+      if (o == wait_list::outcome::timed_out)
+        waited_out(task_deadline, waited_for_transaction_error());
     }
   }
 
@@ -342,8 +355,7 @@ class sqlite_backend final : public backend {
       std::unique_lock<std::mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
-      if (!r.conn)
-        r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
+      if (!r.conn) r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
       outcome o;
       st.connection = r.number;
       if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;
@@ -376,16 +388,24 @@ class sqlite_backend final : public backend {
 
   // Waits before the next attempt of a statement that found a lock taken: SQLite's own busy
   // handler's steps, on an Asio timer. Throws 55P03 once the deadline has passed.
-  asio::awaitable<void> back_off(int& attempts, clock::time_point deadline) {
+  // `task_deadline`: the task's own (awaitdb::with_timeout), which `deadline` is not after.
+  asio::awaitable<void> back_off(int& attempts, clock::time_point deadline,
+                                 const deadline_state* task_deadline = nullptr) {
     static constexpr int steps_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
     const clock::time_point now = clock::now();
-    if (now >= deadline) throw still_locked_error();
+    if (now >= deadline) waited_out(task_deadline, still_locked_error());
     const auto step = std::chrono::milliseconds(steps_ms[std::min<std::size_t>(
         static_cast<std::size_t>(attempts), std::size(steps_ms) - 1)]);
     ++attempts;
     asio::steady_timer timer(co_await asio::this_coro::executor,
                              std::min<clock::duration>(step, deadline - now));
     co_await timer.async_wait(asio::use_awaitable);
+  }
+
+  // A wait ended at its limit: the task's deadline when that is what passed, else `busy`.
+  [[noreturn]] static void waited_out(const deadline_state* task_deadline, error busy) {
+    if (task_deadline && task_deadline->passed()) throw task_deadline->timed_out();
+    throw busy;
   }
 
   error still_locked_error() const {

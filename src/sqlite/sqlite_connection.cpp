@@ -1,5 +1,6 @@
 #include "sqlite_connection.hpp"
 
+#include "../deadline.hpp"
 #include "../param_check.hpp"
 #include "../text_forms.hpp"
 #include "../util/thread_cache.hpp"
@@ -224,6 +225,39 @@ sqlite_connection::~sqlite_connection() {
   if (db_) sqlite3_close_v2(db_);  // rolls back an open transaction
 }
 
+// Statements with a deadline are interrupted by SQLite's progress handler: called every this
+// many virtual machine instructions (a few microseconds of work), it reads the clock once.
+constexpr int progress_period = 1000;
+
+class sqlite_connection::deadline_guard {
+ public:
+  deadline_guard(sqlite3* db, const deadline_state* deadline) : db_(deadline ? db : nullptr) {
+    if (db_)
+      sqlite3_progress_handler(db_, progress_period, &sqlite_connection::on_progress,
+                               const_cast<deadline_state*>(deadline));
+  }
+  ~deadline_guard() {
+    if (db_) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  }
+  deadline_guard(const deadline_guard&) = delete;
+  deadline_guard& operator=(const deadline_guard&) = delete;
+
+ private:
+  sqlite3* db_;
+};
+
+int sqlite_connection::on_progress(void* deadline) noexcept {
+  return static_cast<const deadline_state*>(deadline)->passed() ? 1 : 0;
+}
+
+void sqlite_connection::throw_failure(int rc, const deadline_state* deadline) {
+  // Interrupted at the deadline (the connection stays usable; inside a transaction SQLite may
+  // have rolled it back, which the failure aborting the transaction accounts for).
+  if ((rc & 0xff) == SQLITE_INTERRUPT && deadline && deadline->passed())
+    throw deadline->timed_out();
+  throw_sqlite(db_, rc);
+}
+
 int sqlite_connection::on_busy(void* self, int) noexcept {
   static_cast<sqlite_connection*>(self)->lock_wait_would_help_ = true;
   return 0;  // do not sleep: sqlite3_step returns SQLITE_BUSY now
@@ -291,11 +325,16 @@ bool sqlite_connection::start_rows(statement& st) {
   return true;
 }
 
-sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out) {
+sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out,
+                                                       const deadline_state* deadline) {
   out.reset();
   if (!rows_) return outcome::done;
   lock_wait_would_help_ = false;
-  const int rc = sqlite3_step(rows_->stmt);
+  int rc;
+  {
+    deadline_guard guard(db_, deadline);
+    rc = sqlite3_step(rows_->stmt);
+  }
   if (rc == SQLITE_ROW) {
     if (!rows_described_) {
       rows_->describe();  // (after the first step: it re-prepares after a schema change)
@@ -311,7 +350,7 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out) 
   sqlite3_stmt* stmt = rows_->stmt;
   rows_ = nullptr;
   reset_on_exit reset{stmt};
-  if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
+  if (rc != SQLITE_DONE) throw_failure(rc, deadline);
   return outcome::done;
 }
 
@@ -327,6 +366,7 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
   for (std::size_t i = 0; i < p.number_of.size(); ++i)
     bind(db_, stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
   lock_wait_would_help_ = false;
+  const deadline_guard guard(db_, st.deadline);
   // SQLITE_BUSY: nothing was changed (SQLite takes its locks before it writes).
   auto failed = [&](int rc) {
     if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
@@ -335,7 +375,7 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
       throw error("40P01",
                   "SQLite refused to wait for a lock that another connection holds while it "
                   "waits for one of this connection's (deadlock); run the transaction again");
-    throw_sqlite(db_, rc);
+    throw_failure(rc, st.deadline);
   };
 
   if (st.mode == result_mode::count) {

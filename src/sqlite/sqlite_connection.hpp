@@ -50,7 +50,7 @@ class sqlite_connection {
   bool start_rows(statement& st);
   /// The next row of the started statement (a result of one row) into `out`; `out` stays empty
   /// after the last. `busy`: another connection holds a lock; step again later.
-  outcome step_row(std::optional<row>& out);
+  outcome step_row(std::optional<row>& out, const deadline_state* deadline = nullptr);
 
   /// A statement without parameters (transaction control), through the statement cache.
   outcome execute_control(std::string_view sql);
@@ -68,6 +68,11 @@ class sqlite_connection {
 
  private:
   static int on_busy(void* self, int attempts) noexcept;
+  // SQLite's progress handler while a statement with a deadline runs: interrupts it once the
+  // deadline has passed (sqlite3_step then returns SQLITE_INTERRUPT).
+  static int on_progress(void* self) noexcept;
+  class deadline_guard;
+  [[noreturn]] void throw_failure(int rc, const deadline_state* deadline);
   outcome run(sqlite_prepared& p, statement& st);
   void exec_pragma(const std::string& sql);
 

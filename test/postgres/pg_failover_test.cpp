@@ -92,9 +92,10 @@ class replication : public testing::Test {
   int cluster(const std::string& args) const {
     return std::system((script_ + " " + args + " >/dev/null 2>&1").c_str());
   }
+  // Its standard output; its error output goes to the test's (a failed start says why).
   std::string output_of(const std::string& args) const {
     std::string out;
-    if (FILE* p = ::popen((script_ + " " + args + " 2>/dev/null").c_str(), "r")) {
+    if (FILE* p = ::popen((script_ + " " + args).c_str(), "r")) {
       char buffer[512];
       while (std::fgets(buffer, sizeof buffer, p))
         out += buffer;
