@@ -1,20 +1,15 @@
+// The pool's lending: who gets which connection, who waits and in what order, and what a
+// connection's release, quiet or loss changes. Opening and upkeep: pool_upkeep.cpp.
 #include "pool.hpp"
 
 #include "../deadline.hpp"
 #include "../observe.hpp"
 #include "../task_context.hpp"
-#include "../util/backoff.hpp"
-#include "../util/context_guard.hpp"
+#include "pool_internal.hpp"
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <cassert>
@@ -51,56 +46,29 @@ void pool_lease::reset() noexcept {
   pool->release(*c, kind_);
 }
 
+// ---- after the lock
+
+connection_pool::after_unlock::~after_unlock() {
+  for (const auto& t : wake)
+    t->notify();
+  for (const auto& c : to_look)
+    if (!c->check_alive()) pool.on_lost(*c);
+  for (const auto& c : to_clean)
+    pool.cleaning_ended(*c, c->make_clean());
+  for (const auto& c : to_close)
+    c->close();
+  if (refill) pool.start_filling();
+}
+
 // ---- connection_pool
 
-// What a change of state leaves to do once the pool's lock is released (declared before the
-// lock, so destroyed after it): wake the waiters it served, close the connections it dropped.
-struct connection_pool::after_unlock {
-  std::vector<wait_list::ticket> wake;
-  std::vector<std::shared_ptr<pooled_connection>> to_close;
-  connection_pool* refill = nullptr;  // below min_size: open connections in the background
-  ~after_unlock() {
-    for (const auto& t : wake)
-      t->notify();
-    for (const auto& c : to_close)
-      c->close();
-    if (refill) refill->start_filling();
-  }
-};
-
-// A slot taken for a connection being opened (counted in opening_): open_new gives it back
-// when the opening ends. A coroutine cancelled before it can run open_new throws at the
-// co_await (Asio checks the cancellation state there) and never enters it: then the claim,
-// owned by open_new's frame as its parameter, gives the slot back as the frame is destroyed.
-class connection_pool::opening_claim {
- public:
-  opening_claim(std::shared_ptr<connection_pool> pool, lease_kind kind) noexcept
-      : pool_(std::move(pool)), kind_(kind) {}
-  opening_claim(opening_claim&& other) noexcept
-      : pool_(std::move(other.pool_)), kind_(other.kind_) {}
-  opening_claim& operator=(opening_claim&&) = delete;
-  ~opening_claim() {
-    if (!pool_) return;
-    after_unlock then;
-    std::lock_guard lock(pool_->mutex_);
-    pool_->opening_ended_locked(kind_, then.wake);
-  }
-  lease_kind kind() const noexcept { return kind_; }
-  /// The opening ended and open_new accounted for it.
-  void settled() noexcept { pool_.reset(); }
-
- private:
-  std::shared_ptr<connection_pool> pool_;
-  lease_kind kind_;
-};
-
 connection_pool::connection_pool(asio::any_io_executor executor, pool_options options, opener open,
-                                 clock_function clock, std::shared_ptr<observer_slot> observers)
+                                 clock_function clock, pool_reporting reporting)
     : executor_(std::move(executor))
     , options_(options)
     , open_(std::move(open))
     , clock_(std::move(clock))
-    , observers_(std::move(observers)) {}
+    , reporting_(std::move(reporting)) {}
 
 connection_pool::~connection_pool() {
   for (slot& s : slots_)
@@ -160,9 +128,11 @@ pooled_connection* connection_pool::pick_shared_locked(bool allow_full, bool all
   return best;
 }
 
-// An idle connection (or, for exclusive use, a quiet shared one), looked at first when it has
-// been idle a while; dead ones found on the way leave the pool.
-std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind kind) {
+// An idle connection (or, for exclusive use, a quiet shared one); `look` when it has been idle
+// a while (its taker looks at it first, after the lock). Lost and expired ones found on the way
+// leave the pool.
+std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind kind, bool& look,
+                                                                     after_unlock& then) {
   const auto now = clock_();
   for (std::size_t i = slots_.size(); i-- > 0;) {
     slot& s = slots_[i];
@@ -174,16 +144,14 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
       assert(s.state != status::idle && "an idle connection with work in flight");
       continue;
     }
-    const bool looked_at_first = now - s.conn->idle_since() > options_.recheck_after;
-    const bool expired = expired_locked(s, now);
-    const bool lost = s.conn->lost() || (!expired && looked_at_first && !s.conn->check_alive());
-    if (lost || expired) {
+    const bool lost = s.conn->lost();
+    if (lost || expired_locked(s, now)) {
       if (lost) lost_locked(s);
-      std::shared_ptr<pooled_connection> dead = s.conn;
+      then.to_close.push_back(s.conn);
       slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
-      dead->close();
       continue;
     }
+    look = now - s.conn->idle_since() > options_.recheck_after;
     s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
     if (kind == lease_kind::shared) ++s.claims;
     return s.conn;
@@ -191,7 +159,8 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
   return nullptr;
 }
 
-connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool may_open) {
+connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool may_open,
+                                                         after_unlock& then) {
   grant g;
   // (Not computed once: looking at idle connections may remove dead ones.)
   auto can_grow = [&] { return may_open && slots_.size() + opening_ < options_.max_size; };
@@ -205,7 +174,7 @@ connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool m
       claim(best);
       return g;
     }
-    if ((g.conn = take_idle_locked(kind))) return g;
+    if ((g.conn = take_idle_locked(kind, g.look, then))) return g;
     // While a connection is being opened, pipeline deeper rather than open more (a burst of
     // tasks would otherwise open the whole pool at once), but not behind a slow statement:
     // rather wait for the connection being opened.
@@ -221,7 +190,7 @@ connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool m
     if (pooled_connection* best = pick_shared_locked(true, true, false)) claim(best);
     return g;
   }
-  if ((g.conn = take_idle_locked(kind))) return g;
+  if ((g.conn = take_idle_locked(kind, g.look, then))) return g;
   if (can_grow()) g.may_open = true;
   return g;
 }
@@ -231,24 +200,23 @@ pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lea
 }
 
 pool_lease connection_pool::try_acquire_shared() {
-  std::lock_guard lock(mutex_);
-  if (closed_ || !waiters_.empty()) return {};
   for (;;) {
-    pooled_connection* best = pick_shared_locked(false, false, false);
-    if (!best) return {};
-    slot& s = *find_locked(*best);
-    // Quiet for a while: look at it first (a non-blocking peek), here rather than on the slow
-    // path, so that a statement every few milliseconds stays on the fast one.
-    if (quiet_locked(s) && clock_() - best->idle_since() > options_.recheck_after &&
-        !best->check_alive()) {
-      lost_locked(s);
-      std::shared_ptr<pooled_connection> dead = s.conn;
-      remove_locked(*dead);
-      dead->close();
-      continue;
+    std::shared_ptr<pooled_connection> c;
+    bool look = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_ || !waiters_.empty()) return {};
+      pooled_connection* best = pick_shared_locked(false, false, false);
+      if (!best) return {};
+      slot& s = *find_locked(*best);
+      // Quiet for a while: look at it first (a non-blocking peek), here rather than on the slow
+      // path, so that a statement every few milliseconds stays on the fast one.
+      look = quiet_locked(s) && clock_() - best->idle_since() > options_.recheck_after;
+      ++s.claims;
+      c = s.conn;
     }
-    ++s.claims;
-    return make_lease(s.conn, lease_kind::shared);
+    if (!look || c->check_alive()) return make_lease(std::move(c), lease_kind::shared);
+    drop_dead(*c);
   }
 }
 
@@ -277,22 +245,23 @@ void connection_pool::throw_last_open_failure(std::exception_ptr failure) const 
 
 // Serves waiters in order. An exclusive waiter that nothing can serve has a shared connection
 // drain for it, so that shared traffic cannot keep every connection busy forever.
-void connection_pool::dispatch_locked(std::vector<wait_list::ticket>& wake) {
+void connection_pool::dispatch_locked(after_unlock& then) {
   bool shared_blocked = false, exclusive_blocked = false;
   std::size_t exclusive_waiting = 0;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     waiting_task& w = **it;
     bool& blocked = w.kind == lease_kind::shared ? shared_blocked : exclusive_blocked;
     if (!blocked) {
-      grant g = try_grant_locked(w.kind, true);
+      grant g = try_grant_locked(w.kind, true, then);
       if (g.conn || g.may_open) {
         if (g.may_open) {
           ++opening_;
           if (w.kind == lease_kind::shared) ++opening_shared_;
         }
         w.granted = std::move(g.conn);
+        w.look = g.look;
         w.may_open = g.may_open;
-        wake.push_back(w.ticket);
+        then.wake.push_back(w.ticket);
         it = waiters_.erase(it);
         continue;
       }
@@ -323,21 +292,23 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
   auto deadline = pool_clock::now() + options_.acquire_timeout;
   if (task_deadline) deadline = std::min(deadline, task_deadline->at());
   // Reported only to an observer (connection waits apart from connect time).
-  awaitdb::observer* const watcher = observers_ ? observers_->get() : nullptr;
+  awaitdb::observer* const watcher = reporting_.observers ? reporting_.observers->get() : nullptr;
   const auto started = watcher ? pool_clock::now() : pool_clock::time_point{};
   pool_clock::duration connect{};
   std::string label;
   if (watcher) label = std::string(task_label(co_await asio::this_coro::executor));
   try {
     std::shared_ptr<pooled_connection> c;
-    bool opens = false;
+    bool opens = false, look = false;
     {
       // The steady state: nobody waits and something can be granted at once; no waiter needed.
+      after_unlock then(*this);
       std::lock_guard lock(mutex_);
       if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
       if (waiters_.empty()) {
-        grant g = try_grant_locked(kind, true);
+        grant g = try_grant_locked(kind, true, then);
         c = std::move(g.conn);
+        look = g.look;
         if (!c && g.may_open) {
           ++opening_;
           if (kind == lease_kind::shared) ++opening_shared_;
@@ -355,8 +326,16 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
         task->ticket = std::make_shared<waiter>();
         co_await wait_for_grant(task, deadline);
         c = std::move(task->granted);
+        look = task->look;
       }
-      if (c) break;
+      if (c) {
+        // Idle a while: looked at first (a peek at its socket), here, after the pool's lock.
+        if (!look || c->check_alive()) break;
+        drop_dead(*c);
+        c.reset();
+        look = false;
+        continue;  // in line again
+      }
       // (The claim is open_new's parameter: see opening_claim.)
       const auto opening = pool_clock::now();
       std::exception_ptr failed;
@@ -388,7 +367,7 @@ void connection_pool::report_acquire(awaitdb::observer& o, lease_kind kind,
                                      std::string_view label, std::string_view sqlstate) noexcept {
   awaitdb::acquire_event e;
   e.label = label;
-  e.engine = awaitdb::engine::postgres;
+  e.engine = reporting_.engine;
   e.exclusive = kind == lease_kind::exclusive;
   e.connect = connect;
   e.waited = pool_clock::now() - started - connect;
@@ -401,11 +380,11 @@ void connection_pool::report_acquire(awaitdb::observer& o, lease_kind kind,
 asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_task> task,
                                                       pool_clock::time_point deadline) {
   {
-    after_unlock then;
+    after_unlock then(*this);
     std::lock_guard lock(mutex_);
     if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
     waiters_.push_back(task);
-    dispatch_locked(then.wake);  // (perhaps served at once: then its own ticket is signalled)
+    dispatch_locked(then);  // (perhaps served at once: then its own ticket is signalled)
   }
   std::exception_ptr failure;
   try {
@@ -426,9 +405,9 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
     if (task->granted) {
       pool_lease(shared_from_this(), std::move(task->granted), task->kind).reset();
     } else {
-      after_unlock then;
+      after_unlock then(*this);
       std::lock_guard lock(mutex_);
-      opening_ended_locked(task->kind, then.wake);
+      opening_ended_locked(task->kind, then);
     }
   }
   if (failure) std::rethrow_exception(failure);
@@ -449,141 +428,85 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
                   " are in use");
 }
 
-void connection_pool::opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake) {
-  --opening_;
-  if (kind == lease_kind::shared) --opening_shared_;
-  // The slot is free again (or taken by the new connection): others may use it.
-  dispatch_locked(wake);
-  notify_if_all_gone_locked();
-}
+// ---- release, quiet, loss
 
-// Opens the connection a task was granted the slot for. After failed opens it first waits out
-// the pause (pool_options::connect_backoff), or fails at once with the last failure when the
-// pause outlasts the task's deadline.
-asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(
-    opening_claim claim, pool_clock::time_point deadline) {
-  const lease_kind kind = claim.kind();
-  pool_clock::duration pause{};
-  {
-    std::lock_guard lock(mutex_);
-    if (open_failures_ > 0) pause = next_open_at_ - clock_();
-    // The next attempt is due past this task's deadline: it gives up (the caller then fails
-    // with the last attempt's error).
-    if (pause > pool_clock::duration::zero() && deadline - pool_clock::now() < pause)
-      co_return nullptr;
-  }
-  if (pause > pool_clock::duration::zero()) {
-    // (Cut short by close, which signals every pause.)
-    std::unique_lock lock(mutex_);
-    if (!closed_) {
-      co_await pausing_.wait(lock, pool_clock::now() + pause);
-      lock.lock();
-    }
-    if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
-  }
-  const auto attempt_at = clock_();
-  std::shared_ptr<pooled_connection> c;
-  std::exception_ptr failure;
-  try {
-    c = co_await open_();
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  {
-    after_unlock then;
-    std::lock_guard lock(mutex_);
-    claim.settled();
-    record_open_outcome_locked(failure, attempt_at);
-    if (!failure && closed_) {
-      failure = std::make_exception_ptr(
-          error(sqlstate::connection_does_not_exist, "the database is closed"));
-    }
-    if (!failure) {
-      c->pool_ = weak_from_this();
-      slot s;
-      s.conn = c;
-      s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
-      s.claims = kind == lease_kind::shared ? 1 : 0;
-      s.opened_at = clock_();
-      if (options_.max_lifetime.count() > 0) {
-        // Shortened by up to 1/40 (xorshift32), so that connections opened together do not
-        // all retire together.
-        lifetime_jitter_ ^= lifetime_jitter_ << 13;
-        lifetime_jitter_ ^= lifetime_jitter_ >> 17;
-        lifetime_jitter_ ^= lifetime_jitter_ << 5;
-        const auto lifetime =
-            std::chrono::duration_cast<pool_clock::duration>(options_.max_lifetime);
-        s.expires_at = clock_() + lifetime - lifetime / 40'000 * (lifetime_jitter_ % 1000);
-      }
-      slots_.push_back(std::move(s));
-      arm_upkeep_locked();
-    }
-    opening_ended_locked(kind, then.wake);
-  }
-  if (failure) {
-    if (c) c->close();
-    std::rethrow_exception(failure);
-  }
-  co_return c;
-}
-
-void connection_pool::became_quiet_locked(
-    slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close) {
-  if (closed_ || (s.state == status::draining && expired_locked(s, clock_()))) {
-    to_close.push_back(s.conn);
-    remove_locked(*s.conn);
+// `cleaned`: make_clean said it is fit.
+void connection_pool::became_quiet_locked(slot& s, after_unlock& then, bool cleaned) {
+  if (s.conn->lost()) {
+    lost_locked(s);
+    then.to_close.push_back(s.conn);
+    remove_locked(*then.to_close.back());
     return;
   }
-  if (s.state == status::draining) {
-    // Nothing of its previous user is left in flight: it may be lent again once clean.
-    s.state = s.conn->make_clean() ? status::idle : status::draining;
+  if (closed_ || (s.state == status::draining && expired_locked(s, clock_()))) {
+    then.to_close.push_back(s.conn);
+    remove_locked(*then.to_close.back());
+    return;
   }
+  if (s.state != status::draining) return;
+  // Nothing of its previous user is left in flight: it may be lent again once clean (made so
+  // after the lock, when it is not clean as it is).
+  if (cleaned || s.conn->clean()) {
+    s.state = status::idle;
+  } else if (!s.cleaning) {
+    s.cleaning = true;
+    then.to_clean.push_back(s.conn);
+  }
+}
+
+void connection_pool::cleaning_ended(pooled_connection& c, bool fit) noexcept {
+  after_unlock then(*this);
+  std::lock_guard lock(mutex_);
+  slot* s = find_locked(c);
+  if (!s) return;
+  s->cleaning = false;
+  // Still busy with what make_clean sent: it reports quiet when that is done.
+  if (!quiet_locked(*s)) return;
+  if (!fit && !c.clean()) {
+    // Quiet, not fit and nothing sent to make it so: it cannot be lent again.
+    then.to_close.push_back(s->conn);
+    remove_locked(c);
+  } else {
+    became_quiet_locked(*s, then, true);
+  }
+  dispatch_locked(then);
+  if (wants_filling_locked()) then.refill = true;
 }
 
 void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
-  after_unlock then;
-  auto& wake = then.wake;
-  auto& to_close = then.to_close;
-  {
-    std::lock_guard lock(mutex_);
-    slot* s = find_locked(c);
-    if (!s) return;  // lost meanwhile
-    if (kind == lease_kind::shared) {
-      if (s->claims > 0) --s->claims;
-    } else if (s->state == status::exclusive) {
-      s->state = status::draining;
-    }
-    if (s->conn->lost()) {
-      lost_locked(*s);
-      to_close.push_back(s->conn);
-      remove_locked(c);
-    } else if (quiet_locked(*s)) {
-      became_quiet_locked(*s, to_close);
-    }
-    dispatch_locked(wake);
-    if (wants_filling_locked()) then.refill = this;
+  after_unlock then(*this);
+  std::lock_guard lock(mutex_);
+  slot* s = find_locked(c);
+  if (!s) return;  // lost meanwhile
+  if (kind == lease_kind::shared) {
+    if (s->claims > 0) --s->claims;
+  } else if (s->state == status::exclusive) {
+    s->state = status::draining;
   }
+  if (s->conn->lost()) {
+    lost_locked(*s);
+    then.to_close.push_back(s->conn);
+    remove_locked(c);
+  } else if (quiet_locked(*s)) {
+    became_quiet_locked(*s, then);
+  }
+  dispatch_locked(then);
+  if (wants_filling_locked()) then.refill = true;
 }
 
 void connection_pool::on_quiet(pooled_connection& c) noexcept {
-  after_unlock then;
-  auto& wake = then.wake;
-  auto& to_close = then.to_close;
-  {
-    std::lock_guard lock(mutex_);
-    slot* s = find_locked(c);
-    if (!s || !quiet_locked(*s)) return;
-    if (s->state == status::draining)
-      became_quiet_locked(*s, to_close);
-    else if (closed_ && s->state == status::shared)
-      became_quiet_locked(*s, to_close);
-    dispatch_locked(wake);
-    if (wants_filling_locked()) then.refill = this;
-  }
+  after_unlock then(*this);
+  std::lock_guard lock(mutex_);
+  slot* s = find_locked(c);
+  if (!s || !quiet_locked(*s)) return;
+  if (s->state == status::draining || (closed_ && s->state == status::shared))
+    became_quiet_locked(*s, then);
+  dispatch_locked(then);
+  if (wants_filling_locked()) then.refill = true;
 }
 
 void connection_pool::on_lost(pooled_connection& c) noexcept {
-  after_unlock then;
+  after_unlock then(*this);
   std::lock_guard lock(mutex_);
   slot* s = find_locked(c);
   if (!s) return;
@@ -591,263 +514,23 @@ void connection_pool::on_lost(pooled_connection& c) noexcept {
   // Exclusive users still hold it (their next statement fails); everyone else loses it now.
   if (s->state == status::exclusive) return;
   remove_locked(c);
-  dispatch_locked(then.wake);
-  if (wants_filling_locked()) then.refill = this;
+  dispatch_locked(then);
+  if (wants_filling_locked()) then.refill = true;
 }
 
-void connection_pool::close_now() noexcept {
-  std::vector<std::shared_ptr<pooled_connection>> to_close;
-  std::vector<std::shared_ptr<waiting_task>> waiting;
-  {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-    if (upkeep_timer_) upkeep_timer_->cancel();  // (its handler finds the pool closed)
-    pausing_.notify_all();
-    for (auto it = slots_.begin(); it != slots_.end();) {
-      if (it->state == status::idle || (it->state != status::exclusive && quiet_locked(*it))) {
-        to_close.push_back(it->conn);
-        it = slots_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    waiting.assign(waiters_.begin(), waiters_.end());
-    waiters_.clear();
-    notify_if_all_gone_locked();
-  }
-  for (const auto& w : waiting)
-    w->ticket->notify();  // they find the pool closed
-  for (const auto& c : to_close)
-    c->close();
-}
-
-asio::awaitable<void> connection_pool::close(std::chrono::milliseconds grace) {
-  close_now();
-  std::vector<std::shared_ptr<pooled_connection>> to_close;
-  std::unique_lock lock(mutex_);
-  if (!slots_.empty() || opening_ > 0) {
-    co_await closed_waiters_.wait(lock, pool_clock::now() + grace);
-    lock.lock();
-  }
-  // Past the grace period: what is still busy is closed under its users.
-  for (slot& s : slots_)
-    to_close.push_back(s.conn);
-  slots_.clear();
-  lock.unlock();
-  for (const auto& c : to_close)
-    c->close();
-}
-
-// ---- upkeep
-
-bool connection_pool::expired_locked(const slot& s, pool_clock::time_point now) const {
-  return now >= s.expires_at;
-}
-
-void connection_pool::retire_locked(std::size_t index,
-                                    std::vector<std::shared_ptr<pooled_connection>>& to_close) {
-  to_close.push_back(slots_[index].conn);
-  slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(index));
-  notify_if_all_gone_locked();
-}
-
-void connection_pool::upkeep_locked(std::vector<std::shared_ptr<pooled_connection>>& to_close) {
-  const auto now = clock_();
-  auto unused = [&](const slot& s) {
-    return s.state == status::idle || (s.state == status::shared && quiet_locked(s));
-  };
-  // Idle connections the server has ended (a restart, an idle timeout, a terminated backend):
-  // nothing reads an idle connection, so look (a non-blocking peek); the minimum is then opened
-  // again below without waiting for a task to ask.
-  for (std::size_t i = slots_.size(); i-- > 0;) {
-    slot& s = slots_[i];
-    if (!unused(s) || (!s.conn->lost() && s.conn->check_alive())) continue;
-    lost_locked(s);
-    std::shared_ptr<pooled_connection> dead = s.conn;
-    remove_locked(*dead);
-    to_close.push_back(std::move(dead));
-  }
-  // Past their lifetime: closed now when unused; a shared one busy gets no new work and is
-  // closed once quiet (an exclusive one, once its user gives it back and it is quiet).
-  for (std::size_t i = slots_.size(); i-- > 0;) {
-    slot& s = slots_[i];
-    if (!expired_locked(s, now)) continue;
-    if (unused(s))
-      retire_locked(i, to_close);
-    else if (s.state == status::shared)
-      s.state = status::draining;
-  }
-  // Idle too long: the longest idle first, down to min_size.
-  if (options_.idle_timeout.count() == 0) return;
-  while (slots_.size() + opening_ > options_.min_size) {
-    std::size_t oldest = slots_.size();
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      const slot& s = slots_[i];
-      if (!unused(s) || now - s.conn->idle_since() < options_.idle_timeout) continue;
-      if (oldest == slots_.size() || s.conn->idle_since() < slots_[oldest].conn->idle_since())
-        oldest = i;
-    }
-    if (oldest == slots_.size()) break;
-    retire_locked(oldest, to_close);
-  }
-}
-
-void connection_pool::arm_upkeep_locked() {
-  const bool asked = options_.min_size > 0 || options_.max_lifetime.count() > 0 ||
-                     options_.idle_timeout.count() > 0;
-  if (!asked || closed_ || upkeep_armed_) return;
-  // Nothing to watch: no timer, so that an io_context with no other work can run out of it.
-  if (options_.min_size == 0 && slots_.empty() && opening_ == 0) return;
-  std::chrono::milliseconds every{30'000};
-  if (options_.idle_timeout.count() > 0) every = std::min(every, options_.idle_timeout / 4);
-  if (options_.max_lifetime.count() > 0) every = std::min(every, options_.max_lifetime / 4);
-  if (options_.min_size > 0) every = std::min(every, std::chrono::milliseconds(1000));
-  every = std::max(every, std::chrono::milliseconds(10));
-  upkeep_armed_ = true;
-  if (!upkeep_timer_) upkeep_timer_.emplace(executor_);
-  upkeep_timer_->expires_after(every);
-  upkeep_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-    auto pool = weak.lock();
-    if (!pool) return;
-    {
-      std::lock_guard lock(pool->mutex_);
-      pool->upkeep_armed_ = false;
-    }
-    if (!ec) pool->housekeep();
-  });
-}
-
-void connection_pool::start() {
-  join_context(executor_, shared_from_this());
-  after_unlock then;
+void connection_pool::drop_dead(pooled_connection& c) noexcept {
+  after_unlock then(*this);
   std::lock_guard lock(mutex_);
-  arm_upkeep_locked();
-  if (wants_filling_locked()) then.refill = this;
+  slot* s = find_locked(c);
+  if (!s) return;
+  lost_locked(*s);
+  then.to_close.push_back(s->conn);
+  remove_locked(c);
+  dispatch_locked(then);
+  if (wants_filling_locked()) then.refill = true;
 }
 
-void connection_pool::context_shutdown(pool_clock::time_point) noexcept {
-  // (The connections are members of the context themselves.)
-  std::lock_guard lock(mutex_);
-  closed_ = true;
-  upkeep_timer_.reset();
-}
-
-void connection_pool::housekeep() {
-  after_unlock then;
-  std::lock_guard lock(mutex_);
-  if (closed_) return;
-  upkeep_locked(then.to_close);
-  dispatch_locked(then.wake);  // a retired connection's slot may serve a waiter
-  arm_upkeep_locked();
-  if (wants_filling_locked()) then.refill = this;
-}
-
-bool connection_pool::wants_filling_locked() const {
-  return !closed_ && !filling_ &&
-         slots_.size() + opening_ < std::min(options_.min_size, options_.max_size);
-}
-
-void connection_pool::start_filling() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!wants_filling_locked()) return;
-    filling_ = true;
-  }
-  try {
-    // Posted: never run inline inside the release or loss that asked for it.
-    asio::post(executor_, [self = shared_from_this()] {
-      asio::co_spawn(self->executor_, self->fill_to_min_size(self), asio::detached);
-    });
-  } catch (...) {
-    std::lock_guard lock(mutex_);
-    filling_ = false;  // (out of memory: the next upkeep tries again)
-  }
-}
-
-// Opens connections one at a time up to min_size; each becomes idle. A failure ends the round
-// (counted in the pause before the next attempt); the upkeep timer starts another.
-asio::awaitable<void> connection_pool::fill_to_min_size(std::shared_ptr<connection_pool> self) {
-  for (;;) {
-    {
-      std::lock_guard lock(mutex_);
-      filling_ = false;
-      if (!wants_filling_locked()) co_return;
-      filling_ = true;
-      ++opening_;
-    }
-    std::shared_ptr<pooled_connection> c;
-    try {
-      c = co_await open_new(opening_claim(self, lease_kind::exclusive),
-                            pool_clock::time_point::max());
-    } catch (...) {
-      std::lock_guard lock(mutex_);
-      filling_ = false;
-      co_return;
-    }
-    make_lease(std::move(c), lease_kind::exclusive).reset();  // idle once clean
-  }
-}
-
-void connection_pool::record_open_outcome_locked(const std::exception_ptr& failure,
-                                                 pool_clock::time_point attempt_at) {
-  const auto now = clock_();
-  if (!failure) {
-    // The server answers: the next open need not wait. The failures before are forgotten once
-    // the first success since them has stood through the probation (count_failure_locked).
-    if (last_success_at_ <= last_failure_at_) last_success_at_ = now;
-    next_open_at_ = std::min(next_open_at_, now);
-    return;
-  }
-  try {
-    std::rethrow_exception(failure);
-  } catch (const error& e) {
-    last_open_state_ = e.sqlstate();
-    last_open_message_ = e.what();
-    last_open_failure_ = failure;
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) return;  // the opener gave up: no failure
-    last_open_state_ = std::string(sqlstate::connection_failure);
-    last_open_message_ = e.what();
-  } catch (const std::exception& e) {
-    last_open_state_ = std::string(sqlstate::connection_failure);
-    last_open_message_ = e.what();
-  } catch (...) {
-    last_open_state_ = std::string(sqlstate::connection_failure);
-    last_open_message_ = "connection failed";
-  }
-  count_failure_locked(attempt_at, now);
-}
-
-// One more failed open, or a connection lost within its probation (`attempt_at`: when it was
-// opened). The pause before the next open doubles with each.
-void connection_pool::count_failure_locked(pool_clock::time_point attempt_at,
-                                           pool_clock::time_point now) {
-  // A success with no failure since, standing for the probation: the earlier failures are over.
-  if (last_success_at_ > last_failure_at_ && now - last_success_at_ >= options_.connect_probation)
-    open_failures_ = 0;
-  // Attempts made together (started before the last failure was known) count once.
-  if (open_failures_ > 0 && attempt_at < last_failure_at_) return;
-  last_failure_at_ = now;
-  if (open_failures_ < 64) ++open_failures_;
-  next_open_at_ = last_failure_at_ + backoff_pause(options_.connect_backoff,
-                                                   options_.connect_backoff_max, open_failures_);
-}
-
-// A connection found lost (once per connection): lost within its probation, it counts as a
-// failed open.
-void connection_pool::lost_locked(slot& s) {
-  if (s.loss_counted) return;
-  s.loss_counted = true;
-  const auto now = clock_();
-  const auto lived = now - s.opened_at;
-  if (lived >= options_.connect_probation) return;
-  last_open_state_ = std::string(sqlstate::connection_failure);
-  last_open_message_ =
-      "the connection was lost " +
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(lived).count()) +
-      " ms after it opened";
-  count_failure_locked(s.opened_at, now);
-}
+// ---- statistics
 
 awaitdb::pool_stats connection_pool::stats() const {
   std::lock_guard lock(mutex_);

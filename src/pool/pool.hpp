@@ -49,6 +49,7 @@
 namespace awaitdb {
 struct pool_stats;
 class observer;
+enum class engine;
 }  // namespace awaitdb
 
 namespace awaitdb::detail {
@@ -75,6 +76,7 @@ class pooled_connection {
   /// Nothing is in flight, but something aimed at the connection may still land (a cancel on
   /// its way to the server): not quiet yet. Reported with `report_quiet` when over.
   virtual bool settling() const noexcept { return false; }
+  // The pool calls the three below (system calls, or work sent) never under its own lock.
   /// A cheap look at an idle connection that the server may have dropped; false when it is gone.
   virtual bool check_alive() noexcept = 0;
   /// Makes a quiet connection fit for its next user (e.g. rolls back a transaction left open):
@@ -82,6 +84,9 @@ class pooled_connection {
   virtual bool make_clean() noexcept = 0;
   /// Ends the connection now; work in flight fails.
   virtual void close() noexcept = 0;
+  /// A quiet connection is fit for its next user as it is, so `make_clean` need not be called
+  /// (no system call: asked under the pool's lock). False when unsure.
+  virtual bool clean() const noexcept { return false; }
 
  protected:
   /// To be called by the connection, without holding its own lock, when `in_flight` drops to
@@ -131,6 +136,12 @@ struct pool_options {
 
 enum class lease_kind : std::uint8_t { exclusive, shared };
 
+/// Where the pool reports waits for a connection (awaitdb::acquire_event), and for which engine.
+struct pool_reporting {
+  std::shared_ptr<observer_slot> observers;  // none: nothing is reported
+  awaitdb::engine engine{};
+};
+
 /// A connection lent by the pool, given back when the lease ends.
 class pool_lease {
  public:
@@ -164,10 +175,11 @@ class connection_pool : public context_member,
 
   enum class status : std::uint8_t { opening, idle, exclusive, shared, draining };
 
-  /// `observers`: where waits for a connection are reported (awaitdb::acquire_event), if given.
+  /// `clock`: what the pool reads the time of its bookkeeping from (ages, idle times, lifetimes,
+  /// the pause after failed opens). Waits (an acquire's deadline, that pause) are timed by the
+  /// executor's timers, in real time.
   connection_pool(boost::asio::any_io_executor executor, pool_options options, opener open,
-                  clock_function clock = &pool_clock::now,
-                  std::shared_ptr<observer_slot> observers = nullptr);
+                  clock_function clock = &pool_clock::now, pool_reporting reporting = {});
   ~connection_pool();
 
   /// Starts the upkeep the options ask for (min size, lifetimes, idle timeout). While the pool
@@ -226,32 +238,41 @@ class connection_pool : public context_member,
     pool_clock::time_point expires_at = pool_clock::time_point::max();  // max_lifetime
     pool_clock::time_point opened_at{};
     bool loss_counted = false;  // its loss was weighed against connect_probation
+    bool cleaning = false;      // draining: make_clean is being called (after the lock)
   };
   struct waiting_task {
     lease_kind kind;
     wait_list::ticket ticket;
-    // What it was given before being woken: a connection, or the right to open one.
+    // What it was given before being woken: a connection (to be looked at first, when `look`),
+    // or the right to open one.
     std::shared_ptr<pooled_connection> granted;
+    bool look = false;
     bool may_open = false;
   };
   struct after_unlock;
   class opening_claim;
   struct grant {
     std::shared_ptr<pooled_connection> conn;
+    bool look = false;  // idle a while: its taker looks at it (check_alive) before use
     bool may_open = false;
   };
 
   void release(pooled_connection& c, lease_kind kind) noexcept;
   void on_quiet(pooled_connection& c) noexcept;
   void on_lost(pooled_connection& c) noexcept;
+  // A connection lent with `look` was found dead by its taker: out of the pool.
+  void drop_dead(pooled_connection& c) noexcept;
+  // make_clean returned `fit` (called after the lock by became_quiet_locked's caller).
+  void cleaning_ended(pooled_connection& c, bool fit) noexcept;
 
   slot* find_locked(const pooled_connection& c);
   bool quiet_locked(const slot& s) const;
-  grant try_grant_locked(lease_kind kind, bool may_open);
+  grant try_grant_locked(lease_kind kind, bool may_open, after_unlock& then);
   pooled_connection* pick_shared_locked(bool allow_full, bool allow_stalled, bool healthy_only);
-  std::shared_ptr<pooled_connection> take_idle_locked(lease_kind kind);
-  void became_quiet_locked(slot& s, std::vector<std::shared_ptr<pooled_connection>>& to_close);
-  void dispatch_locked(std::vector<wait_list::ticket>& wake);
+  std::shared_ptr<pooled_connection> take_idle_locked(lease_kind kind, bool& look,
+                                                      after_unlock& then);
+  void became_quiet_locked(slot& s, after_unlock& then, bool cleaned = false);
+  void dispatch_locked(after_unlock& then);
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
   boost::asio::awaitable<pool_lease> acquire(lease_kind kind, deadline_state* deadline,
@@ -267,10 +288,10 @@ class connection_pool : public context_member,
   // pause after failures): then it returns null, having tried nothing.
   boost::asio::awaitable<std::shared_ptr<pooled_connection>> open_new(
       opening_claim claim, pool_clock::time_point deadline);
-  void opening_ended_locked(lease_kind kind, std::vector<wait_list::ticket>& wake);
+  void opening_ended_locked(lease_kind kind, after_unlock& then);
   bool expired_locked(const slot& s, pool_clock::time_point now) const;
-  void retire_locked(std::size_t index, std::vector<std::shared_ptr<pooled_connection>>& to_close);
-  void upkeep_locked(std::vector<std::shared_ptr<pooled_connection>>& to_close);
+  void retire_locked(std::size_t index, after_unlock& then);
+  void upkeep_locked(after_unlock& then);
   void arm_upkeep_locked();
   bool wants_filling_locked() const;
   void start_filling();
@@ -279,14 +300,19 @@ class connection_pool : public context_member,
                                   pool_clock::time_point attempt_at);
   void count_failure_locked(pool_clock::time_point attempt_at, pool_clock::time_point now);
   void lost_locked(slot& s);
+  pool_clock::time_point lifetime_end_locked(pool_clock::time_point opened);
   pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
 
   boost::asio::any_io_executor executor_;
   const pool_options options_;
   const opener open_;
   const clock_function clock_;
-  const std::shared_ptr<observer_slot> observers_;
+  const pool_reporting reporting_;
 
+  // Lock order: this mutex, then a connection's own lock (the pool reads a connection's gauges
+  // and `clean` under it). A connection never calls into the pool while it holds its own lock,
+  // and the pool makes no system call and sends nothing under this one: closes, looks at idle
+  // connections and rollbacks are done after it is released (after_unlock).
   mutable std::mutex mutex_;
   std::vector<slot> slots_;
   std::deque<std::shared_ptr<waiting_task>> waiters_;

@@ -180,8 +180,9 @@ class pg_backend final : public backend {
     auto open = [executor, shared]() -> asio::awaitable<std::shared_ptr<pooled_connection>> {
       co_return co_await pg_connection::connect(executor, shared);
     };
-    return std::make_shared<connection_pool>(executor, p, std::move(open), &pool_clock::now,
-                                             observers());
+    return std::make_shared<connection_pool>(
+        executor, p, std::move(open), &pool_clock::now,
+        pool_reporting{observers(), awaitdb::engine::postgres});
   }
 
   ~pg_backend() override {

@@ -766,10 +766,18 @@ bool pg_connection::check_alive() noexcept {
       watched_fd_ = -1;
     }
   }
-  // (Called under the pool's lock: the pool removes it itself; no report.)
+  // (The pool removes it itself: no report.)
   for (const pg_group_ptr& g : done)
     g->notify();
   return false;
+}
+
+bool pg_connection::clean() const noexcept {
+  try {
+    return transaction_status() == PQTRANS_IDLE;
+  } catch (...) {
+    return false;
+  }
 }
 
 bool pg_connection::make_clean() noexcept {

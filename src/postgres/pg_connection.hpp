@@ -214,6 +214,7 @@ class pg_connection final : public pooled_connection,
   bool check_alive() noexcept override;
   bool make_clean() noexcept override;
   void close() noexcept override;
+  bool clean() const noexcept override;
 
   // context_member: the io_context is going away. Releases the socket watches, cancels what
   // runs on the server (a CancelRequest sent at once, within `deadline`) and ends the session.

@@ -16,6 +16,11 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <string_view>
+#include <thread>
+
 namespace awaitdb::detail {
 namespace {
 
@@ -26,6 +31,32 @@ using status = connection_pool::status;
 
 struct manual_clock {
   pool_clock::time_point now = pool_clock::now();
+};
+
+// Holds a thread inside one of a fake connection's calls (check_alive, make_clean or close: the
+// pool's system calls) until opened, as a slow system call would.
+struct gate {
+  explicit gate(std::string_view which) : call(which) {}
+  void pass(std::string_view c) {
+    if (c != call) return;
+    std::unique_lock lock(mutex);
+    entered = true;
+    changed.notify_all();
+    changed.wait_for(lock, 5s, [&] { return opened; });
+  }
+  bool wait_entered() {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, 5s, [&] { return entered; });
+  }
+  void open() {
+    std::lock_guard lock(mutex);
+    opened = true;
+    changed.notify_all();
+  }
+  const std::string_view call;
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false, opened = false;
 };
 
 class fake_connection final : public pooled_connection {
@@ -41,11 +72,18 @@ class fake_connection final : public pooled_connection {
   bool lost() const noexcept override { return lost_; }
   bool settling() const noexcept override { return settling_now; }
   bool check_alive() noexcept override {
+    if (held) held->pass("check_alive");
     ++checks;
     return alive;
   }
-  bool make_clean() noexcept override { return true; }
-  void close() noexcept override { closed = true; }
+  bool make_clean() noexcept override {
+    if (held) held->pass("make_clean");
+    return true;
+  }
+  void close() noexcept override {
+    if (held) held->pass("close");
+    closed = true;
+  }
 
   // Work sent on it (a statement, a rollback on its way) ...
   void start_work() {
@@ -71,6 +109,7 @@ class fake_connection final : public pooled_connection {
   bool alive = true;
   bool closed = false;
   int checks = 0;
+  gate* held = nullptr;
 
  private:
   manual_clock& clock_;
@@ -712,6 +751,60 @@ TEST(pool, a_task_waits_out_a_pause_shorter_than_its_deadline) {
     EXPECT_GE(pool_clock::now() - start, 25ms);
     EXPECT_EQ(f.attempts, 2);
   });
+}
+
+// The pool makes its system calls (a look at an idle connection, the rollback that makes one
+// fit again, a close) after releasing its lock: while one thread is held inside such a call,
+// a task on another thread still gets a connection.
+void another_task_acquires_while_held_in(std::string_view call) {
+  SCOPED_TRACE(std::string(call));
+  pool_options o = small(2);
+  o.acquire_timeout = 5s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease a = co_await f.pool->acquire_exclusive();
+    pool_lease b = co_await f.pool->acquire_exclusive();
+  });
+  ASSERT_EQ(f.opened.size(), 2u);
+  // Both idle for a while: looked at before they are lent. The last one is taken first.
+  f.clock.now += 1s;
+  gate g(call);
+  fake_connection& slow = *f.opened[1];
+  slow.held = &g;
+  if (call != "make_clean") slow.alive = false;  // found dead, then closed
+
+  auto guard = asio::make_work_guard(f.io);
+  f.io.restart();
+  std::thread first([&] { f.io.run(); });
+  std::thread second([&] { f.io.run(); });
+  std::atomic<bool> got_other{false};
+  auto first_task = [&]() -> asio::awaitable<void> {
+    // Exclusive use given back: made fit again (make_clean) once quiet.
+    pool_lease l = co_await f.pool->acquire_exclusive();
+  };
+  auto second_task = [&]() -> asio::awaitable<void> {
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    got_other = fake(l).id == 0;
+  };
+  asio::co_spawn(f.io, first_task(), asio::detached);
+  ASSERT_TRUE(g.wait_entered()) << "the pool never called " << call;
+  asio::co_spawn(f.io, second_task(), asio::detached);
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (!got_other && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  const bool served_while_held = got_other;
+  g.open();
+  guard.reset();
+  first.join();
+  second.join();
+  slow.held = nullptr;
+  EXPECT_TRUE(served_while_held) << "another task waited for " << call << " to return";
+}
+
+TEST(pool, no_system_call_is_made_under_the_lock) {
+  another_task_acquires_while_held_in("check_alive");
+  another_task_acquires_while_held_in("close");
+  another_task_acquires_while_held_in("make_clean");
 }
 
 }  // namespace
