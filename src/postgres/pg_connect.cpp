@@ -304,7 +304,7 @@ asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline)
     std::lock_guard lock(self->mutex_);
     if (self->state_ != state::connecting) return;
     self->connect_timed_out_ = true;
-    if (self->watched_fd_ >= 0) ::shutdown(self->watched_fd_, SHUT_RDWR);
+    self->socket_.shut_down();
   };
   timer.async_wait(std::move(expire));
   struct stop_timer {
@@ -328,35 +328,18 @@ asio::awaitable<void> pg_connection::connect_loop(pg_clock::time_point deadline)
 }
 
 void pg_connection::watch_socket() {
-  error_code ec;
-  if (read_watch_) read_watch_->close(ec);
-  read_watch_.reset();
-  watched_fd_ = -1;
-  const int fd = PQsocket(conn_);
-  if (fd < 0) throw connection_error(conn_, "the connection has no socket", secrets_);
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  const int family =
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 ? addr.ss_family : AF_INET;
-  socket_family_ = family;
-  can_cork_ = family == AF_INET || family == AF_INET6;
-  const int watched = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (watched < 0)
-    throw error(sqlstate::connection_failure,
-                "cannot watch the connection's socket: " + std::string(std::strerror(errno)));
-  read_watch_.emplace(executor_);
-  read_watch_->assign(asio::generic::stream_protocol(family, 0), watched, ec);
-  if (ec) {
-    ::close(watched);
-    read_watch_.reset();
-    throw error(sqlstate::connection_failure,
-                "cannot watch the connection's socket: " + ec.message());
-  }
-  watched_fd_ = watched;
+  if (PQsocket(conn_) < 0) throw connection_error(conn_, "the connection has no socket", secrets_);
+  socket_.watch(PQsocket(conn_));
 }
 
 asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want) {
-  auto [ec] = co_await read_watch_->async_wait(
+  asio::generic::stream_protocol::socket* watch = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    watch = socket_.ready_watch(want == PGRES_POLLING_READING, true);
+  }
+  if (!watch) throw connection_error(conn_, "the connection has no socket", secrets_);
+  auto [ec] = co_await watch->async_wait(
       want == PGRES_POLLING_READING ? asio::socket_base::wait_read : asio::socket_base::wait_write,
       asio::as_tuple(asio::deferred));
   std::lock_guard lock(mutex_);

@@ -18,11 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -71,15 +67,12 @@ pg_connection::pg_connection(asio::any_io_executor executor, std::shared_ptr<pg_
     , shared_(std::move(shared))
     , options_(shared_->options)
     , secrets_(options_.secrets)
-    , cache_(options_.statement_cache_size, options_.named_statements) {
+    , cache_(options_.statement_cache_size, options_.named_statements)
+    , socket_(executor_, one_thread_) {
   idle_since_.store(ticks(pg_clock::now()), std::memory_order_relaxed);
 }
 
 pg_connection::~pg_connection() {
-  // Nothing is armed on the sockets any more: every operation holds a reference to this object.
-  error_code ignored;
-  if (read_watch_) read_watch_->close(ignored);
-  if (write_watch_) write_watch_->close(ignored);
   if (conn_) PQfinish(conn_);
 }
 
@@ -211,17 +204,10 @@ void pg_connection::fail_send_locked() {
 // corked for that round, and a handler posted behind them uncorks it, so the round leaves as
 // one segment. An idle connection's group goes out at once.
 void pg_connection::cork_locked() {
-  if (!can_cork_ || corked_) return;
-  const int on = 1;
-  if (::setsockopt(PQsocket(conn_), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) return;
-  corked_ = true;
+  if (!socket_.cork()) return;
   auto uncork = [self = shared_from_this()] {
     std::lock_guard lock(self->mutex_);
-    if (!self->corked_) return;
-    self->corked_ = false;
-    if (self->state_ != state::open) return;
-    const int off = 0;
-    ::setsockopt(PQsocket(self->conn_), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    self->socket_.uncork();
   };
   asio::post(executor_, std::move(uncork));
 }
@@ -245,29 +231,16 @@ void pg_connection::after_send_locked(bool was_busy) {
 }
 
 void pg_connection::start_flusher_locked() {
-  if (flushing_ || watched_fd_ < 0) return;
-  error_code ec;
-  if (!write_watch_) {
-    const int fd = ::fcntl(watched_fd_, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return;  // the next read's PQconsumeInput finds the connection's state
-    write_watch_.emplace(executor_);
-    write_watch_->assign(asio::generic::stream_protocol(socket_family_, 0), fd, ec);
-    if (ec) {
-      ::close(fd);
-      write_watch_.reset();
-      return;
-    }
-  }
-  flushing_ = true;
-  auto handler = [self = shared_from_this()](error_code) { self->on_writable(); };
-  write_watch_->async_wait(asio::socket_base::wait_write, std::move(handler));
+  // (Nothing armed when the socket cannot be watched: the next read's PQconsumeInput finds the
+  // connection's state.)
+  socket_.arm_write([self = shared_from_this()] { self->on_writable(); });
 }
 
 void pg_connection::on_writable() {
   group_list done, cancels;
   {
     std::lock_guard lock(mutex_);
-    flushing_ = false;
+    socket_.write_fired();
     if (state_ != state::open) return;
     const int flushed = PQflush(conn_);
     if (flushed < 0) {
@@ -282,24 +255,10 @@ void pg_connection::on_writable() {
 
 // ---- reading
 
-// One read at a time, armed while anything is in flight. On an executor that more than one
-// thread may run, a 1-byte MSG_PEEK receive rather than async_wait: Asio tries a receive
-// speculatively under the reactor's lock before it queues the wait, so data that arrived (and an
-// edge another thread's epoll_wait consumed) since libpq last read cannot be missed. The byte
-// stays in the socket for libpq. On an io_context that one thread runs, no other thread can
-// take that edge (it waits in the kernel until this thread's next epoll_wait, by which time the
-// wait is queued): a plain readiness wait, which saves the two receives of the peek.
+// One read at a time, armed while anything is in flight (see pg_socket::arm_read).
 void pg_connection::arm_read_locked() {
-  if (reading_ || (pipeline_.empty() && !sink_) || !read_watch_ || stream_paused_) return;
-  reading_ = true;
-  if (one_thread_) {
-    auto handler = [self = shared_from_this()](error_code) { self->on_readable(); };
-    read_watch_->async_wait(asio::socket_base::wait_read, std::move(handler));
-    return;
-  }
-  auto handler = [self = shared_from_this()](error_code, std::size_t) { self->on_readable(); };
-  read_watch_->async_receive(asio::buffer(&peek_byte_, 1), asio::socket_base::message_peek,
-                             std::move(handler));
+  if (socket_.read_state() != pg_socket::reading::idle || (pipeline_.empty() && !sink_)) return;
+  socket_.arm_read([self = shared_from_this()] { self->on_readable(); });
 }
 
 void pg_connection::on_readable() {
@@ -311,7 +270,7 @@ void pg_connection::on_readable() {
   notification_sink sink;
   {
     std::lock_guard lock(mutex_);
-    reading_ = false;
+    socket_.read_fired();
     if (state_ == state::open) {
       if (!PQconsumeInput(conn_)) {
         lose_locked("connection lost", done);
@@ -326,15 +285,10 @@ void pg_connection::on_readable() {
       }
     }
     was_lost = state_ == state::lost;
-    if (state_ == state::open) {
+    if (state_ == state::open)
       arm_read_locked();
-    } else if (read_watch_) {
-      // Lost or closed: nothing will be armed again.
-      error_code ignored;
-      read_watch_->close(ignored);
-      read_watch_.reset();
-      watched_fd_ = -1;
-    }
+    else
+      socket_.close_read_watch();  // lost or closed: nothing will be armed again
     notices.swap(notices_);
     wakes.swap(row_wakes_);
     // One thread at a time hands notifications over, in the order read (the next read may
@@ -399,7 +353,8 @@ void pg_connection::set_single_row_mode_locked() {
 void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
   // Rows buffered for a stream's reader before the socket is left unread.
   static constexpr std::size_t stream_high_mark = 4096;
-  while (state_ == state::open && !pipeline_.empty() && !stream_paused_ && !PQisBusy(conn_)) {
+  while (state_ == state::open && !pipeline_.empty() &&
+         socket_.read_state() != pg_socket::reading::paused && !PQisBusy(conn_)) {
     PGresult* raw = PQgetResult(conn_);
     pg_event e;
     if (!raw) {
@@ -423,7 +378,7 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
           head.stream_rows.push_back(std::move(e.result));
           if (head.row_waiter) row_wakes_.push_back(std::move(head.row_waiter));
           if (head.stream_rows.size() >= stream_high_mark && pipeline_.size() == 1)
-            stream_paused_ = true;
+            socket_.pause_reads();
         }
         e.result.reset();
       }
@@ -471,7 +426,7 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
   }
   update_gauges_locked();
   // A read or a writability wait armed on the socket completes now and sees the state.
-  if (watched_fd_ >= 0) ::shutdown(watched_fd_, SHUT_RDWR);
+  socket_.shut_down();
 }
 
 // Outside the lock: wake the tasks whose groups completed, cancel on the server what must be,
@@ -518,11 +473,9 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
 // ---- streams
 
 void pg_connection::resume_stream_locked() {
-  if (!stream_paused_) return;
-  stream_paused_ = false;
-  if (reading_ || state_ != state::open) return;
+  if (!socket_.unpause() || state_ != state::open) return;
   // libpq may hold the rest of the results already: read them now, not on the next byte.
-  reading_ = true;
+  socket_.read_posted();
   auto read = [self = shared_from_this()] { self->on_readable(); };
   asio::post(executor_, std::move(read));
 }
@@ -759,12 +712,7 @@ bool pg_connection::check_alive() noexcept {
     }
     if (state_ == state::open) return true;
     // Nothing was armed (idle): close the watch here.
-    error_code ignored;
-    if (read_watch_ && !reading_) {
-      read_watch_->close(ignored);
-      read_watch_.reset();
-      watched_fd_ = -1;
-    }
+    if (socket_.read_state() != pg_socket::reading::armed) socket_.close_read_watch();
   }
   // (The pool removes it itself: no report.)
   for (const pg_group_ptr& g : done)
@@ -805,13 +753,7 @@ void pg_connection::context_shutdown(pg_clock::time_point deadline) noexcept {
     lost_.store(true, std::memory_order_release);
   }
   // (What was armed on them was abandoned with the context's handlers.)
-  error_code ignored;
-  if (read_watch_) read_watch_->close(ignored);
-  if (write_watch_) write_watch_->close(ignored);
-  read_watch_.reset();
-  write_watch_.reset();
-  watched_fd_ = -1;
-  reading_ = flushing_ = false;
+  socket_.abandon();
   // A backend notices a closed socket only when its statement ends: stop the statement first.
   if (running) send_cancel_request_now(session_key_, deadline);
   if (conn_) PQfinish(conn_);  // the Terminate message, and the socket closed
@@ -836,14 +778,7 @@ void pg_connection::close() noexcept {
       }
       update_gauges_locked();
     }
-    error_code ignored;
-    if (reading_ || flushing_) {
-      if (watched_fd_ >= 0) ::shutdown(watched_fd_, SHUT_RDWR);  // the armed handler closes
-    } else if (read_watch_) {
-      read_watch_->close(ignored);
-      read_watch_.reset();
-      watched_fd_ = -1;
-    }
+    socket_.release();  // (what is armed completes now, and closes the watch)
   }
   for (const pg_group_ptr& g : done)
     g->notify();

@@ -9,9 +9,7 @@
 // work for its io_context. Exclusive use (a transaction, or `pipeline=off`) is the one-group
 // case of the same path.
 //
-// The socket belongs to libpq, which may close it at any time (on a lost connection). Asio
-// watches a duplicate of the descriptor, closed only by this object, so a descriptor number
-// that libpq closed and the system reused is never confused with this connection's.
+// The socket belongs to libpq; what Asio waits for on it is pg_socket's.
 #ifndef AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP
 #define AWAITDB_SRC_POSTGRES_PG_CONNECTION_HPP
 
@@ -24,16 +22,15 @@
 #include "pg_hosts.hpp"
 #include "pg_params.hpp"
 #include "pg_pipeline.hpp"
+#include "pg_socket.hpp"
 #include "pg_statement_cache.hpp"
 #include "pg_tx.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <libpq-fe.h>
-#include <sys/socket.h>
 
 #include <atomic>
 #include <functional>
@@ -290,22 +287,9 @@ class pg_connection final : public pooled_connection,
   pg_pipeline pipeline_;
   pg_statement_cache cache_;
   pg_params params_;
-  // Asio's watch of the socket: duplicates of libpq's descriptor (see above). One read at a
-  // time is armed (`reading_`), and one writability wait when libpq could not send everything.
-  std::optional<boost::asio::generic::stream_protocol::socket> read_watch_;
-  std::optional<boost::asio::generic::stream_protocol::socket> write_watch_;
-  int watched_fd_ = -1;  // read_watch_'s descriptor while open
-  bool reading_ = false;
-  // A stream's reader has fallen behind (its rows reached the high mark, and nothing is sent
-  // behind it): the socket is not read until it catches up, so the server waits.
-  bool stream_paused_ = false;
-  bool flushing_ = false;
-  char peek_byte_ = 0;
-  int socket_family_ = AF_INET;
-  bool can_cork_ = false;       // TCP (TCP_CORK means nothing to a Unix socket)
+  pg_socket socket_;            // Asio's watch of libpq's socket
   bool server_ending_ = false;  // a FATAL notice arrived: the server is closing the session
   bool connect_timed_out_ = false;
-  bool corked_ = false;
   std::vector<notice> notices_;  // for the observer, between a read and its delivery
 
   std::atomic<std::size_t> in_flight_{0};

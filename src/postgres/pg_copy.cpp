@@ -34,20 +34,7 @@ asio::awaitable<void> pg_connection::wait_socket_ready(bool readable) {
   {
     std::lock_guard lock(mutex_);
     if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
-    if (!readable && !write_watch_ && watched_fd_ >= 0) {
-      const int fd = ::fcntl(watched_fd_, F_DUPFD_CLOEXEC, 0);
-      if (fd >= 0) {
-        error_code ec;
-        write_watch_.emplace(executor_);
-        write_watch_->assign(asio::generic::stream_protocol(socket_family_, 0), fd, ec);
-        if (ec) {
-          ::close(fd);
-          write_watch_.reset();
-        }
-      }
-    }
-    watch = readable ? (read_watch_ ? &*read_watch_ : nullptr)
-                     : (write_watch_ ? &*write_watch_ : nullptr);
+    watch = socket_.ready_watch(readable);
   }
   if (!watch) copy_lost("cannot watch the connection's socket");
   auto [ec] = co_await watch->async_wait(
