@@ -2,6 +2,7 @@
 #include "backend.hpp"
 #include "deadline.hpp"
 #include "listen.hpp"
+#include "sqlstates.hpp"
 #include "task_context.hpp"
 #include <awaitdb/database.hpp>
 
@@ -260,7 +261,7 @@ asio::awaitable<detail::transaction_scope> database::begin_transaction(
     const transaction_options defaults;
     if (options.isolation != defaults.isolation || options.read_only || options.deferrable ||
         options.retries > 0)
-      throw error("25001",
+      throw error(detail::code::active_sql_transaction,
                   "transaction options apply to a top-level transaction; this one is nested in "
                   "another (a savepoint), which runs as its enclosing transaction does");
   }
@@ -278,7 +279,8 @@ asio::awaitable<bool> database::retry_after(const transaction_options& options, 
   try {
     std::rethrow_exception(failure);
   } catch (const error& e) {
-    if (e.sqlstate() != "40001" && e.sqlstate() != "40P01") co_return false;
+    if (e.sqlstate() != detail::code::serialization_failure && e.sqlstate() != detail::code::deadlock_detected)
+      co_return false;
   } catch (...) {
     co_return false;
   }

@@ -1,3 +1,4 @@
+#include "sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
 namespace awaitdb {
@@ -27,7 +28,7 @@ error& error::operator=(const error& other) {
 }
 
 bool error::is_connection_error() const noexcept {
-  return sqlstate_.starts_with("08") || sqlstate_.starts_with("57P0");
+  return sqlstate_.starts_with("08") || sqlstate_.starts_with(detail::code::server_shutdown_class);
 }
 
 error& error::with_server_fields(std::string server_message, std::string detail, std::string hint,

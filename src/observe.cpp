@@ -152,7 +152,7 @@ std::string sqlstate_of(const std::exception_ptr& failure) {
       return std::string(sqlstate::query_canceled);
   } catch (...) {
   }
-  return "XX000";
+  return std::string(sqlstate::internal_error);
 }
 
 bool is_cancellation(const std::exception_ptr& failure) {
@@ -204,7 +204,7 @@ std::string reported_sqlstate(const std::exception_ptr& failure) noexcept {
   try {
     return sqlstate_of(failure);
   } catch (...) {
-    return "XX000";
+    return std::string(sqlstate::internal_error);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "param_check.hpp"
 
+#include "sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
 #include <cstring>
@@ -51,11 +52,13 @@ bool is_valid_utf8(std::string_view text) noexcept {
 
 void check_text_parameter(std::string_view text, std::size_t number) {
   if (text.find('\0') != std::string_view::npos)
-    throw error("22021", "text parameter $" + std::to_string(number) +
-                             " contains a NUL byte; pass binary data as awaitdb::blob");
+    throw error(code::character_not_in_repertoire,
+                "text parameter $" + std::to_string(number) +
+                    " contains a NUL byte; pass binary data as awaitdb::blob");
   if (!is_valid_utf8(text))
-    throw error("22021", "text parameter $" + std::to_string(number) +
-                             " is not valid UTF-8; pass binary data as awaitdb::blob");
+    throw error(code::character_not_in_repertoire,
+                "text parameter $" + std::to_string(number) +
+                    " is not valid UTF-8; pass binary data as awaitdb::blob");
 }
 
 }  // namespace awaitdb::detail

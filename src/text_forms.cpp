@@ -1,5 +1,6 @@
 #include "text_forms.hpp"
 
+#include "sqlstates.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/value.hpp>
 
@@ -256,7 +257,7 @@ std::string parameter_text(const param& p, std::size_t number, bool timestamp_of
       return {};
   }
   if (out.empty())
-    throw error("22008",
+    throw error(code::datetime_field_overflow,
                 "parameter $" + std::to_string(number) + " is a time outside the years 1 to 9999");
   return out;
 }

@@ -1,4 +1,5 @@
 // Reading result values into C++ types: one set of rules for both engines.
+#include "sqlstates.hpp"
 #include "text_forms.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/result.hpp>
@@ -344,8 +345,8 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, fl
   // A REAL's own text ("3.4028235e+38") is the shortest that reads back as that float: parsed
   // as a float, not as a double (which would be just above FLT_MAX).
   const cell c = checked_cell(src, row, column);
-  if (c.kind == cell_kind::real && !c.bytes.empty() && c.bytes != "NaN" &&
-      c.bytes != "Infinity" && c.bytes != "-Infinity") {
+  if (c.kind == cell_kind::real && !c.bytes.empty() && c.bytes != "NaN" && c.bytes != "Infinity" &&
+      c.bytes != "-Infinity") {
     const char* end = c.bytes.data() + c.bytes.size();
     auto [at, ec] = std::from_chars(c.bytes.data(), end, out);
     if (ec == std::errc::result_out_of_range) out_of_range(src, column, "float");
@@ -443,22 +444,26 @@ bool outside_years_1_to_9999(std::string_view text) {
 [[noreturn]] void bad_time(const result_source& src, std::size_t column, std::string_view text,
                            const char* wanted) {
   if (text == "infinity" || text == "-infinity")
-    throw error("22008", column_label(src, column) + " holds " + std::string(text) + ", which " +
-                             wanted + " cannot represent");
+    throw error(code::datetime_field_overflow, column_label(src, column) + " holds " +
+                                                   std::string(text) + ", which " + wanted +
+                                                   " cannot represent");
   if (outside_years_1_to_9999(text))
-    throw error("22008", column_label(src, column) + " holds a " + wanted +
-                             " outside the years 1 to 9999, which awaitdb's time types cover");
-  throw error("22007", column_label(src, column) + " holds text that is not a " + wanted +
-                           " in ISO 8601 form");
+    throw error(code::datetime_field_overflow,
+                column_label(src, column) + " holds a " + wanted +
+                    " outside the years 1 to 9999, which awaitdb's time types cover");
+  throw error(
+      code::invalid_datetime_format,
+      column_label(src, column) + " holds text that is not a " + wanted + " in ISO 8601 form");
 }
 
 }  // namespace
 
 void time_out_of_range(const result_source& src, std::size_t column) {
-  throw error("22008", column_label(src, column) +
-                           " holds a time outside the range of the asked C++ type (a nanosecond "
-                           "std::chrono::system_clock::time_point holds the years 1678 to 2261; "
-                           "read it as a microsecond time point)");
+  throw error(code::datetime_field_overflow,
+              column_label(src, column) +
+                  " holds a time outside the range of the asked C++ type (a nanosecond "
+                  "std::chrono::system_clock::time_point holds the years 1678 to 2261; "
+                  "read it as a microsecond time point)");
 }
 
 std::int64_t read_timestamp(const result_source& src, std::size_t row, std::size_t column) {
@@ -483,9 +488,10 @@ std::int64_t read_duration(const result_source& src, std::size_t row, std::size_
     case duration_parse::ok:
       return micros;
     case duration_parse::has_days_or_months:
-      throw error("22015", column_label(src, column) +
-                               " holds an interval with days, months or years, which a "
-                               "std::chrono::duration cannot represent exactly");
+      throw error(code::interval_field_overflow,
+                  column_label(src, column) +
+                      " holds an interval with days, months or years, which a "
+                      "std::chrono::duration cannot represent exactly");
     case duration_parse::malformed:
       break;
   }

@@ -4,6 +4,7 @@
 
 #include "../placeholders.hpp"
 #include "../pool/pool.hpp"
+#include "../sqlstates.hpp"
 #include "pg_connection.hpp"
 #include "pg_listener.hpp"
 #include "pg_result.hpp"
@@ -406,9 +407,10 @@ class pg_backend final : public backend {
       }
     } catch (const error& e) {
       // The connection ended while COMMIT was on its way: the server may have committed.
-      const bool in_doubt = sent && (e.is_connection_error() || e.sqlstate().starts_with("57P0"));
+      const bool in_doubt = sent && (e.is_connection_error() ||
+                                     e.sqlstate().starts_with(code::server_shutdown_class));
       failure = in_doubt ? std::make_exception_ptr(
-                               error("08007",
+                               error(code::transaction_resolution_unknown,
                                      "the connection was lost while COMMIT was in flight: the "
                                      "transaction may or may not have committed; check before "
                                      "running it again"))

@@ -1,6 +1,7 @@
 #include "pg_connection.hpp"
 
 #include "../placeholders.hpp"
+#include "../sqlstates.hpp"
 #include "../util/one_thread.hpp"
 #include "../util/thread_cache.hpp"
 #include "pg_errors.hpp"
@@ -87,7 +88,8 @@ pg_group_ptr pg_connection::submit(const request& r) {
     throw connection_error(conn_, "connection lost", secrets_);
   }
   if (in_copy_)
-    throw error("55000", "a COPY is under way on this transaction's connection: finish it first");
+    throw error(code::object_not_in_prerequisite_state,
+                "a COPY is under way on this transaction's connection: finish it first");
   // Everything that can fail for the caller's reasons fails here, before anything is sent.
   pg_statement_cache::entry* e = nullptr;
   if (r.has_statement) {
@@ -140,7 +142,7 @@ pg_group_ptr pg_connection::submit(const request& r) {
   if (!PQpipelineSync(conn_)) fail_send_locked();
   g->mode = r.mode;
   g->retryable = r.retryable;
-  g->abandoned = r.detached;
+  if (r.detached) g->watch = pg_watch::detached;
   g->sent_at = pg_clock::now();
   pipeline_.push(g);
   if (g->streamed) set_single_row_mode_locked();
@@ -374,7 +376,7 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
       e.result.reset(raw);
       pg_group& head = *pipeline_.head();
       if (e.status == PGRES_SINGLE_TUPLE && head.streamed) {
-        if (!head.abandoned) {
+        if (!head.abandoned()) {
           head.stream_rows.push_back(std::move(e.result));
           if (head.row_waiter) row_wakes_.push_back(std::move(head.row_waiter));
           if (head.stream_rows.size() >= stream_high_mark && pipeline_.size() == 1)
@@ -390,7 +392,8 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
       done.push_back(std::move(s.completed));
     }
     if (s.protocol_error) {
-      lose_locked("the server's answers do not match what was sent", done, "08P01");
+      lose_locked("the server's answers do not match what was sent", done,
+                  code::protocol_violation);
       return;
     }
     set_single_row_mode_locked();
@@ -399,11 +402,18 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
 
 // A group's Sync has arrived: what it teaches the statement cache, and the gauges.
 void pg_connection::completed_locked(pg_group& g) {
-  if (g.failure) {
-    if (g.failed_command == pg_command::prepare) cache_.forget(g.prepared_name);
-    if (g.failed_command == pg_command::statement && !g.executed_name.empty() &&
-        (g.sqlstate == "0A000" || g.sqlstate == "26000"))
-      cache_.invalidate(g.executed_name, g.sqlstate == "0A000");
+  switch (g.cache_action) {
+    case pg_cache_action::none:
+      break;
+    case pg_cache_action::forget_prepared:
+      cache_.forget(g.prepared_name);
+      break;
+    case pg_cache_action::replan:
+      cache_.invalidate(g.executed_name, true);
+      break;
+    case pg_cache_action::forget_executed:
+      cache_.invalidate(g.executed_name, false);
+      break;
   }
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   update_gauges_locked();
@@ -419,7 +429,8 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
   state_ = state::lost;
   lost_.store(true, std::memory_order_release);
   const std::exception_ptr failure = std::make_exception_ptr(
-      code == "08006" ? connection_error(conn_, why, secrets_) : error(code, std::string(why)));
+      code == sqlstate::connection_failure ? connection_error(conn_, why, secrets_)
+                                           : error(code, std::string(why)));
   for (pg_group_ptr& g : pipeline_.lose(failure)) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     done.push_back(std::move(g));

@@ -254,7 +254,8 @@ class pg_connection final : public pooled_connection,
   bool delivering_ = false;                     // a thread is giving them to the sink
   bool in_copy_ = false;                        // out of pipeline mode for a COPY
   void completed_locked(pg_group& g);
-  void lose_locked(std::string_view why, group_list& done, std::string_view code = "08006");
+  void lose_locked(std::string_view why, group_list& done,
+                   std::string_view code = sqlstate::connection_failure);
   void finish(group_list& done, group_list& cancels, bool was_lost, bool resume_here = false);
   void start_flusher_locked();
   void on_writable();

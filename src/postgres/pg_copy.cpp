@@ -1,5 +1,6 @@
 // COPY on a PostgreSQL connection: out of pipeline mode (libpq drives COPY only there), with the
 // simple protocol, waiting on the socket with Asio whenever libpq would block.
+#include "../sqlstates.hpp"
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
 
@@ -103,9 +104,11 @@ asio::awaitable<void> pg_connection::copy_start(const std::string& sql, bool in)
     std::lock_guard lock(mutex_);
     if (state_ != state::open) throw connection_error(conn_, "connection lost", secrets_);
     if (in_copy_ || !pipeline_.empty())
-      throw error("55000", "a COPY needs the connection to itself, with nothing in flight");
+      throw error(code::object_not_in_prerequisite_state,
+                  "a COPY needs the connection to itself, with nothing in flight");
     if (PQexitPipelineMode(conn_) != 1)
-      throw error("55000", "cannot leave pipeline mode for the COPY: work is in flight");
+      throw error(code::object_not_in_prerequisite_state,
+                  "cannot leave pipeline mode for the COPY: work is in flight");
     in_copy_ = true;
     if (!PQsendQuery(conn_, sql.c_str())) {
       in_copy_ = false;

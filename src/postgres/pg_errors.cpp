@@ -1,6 +1,7 @@
 #include "pg_errors.hpp"
 
 #include "../sqlstate_names.hpp"
+#include "../sqlstates.hpp"
 
 namespace awaitdb::detail {
 namespace {
@@ -39,7 +40,7 @@ error server_error(const PGresult* r, PGconn* conn, const secret_scrubber& secre
     const char* text = PQresultErrorMessage(r);
     std::string message = libpq_message(text && *text ? text : PQerrorMessage(conn), secrets);
     bool lost = PQstatus(conn) == CONNECTION_BAD;
-    return error(lost ? sqlstate::connection_failure : std::string_view("08P01"),
+    return error(lost ? sqlstate::connection_failure : std::string_view(code::protocol_violation),
                  (lost ? "connection lost: " : "protocol failure: ") + message);
   }
   std::string message(sqlstate_condition(state));

@@ -1,5 +1,6 @@
 #include "pg_listener.hpp"
 
+#include "../sqlstates.hpp"
 #include "../util/backoff.hpp"
 #include "pg_connection.hpp"
 #include <awaitdb/error.hpp>
@@ -60,9 +61,10 @@ std::string pg_listener::quoted(const std::string& channel) {
 
 asio::awaitable<std::shared_ptr<subscription_state>> pg_listener::subscribe(std::string channel) {
   if (channel.empty() || channel.find('\0') != std::string::npos)
-    throw error("22023", "a channel name is not empty and holds no NUL byte");
+    throw error(sqlstate::invalid_parameter, "a channel name is not empty and holds no NUL byte");
   if (channel.size() > longest_name)
-    throw error("42622", "a channel name has at most 63 bytes (PostgreSQL cuts longer names)");
+    throw error(code::name_too_long,
+                "a channel name has at most 63 bytes (PostgreSQL cuts longer names)");
   auto state = std::make_shared<subscription_state>(channel);
   {
     std::lock_guard lock(mutex_);

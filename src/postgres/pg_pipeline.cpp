@@ -1,5 +1,6 @@
 #include "pg_pipeline.hpp"
 
+#include "../sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
 namespace awaitdb::detail {
@@ -63,11 +64,13 @@ pg_pipeline::step pg_pipeline::feed(pg_event e, pg_clock::time_point now) {
     case PGRES_FATAL_ERROR:
       // The server ends the session after these (admin or crash shutdown, ...): it reads
       // nothing more, so the groups behind this one never ran.
-      if (e.sqlstate.size() == 5 && e.sqlstate.starts_with("57P0")) server_terminated_ = true;
+      if (e.sqlstate.size() == 5 && e.sqlstate.starts_with(code::server_shutdown_class))
+        server_terminated_ = true;
       if (!g.failure) {
-        g.failure = e.failure ? e.failure
-                              : std::make_exception_ptr(
-                                    error(e.sqlstate.empty() ? "XX000" : e.sqlstate, "failed"));
+        g.failure =
+            e.failure ? e.failure
+                      : std::make_exception_ptr(error(
+                            e.sqlstate.empty() ? sqlstate::internal_error : e.sqlstate, "failed"));
         g.sqlstate = std::move(e.sqlstate);
         g.failed_command = what;
       }
@@ -102,15 +105,26 @@ pg_pipeline::step pg_pipeline::complete_head(pg_clock::time_point now) {
   // The next group starts running on the server: if its awaiter left, stop it there.
   if (!groups_.empty()) {
     pg_group& next = *groups_.front();
-    if (next.cancel_wanted && !next.cancel_sent) {
-      next.cancel_sent = true;
+    if (next.watch == pg_watch::cancel_wanted) {
+      next.watch = pg_watch::cancel_sent;
       out.cancel = groups_.front();
     }
   }
   return out;
 }
 
+pg_cache_action pg_pipeline::cache_action(const pg_group& g) noexcept {
+  if (!g.failure) return pg_cache_action::none;
+  if (g.failed_command == pg_command::prepare) return pg_cache_action::forget_prepared;
+  if (g.failed_command != pg_command::statement || g.executed_name.empty())
+    return pg_cache_action::none;
+  if (g.sqlstate == sqlstate::feature_not_supported) return pg_cache_action::replan;
+  if (g.sqlstate == code::invalid_sql_statement_name) return pg_cache_action::forget_executed;
+  return pg_cache_action::none;
+}
+
 void pg_pipeline::decide(pg_group& g, pg_clock::time_point now) const {
+  g.cache_action = cache_action(g);
   if (!g.failure) {
     g.verdict = pg_verdict::ok;
     return;
@@ -119,12 +133,11 @@ void pg_pipeline::decide(pg_group& g, pg_clock::time_point now) const {
   if (!g.retryable) return;
   // A cached plan made stale by a schema change, or a cached statement gone from the server:
   // prepared again, it runs as it should.
-  const bool stale_statement = g.failed_command == pg_command::statement &&
-                               !g.executed_name.empty() &&
-                               (g.sqlstate == "0A000" || g.sqlstate == "26000");
+  const bool stale_statement = g.cache_action == pg_cache_action::replan ||
+                               g.cache_action == pg_cache_action::forget_executed;
   // A cancel that hit this statement although it was meant for another one.
-  const bool stray_cancel =
-      g.sqlstate == sqlstate::query_canceled && !g.cancel_wanted && exposed_to_cancel(g, now);
+  const bool stray_cancel = g.sqlstate == sqlstate::query_canceled &&
+                            g.watch == pg_watch::awaited && exposed_to_cancel(g, now);
   if (stale_statement || stray_cancel) g.verdict = pg_verdict::resend;
 }
 
@@ -146,10 +159,10 @@ std::vector<pg_group_ptr> pg_pipeline::lose(const std::exception_ptr& why) {
 }
 
 pg_group_ptr pg_pipeline::abandon(const pg_group_ptr& g) {
-  g->abandoned = true;
-  g->cancel_wanted = true;
-  if (!groups_.empty() && groups_.front() == g && !g->cancel_sent) {
-    g->cancel_sent = true;
+  if (g->watch == pg_watch::cancel_sent) return nullptr;
+  g->watch = pg_watch::cancel_wanted;
+  if (!groups_.empty() && groups_.front() == g) {
+    g->watch = pg_watch::cancel_sent;
     return g;
   }
   return nullptr;
@@ -159,8 +172,8 @@ bool pg_pipeline::only_abandoned_work() const noexcept {
   if (groups_.size() < drop_threshold) return false;
   std::size_t to_stop = 0;
   for (const pg_group_ptr& g : groups_) {
-    if (!g->abandoned) return false;
-    if (g->cancel_wanted) ++to_stop;
+    if (!g->abandoned()) return false;
+    if (g->watch != pg_watch::detached) ++to_stop;
   }
   return to_stop >= drop_threshold;
 }

@@ -45,6 +45,22 @@ enum class pg_verdict : std::uint8_t {
                      // group got its terminating error): send it again, once, elsewhere
 };
 
+/// Who waits for a group's outcome, and whether it must be stopped on the server.
+enum class pg_watch : std::uint8_t {
+  awaited,        // a task waits for its outcome
+  detached,       // nobody reads it (a rollback sent on release), and nothing stops it
+  cancel_wanted,  // its awaiter left: the outcome is dropped; cancel it on the server when it runs
+  cancel_sent,    // ... and that cancel is on its way
+};
+
+/// What a completed group teaches the connection's statement cache.
+enum class pg_cache_action : std::uint8_t {
+  none,
+  forget_prepared,  // its Parse failed: the name it prepared does not exist on the server
+  replan,           // 0A000: the cached plan was made stale by a schema change; prepare again
+  forget_executed,  // 26000: the cached statement is gone from the server
+};
+
 /// The commands of one group: a few inline (BEGIN, a Parse, the statement), more after a
 /// cache eviction queued several DEALLOCATEs.
 class pg_command_list {
@@ -84,9 +100,9 @@ struct pg_group : waiter {
   bool answered = false;            // the server answered at least one of its commands
 
   // Who waits.
-  bool abandoned = false;      // nobody will read the outcome (a cancelled awaiter, or detached)
-  bool cancel_wanted = false;  // its awaiter was cancelled: stop it on the server
-  bool cancel_sent = false;
+  pg_watch watch = pg_watch::awaited;
+  /// Nobody will read the outcome (a cancelled awaiter, or detached).
+  bool abandoned() const noexcept { return watch != pg_watch::awaited; }
 
   // A streamed statement (db.stream): its rows, one result each (libpq's single-row mode), wait
   // here for the reader, who waits on `row_waiter` when there are none.
@@ -102,6 +118,7 @@ struct pg_group : waiter {
   std::exception_ptr failure;  // the first error
   std::string sqlstate;        // its SQLSTATE ("" for a client-side failure)
   pg_command failed_command = pg_command::statement;
+  pg_cache_action cache_action = pg_cache_action::none;
 };
 using pg_group_ptr = std::shared_ptr<pg_group>;
 
@@ -173,6 +190,7 @@ class pg_pipeline {
  private:
   step complete_head(pg_clock::time_point now);
   void decide(pg_group& g, pg_clock::time_point now) const;
+  static pg_cache_action cache_action(const pg_group& g) noexcept;
   bool exposed_to_cancel(const pg_group& g, pg_clock::time_point now) const;
 
   std::deque<pg_group_ptr> groups_;

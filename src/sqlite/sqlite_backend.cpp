@@ -19,6 +19,7 @@
 #include "sqlite_backend.hpp"
 
 #include "../deadline.hpp"
+#include "../sqlstates.hpp"
 #include "../stream.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_connection.hpp"
@@ -82,8 +83,9 @@ class sqlite_row_source final : public row_source {
       const clock::time_point now = clock::now();
       if (now >= deadline) {
         if (task_deadline && task_deadline->passed()) throw task_deadline->timed_out();
-        throw error("55P03", "the database is locked by another connection: still locked after " +
-                                 std::to_string(patience_.count()) + " ms (busy_timeout)");
+        throw error(code::lock_not_available,
+                    "the database is locked by another connection: still locked after " +
+                        std::to_string(patience_.count()) + " ms (busy_timeout)");
       }
       const auto pause = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
       asio::steady_timer timer(co_await asio::this_coro::executor,
@@ -158,7 +160,7 @@ class sqlite_backend final : public backend {
       } catch (const error& e) {
         // A statement only the writer can prepare (a TEMP table, an attached database) runs
         // whole below; anything else is the caller's mistake.
-        if (e.sqlstate() != "42P01") throw;
+        if (e.sqlstate() != sqlstate::undefined_table) throw;
       }
       if (started) {
         auto hold = std::make_shared<stream_hold>();
@@ -409,14 +411,14 @@ class sqlite_backend final : public backend {
   }
 
   error still_locked_error() const {
-    return error("55P03",
+    return error(code::lock_not_available,
                  "the database is locked by another connection (another process, or "
                  "another database handle on the same file): still locked after " +
                      std::to_string(options_.busy_timeout.count()) + " ms (busy_timeout)");
   }
 
   error waited_for_transaction_error() const {
-    return error("55P03",
+    return error(code::lock_not_available,
                  "waited " + std::to_string(options_.busy_timeout.count()) +
                      " ms (busy_timeout) for another task's transaction to end. Work started "
                      "inside a transaction on an executor that does not carry its task context "

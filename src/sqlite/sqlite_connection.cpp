@@ -2,6 +2,7 @@
 
 #include "../deadline.hpp"
 #include "../param_check.hpp"
+#include "../sqlstates.hpp"
 #include "../text_forms.hpp"
 #include "../util/thread_cache.hpp"
 #include "sqlite_errors.hpp"
@@ -372,7 +373,7 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
     if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
       return true;
     if (rc == SQLITE_BUSY)
-      throw error("40P01",
+      throw error(code::deadlock_detected,
                   "SQLite refused to wait for a lock that another connection holds while it "
                   "waits for one of this connection's (deadlock); run the transaction again");
     throw_failure(rc, st.deadline);

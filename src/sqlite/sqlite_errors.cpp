@@ -1,6 +1,7 @@
 #include "sqlite_errors.hpp"
 
 #include "../sqlstate_names.hpp"
+#include "../sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
 #include <sqlite3.h>
@@ -20,7 +21,7 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
     case SQLITE_CONSTRAINT_CHECK:
       return sqlstate::check_violation;
     case SQLITE_CONSTRAINT_TRIGGER:
-      return "P0001";  // raise_exception: RAISE() in a trigger
+      return code::raise_exception;  // raise_exception: RAISE() in a trigger
     case SQLITE_CONSTRAINT_DATATYPE:
       return sqlstate::datatype_mismatch;
     case SQLITE_READONLY_DBMOVED:
@@ -28,7 +29,7 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
     case SQLITE_BUSY_SNAPSHOT:
       // A transaction that read, then tried to write after another connection wrote: it can
       // only be run again from the start.
-      return "40001";  // serialization_failure
+      return code::serialization_failure;  // serialization_failure
     default:
       break;
   }
@@ -41,18 +42,21 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
       if (message.starts_with("no such table")) return sqlstate::undefined_table;
       if (message.starts_with("no such column")) return sqlstate::undefined_column;
       if (message.find("already exists") != std::string_view::npos) {
-        if (message.starts_with("index")) return "42P07";
+        if (message.starts_with("index")) return sqlstate::duplicate_table;
         return sqlstate::duplicate_table;
       }
-      if (message.starts_with("no such function")) return "42883";  // undefined_function
-      if (message.starts_with("cannot start a transaction within a transaction")) return "25001";
+      if (message.starts_with("no such function"))
+        return code::undefined_function;  // undefined_function
+      if (message.starts_with("cannot start a transaction within a transaction"))
+        return code::active_sql_transaction;
       if (message.starts_with("cannot commit - no transaction is active") ||
           message.starts_with("cannot rollback - no transaction is active"))
         return sqlstate::no_active_transaction;
-      if (message.starts_with("no such savepoint")) return "3B001";  // invalid savepoint spec
-      return "42000";  // syntax error or access rule violation
+      if (message.starts_with("no such savepoint"))
+        return code::invalid_savepoint_specification;      // invalid savepoint spec
+      return code::syntax_error_or_access_rule_violation;  // syntax error or access rule violation
     case SQLITE_CONSTRAINT:
-      return "23000";  // integrity_constraint_violation
+      return code::integrity_constraint_violation;  // integrity_constraint_violation
     case SQLITE_MISMATCH:
       return sqlstate::datatype_mismatch;
     case SQLITE_RANGE:
@@ -61,27 +65,27 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
       return sqlstate::read_only_transaction;
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return "55P03";  // lock_not_available
+      return code::lock_not_available;  // lock_not_available
     case SQLITE_INTERRUPT:
       return sqlstate::query_canceled;
     case SQLITE_TOOBIG:
-      return "54000";  // program_limit_exceeded
+      return code::program_limit_exceeded;  // program_limit_exceeded
     case SQLITE_NOMEM:
-      return "53200";  // out_of_memory
+      return code::out_of_memory;  // out_of_memory
     case SQLITE_FULL:
-      return "53100";  // disk_full
+      return code::disk_full;  // disk_full
     case SQLITE_IOERR:
-      return "58030";  // io_error
+      return code::io_error;  // io_error
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return "XX001";  // data_corrupted
+      return code::data_corrupted;  // data_corrupted
     case SQLITE_CANTOPEN:
       return sqlstate::connection_not_established;
     case SQLITE_PERM:
     case SQLITE_AUTH:
-      return "42501";  // insufficient_privilege
+      return code::insufficient_privilege;  // insufficient_privilege
     case SQLITE_ABORT:
-      return "40000";  // transaction_rollback
+      return code::transaction_rollback;  // transaction_rollback
     case SQLITE_MISUSE:
       return sqlstate::internal_error;
     default:

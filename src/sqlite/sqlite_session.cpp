@@ -1,6 +1,7 @@
 #include "sqlite_session.hpp"
 
 #include "../session_setup.hpp"
+#include "../sqlstates.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/session.hpp>
 
@@ -35,7 +36,7 @@ class sqlite_session final : public session_target {
     st.param_count = args.params.size();
     st.mode = mode;
     if (conn_.execute(st) == sqlite_connection::outcome::busy)
-      throw error("55P03", "the database is locked by another connection");
+      throw error(code::lock_not_available, "the database is locked by another connection");
     return st;
   }
   sqlite_connection& conn_;

@@ -1,6 +1,7 @@
 #include "sqlite_statement_cache.hpp"
 
 #include "../placeholders.hpp"
+#include "../sqlstates.hpp"
 #include "sqlite_errors.hpp"
 #include <awaitdb/error.hpp>
 
@@ -76,7 +77,8 @@ sqlite_prepared sqlite_statement_cache::prepare(sqlite3* db, std::string_view sq
     const std::size_t n = name ? placeholder_number(name) : 0;
     if (n == 0 && name && name[0] == '$' &&
         std::string_view(name + 1).find_first_not_of('0') == std::string_view::npos)
-      throw error("42P02", "there is no parameter $0: placeholders are numbered from $1");
+      throw error(code::undefined_parameter,
+                  "there is no parameter $0: placeholders are numbered from $1");
     if (n == 0)
       throw error(sqlstate::syntax_error,
                   std::string("placeholders are written $1, $2, ...; found \"") +

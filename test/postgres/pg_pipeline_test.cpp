@@ -157,13 +157,13 @@ TEST(pg_pipeline, an_abandoned_group_is_cancelled_when_it_runs) {
   p.push(after);
   // The awaiter of a queued group leaves: nothing to cancel yet (another group runs).
   EXPECT_EQ(p.abandon(queued), nullptr);
-  EXPECT_TRUE(queued->abandoned);
+  EXPECT_TRUE(queued->abandoned());
   pg_pipeline::step s;
   feed(p, result(PGRES_TUPLES_OK), end());
   s = p.feed(sync(), t0);
   EXPECT_EQ(s.completed, running);
   EXPECT_EQ(s.cancel, queued);  // it runs now: cancel it on the server
-  EXPECT_TRUE(queued->cancel_sent);
+  EXPECT_EQ(queued->watch, pg_watch::cancel_sent);
   // The head's awaiter leaving: cancelled at once, and only once.
   pg_pipeline q;
   auto head = group({pg_command::statement});
@@ -180,7 +180,7 @@ TEST(pg_pipeline, a_connection_left_only_abandoned_work_is_worth_dropping) {
     p.push(sent.back());
   }
   // A detached rollback is abandoned but nothing to stop; a live group keeps the connection.
-  sent[0]->abandoned = true;
+  sent[0]->watch = pg_watch::detached;
   p.abandon(sent[1]);
   p.abandon(sent[2]);
   EXPECT_FALSE(p.only_abandoned_work()) << "a task still waits for the last group";
@@ -189,7 +189,7 @@ TEST(pg_pipeline, a_connection_left_only_abandoned_work_is_worth_dropping) {
   // Fewer than the threshold to stop: cancels are cheaper than a new connection.
   pg_pipeline q;
   auto rollback = group({pg_command::control});
-  rollback->abandoned = true;
+  rollback->watch = pg_watch::detached;
   auto left = group({pg_command::statement});
   q.push(rollback);
   q.push(left);
