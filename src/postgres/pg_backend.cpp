@@ -26,6 +26,11 @@ namespace {
 constexpr std::chrono::milliseconds close_grace{500};
 constexpr std::chrono::milliseconds cancel_drain{300};
 
+// A statement that failed for a reason not its own is sent once more (see pg_verdict).
+bool sent_again(pg_verdict v) noexcept {
+  return v == pg_verdict::resend || v == pg_verdict::resend_elsewhere;
+}
+
 class pg_tx final : public tx_state {
  public:
   pg_tx(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing,
@@ -237,10 +242,9 @@ class pg_backend final : public backend {
       pg_connection::request r = request_for(st);
       r.tx = &top.book;
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
-      pg_group_ptr g = top.conn->submit(r);
-      pg_connection::waiting w(*top.conn, g, st.deadline);
-      w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
-      pg_connection::deliver(*g, st);
+      pg_connection::exchange x(*top.conn, r, st.deadline);
+      x.settle(co_await x.wait());
+      x.deliver(st);
       co_return;
     }
     // Transaction control sent directly (not through db.transaction) gets a connection of its
@@ -257,23 +261,20 @@ class pg_backend final : public backend {
       st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
       r.retryable = true;
-      pg_group_ptr g;
+      std::optional<pg_connection::exchange> x;
       try {
-        g = conn.submit(r);
+        x.emplace(conn, r, st.deadline);
       } catch (const error& e) {
         // Lost between the pool's look and the send: nothing was sent; once more elsewhere.
         if (attempt == 0 && e.is_connection_error() && conn.lost()) continue;
         throw;
       }
-      pg_connection::waiting w(conn, g, st.deadline);
-      w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
+      x->settle(co_await x->wait());
       // A statement that failed for a reason not its own (a plan made stale by a migration, a
       // cancel meant for another statement, a connection lost before the server answered) is
       // sent once more, outside any transaction, where that changes no meaning.
-      if (attempt == 0 &&
-          (g->verdict == pg_verdict::resend || g->verdict == pg_verdict::resend_elsewhere))
-        continue;
-      pg_connection::deliver(*g, st);
+      if (attempt == 0 && sent_again(x->group().verdict)) continue;
+      x->deliver(st);
       co_return;
     }
   }
@@ -296,7 +297,8 @@ class pg_backend final : public backend {
       if (!lease) lease = co_await pool_->acquire_exclusive(deadline);
       conn = std::static_pointer_cast<pg_connection>(lease.connection());
     }
-    std::vector<pg_group_ptr> groups(sts.size());
+    // (Made in place, never moved: no reallocation.)
+    std::vector<std::optional<pg_connection::exchange>> sent(sts.size());
     for (std::size_t i = 0; i < sts.size(); ++i) {
       pg_connection::request r = request_for(sts[i]);
       if (top)
@@ -305,17 +307,16 @@ class pg_backend final : public backend {
         r.retryable = true;
       sts[i].connection = static_cast<std::uint64_t>(conn->backend_pid());
       try {
-        groups[i] = conn->submit(r);
+        sent[i].emplace(*conn, r, sts[i].deadline);
       } catch (...) {
         failures[i] = std::current_exception();
       }
     }
     for (std::size_t i = 0; i < sts.size(); ++i) {
-      if (!groups[i]) continue;
+      if (!sent[i] || !sent[i]->sent()) continue;
       // (Cancelled or past the deadline: throws; the rest run on, unobserved.)
-      co_await conn->wait(groups[i], sts[i].deadline);
-      const pg_verdict v = groups[i]->verdict;
-      if (!top && (v == pg_verdict::resend || v == pg_verdict::resend_elsewhere)) {
+      sent[i]->settle(co_await sent[i]->wait());
+      if (!top && sent_again(sent[i]->group().verdict)) {
         // Failed for a reason not its own (see run): once more, alone.
         try {
           co_await run(sts[i], nullptr);
@@ -328,7 +329,7 @@ class pg_backend final : public backend {
         continue;
       }
       try {
-        pg_connection::deliver(*groups[i], sts[i]);
+        sent[i]->deliver(sts[i]);
       } catch (...) {
         failures[i] = std::current_exception();
       }
@@ -399,11 +400,11 @@ class pg_backend final : public backend {
     std::exception_ptr failure;
     bool sent = false;
     try {
-      if (pg_group_ptr g = top.conn->submit(r)) {
+      pg_connection::exchange x(*top.conn, r);
+      if (x.sent()) {
         sent = true;
-        pg_connection::waiting w(*top.conn, g);
-        w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
-        if (g->failure) throw_failure(*g);
+        x.settle(co_await x.wait());
+        x.check();
       }
     } catch (const error& e) {
       // The connection ended while COMMIT was on its way: the server may have committed.
@@ -495,10 +496,9 @@ class pg_backend final : public backend {
     pg_connection::request r;
     r.controls = controls;
     r.tx = &top.book;
-    pg_group_ptr g = top.conn->submit(r);
-    pg_connection::waiting w(*top.conn, g);
-    w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
-    if (g->failure) throw_failure(*g);
+    pg_connection::exchange x(*top.conn, r);
+    x.settle(co_await x.wait());
+    x.check();
   }
 
   static void roll_back_savepoint(pg_tx& level) noexcept {

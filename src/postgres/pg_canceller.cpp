@@ -209,9 +209,9 @@ asio::awaitable<void> pg_canceller::counted_cancel(pg_cancel_target target) {
   r.sql = "SELECT pg_cancel_backend($1)";
   r.params = std::span<const param>(&pid_param, 1);
   r.mode = result_mode::count;
-  pg_group_ptr g = c->submit(r);
-  co_await c->wait(g);
-  if (g->failure) throw_failure(*g);
+  pg_connection::exchange x(*c, r);
+  x.settle(co_await x.wait());
+  x.check();
 }
 
 asio::awaitable<void> pg_canceller::cancel_request(const pg_cancel_target& target) {

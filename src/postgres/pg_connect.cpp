@@ -1,5 +1,6 @@
 // Opening a PostgreSQL connection: libpq's non-blocking connect (PQconnectStartParams /
-// PQconnectPoll), each step waiting on the socket with Asio, within the connect timeout.
+// PQconnectPoll), each step waiting on the socket with Asio, within the connect timeout; and
+// ending one (closed by the pool, or with its io_context).
 #include "../session_setup.hpp"
 #include "pg_connection.hpp"
 #include "pg_errors.hpp"
@@ -149,9 +150,9 @@ asio::awaitable<void> pg_connection::run_alone(statement& st) {
   r.sql = st.sql;
   r.params = std::span<const param>(st.params, st.param_count);
   r.mode = st.mode;
-  pg_group_ptr g = submit(r);
-  co_await wait(g);
-  deliver(*g, st);
+  exchange x(*this, r);
+  x.settle(co_await x.wait());
+  x.deliver(st);
 }
 
 asio::awaitable<void> pg_connection::set_up_session() {
@@ -284,9 +285,9 @@ asio::awaitable<void> pg_connection::open(const pg_host_attempt* host) {
         "SET statement_timeout = " + std::to_string(options.statement_timeout.count());
     request r;
     r.controls = control_list(set);
-    pg_group_ptr g = submit(r);
-    co_await wait(g);
-    if (g->failure) throw_failure(*g);
+    exchange x(*this, r);
+    x.settle(co_await x.wait());
+    x.check();
   }
   if (options.hooks && options.hooks->on_connect()) co_await set_up_session();
 }
@@ -351,6 +352,50 @@ asio::awaitable<void> pg_connection::wait_socket(PostgresPollingStatusType want)
                    " ms");
   if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
   // Other errors: libpq finds them itself in PQconnectPoll.
+}
+
+// ---- ending
+
+void pg_connection::context_shutdown(pg_clock::time_point deadline) noexcept {
+  std::lock_guard lock(mutex_);
+  const bool running = state_ == state::open && !pipeline_.empty();
+  if (state_ == state::open || state_ == state::connecting) {
+    state_ = state::closed;
+    lost_.store(true, std::memory_order_release);
+  }
+  // (What was armed on them was abandoned with the context's handlers.)
+  socket_.abandon();
+  // A backend notices a closed socket only when its statement ends: stop the statement first.
+  if (running) send_cancel_request_now(session_key_, deadline);
+  if (conn_) PQfinish(conn_);  // the Terminate message, and the socket closed
+  conn_ = nullptr;
+}
+
+void pg_connection::close() noexcept {
+  group_list done;
+  bool was_busy = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == state::open) {
+      was_busy = !pipeline_.empty();
+      state_ = state::closed;
+      lost_.store(true, std::memory_order_release);
+      const std::exception_ptr failure = std::make_exception_ptr(
+          error(sqlstate::connection_does_not_exist, "the database was closed while this ran"));
+      for (pg_group_ptr& g : pipeline_.lose(failure)) {
+        g->verdict = pg_verdict::failed;  // never re-sent: the database is closed
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        done.push_back(std::move(g));
+      }
+      update_gauges_locked();
+    }
+    socket_.release();  // (what is armed completes now, and closes the watch)
+  }
+  for (const pg_group_ptr& g : done)
+    g->notify();
+  // Closed with work running: stop it on the server too (a backend notices a closed socket only
+  // when its statement ends).
+  if (was_busy && shared_->canceller) shared_->canceller->cancel_detached(cancel_target_, shared_);
 }
 
 }  // namespace awaitdb::detail

@@ -27,7 +27,9 @@
 #include "pg_tx.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <libpq-fe.h>
@@ -121,37 +123,50 @@ class pg_connection final : public pooled_connection,
   /// and when the connection is lost or closed. Returns null when there was nothing to send.
   pg_group_ptr submit(const request& r);
 
-  /// Completes when `g` has. Cancelled first, it stops waiting at once: `g`'s outcome is
-  /// dropped, `g` is cancelled on the server when it runs (others queued around it go on),
-  /// and it throws `system_error(operation_aborted)`. (If `g` completed before the cancellation
-  /// took effect, it completes normally.) At `deadline`, if given, the same, throwing 57014.
-  boost::asio::awaitable<void> wait(pg_group_ptr g, deadline_state* deadline = nullptr);
-
-  /// The same wait written in the awaiting coroutine, without a coroutine frame of its own (the
-  /// statement path):
+  /// One group sent and awaited: the engine's one send-and-wait, written in the awaiting
+  /// coroutine without a coroutine frame of its own:
   ///
-  ///     pg_connection::waiting w(conn, g);
-  ///     w.settle(co_await g->async_wait(asio::as_tuple(asio::deferred)));
+  ///     pg_connection::exchange x(conn, request, deadline);  // sends it (`submit`)
+  ///     x.settle(co_await x.wait());
+  ///     x.deliver(st);                                       // or x.check(), x.group()
   ///
-  /// `settle` returns when `g` completed and throws as `wait` does when the wait was cancelled
-  /// first. If the `co_await` throws instead (a task cancelled before it waits), the
-  /// destructor abandons `g`.
-  class waiting {
+  /// `settle` returns once the group has completed. When the wait is cancelled first it stops
+  /// waiting at once: the group's outcome is dropped, the group is cancelled on the server when
+  /// it runs (others queued around it go on), and `settle` throws
+  /// `system_error(operation_aborted)`; at `deadline`, if given, the same, throwing 57014. (A
+  /// group that completed before the cancellation took effect completes normally.) If the
+  /// `co_await` throws instead (a task cancelled before it waits), the destructor abandons the
+  /// group the same way. A group never waited for is left to run, unobserved.
+  class exchange {
    public:
-    /// `deadline`: the task's, if any (the wait then ends there as if cancelled, with 57014).
-    waiting(pg_connection& conn, const pg_group_ptr& g, deadline_state* deadline = nullptr)
-        : conn_(conn), g_(g), deadline_(deadline), watch_(deadline, g) {}
-    ~waiting();
-    waiting(const waiting&) = delete;
-    waiting& operator=(const waiting&) = delete;
+    exchange(pg_connection& conn, const request& r, deadline_state* deadline = nullptr)
+        : conn_(conn), g_(conn.submit(r)), deadline_(deadline) {}
+    ~exchange();
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
+
+    /// False when there was nothing to send (COMMIT of a transaction that never began).
+    bool sent() const noexcept { return g_ != nullptr; }
+    auto wait() {
+      watch_.emplace(deadline_, g_);
+      waiting_ = true;
+      return g_->async_wait(boost::asio::as_tuple(boost::asio::deferred));
+    }
     void settle(const std::tuple<boost::system::error_code, waiter::state>& outcome);
+    pg_group& group() const noexcept { return *g_; }
+    /// The completed group's outcome into `st`, or its failure thrown.
+    void deliver(statement& st) const { pg_connection::deliver(*g_, st); }
+    /// Its failure thrown, if it failed.
+    void check() const {
+      if (g_->failure) throw_failure(*g_);
+    }
 
    private:
     pg_connection& conn_;
-    const pg_group_ptr& g_;
-    deadline_state* deadline_;
-    deadline_state::watch watch_;
-    bool settled_ = false;
+    const pg_group_ptr g_;
+    deadline_state* const deadline_;
+    std::optional<deadline_state::watch> watch_;
+    bool waiting_ = false, settled_ = false;
   };
 
   /// The next row of a streamed group (`request::stream`), one result of one row; null after

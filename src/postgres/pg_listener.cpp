@@ -24,9 +24,9 @@ constexpr std::size_t longest_name = 63;
 asio::awaitable<void> run_control(pg_connection& c, const std::string& sql) {
   pg_connection::request r;
   r.controls = control_list(sql);
-  pg_group_ptr g = c.submit(r);
-  co_await c.wait(g);
-  if (g->failure) throw_failure(*g);
+  pg_connection::exchange x(c, r);
+  x.settle(co_await x.wait());
+  x.check();
 }
 
 error closed_error() {

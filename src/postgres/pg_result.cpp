@@ -38,10 +38,10 @@ std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
   switch (type) {
     case 1000:  // boolean[]
       return cell_kind::boolean;
-    case 1005:  // smallint[]
-    case 1007:  // integer[]
-    case 1016:  // bigint[]
-    case 1028:  // oid[]
+    case 1005:             // smallint[]
+    case 1007:             // integer[]
+    case 1016:             // bigint[]
+    case 1028:             // oid[]
     case oid::int2vector:  // ("1 2 3")
     case oid::oidvector:   // ("1 2 3")
       return cell_kind::integer;
