@@ -8,6 +8,8 @@
 #include "pg_connection.hpp"
 #include "pg_listener.hpp"
 #include "pg_result.hpp"
+#include "pg_streams.hpp"
+#include "pg_transaction.hpp"
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -31,129 +33,18 @@ bool sent_again(pg_verdict v) noexcept {
   return v == pg_verdict::resend || v == pg_verdict::resend_elsewhere;
 }
 
-class pg_tx final : public tx_state {
- public:
-  pg_tx(backend& owner, std::shared_ptr<tx_state> parent, tx_state* enclosing,
-        std::shared_ptr<pg_connection> connection, pool_lease borrowed)
-      : tx_state(owner, std::move(parent), enclosing)
-      , conn(std::move(connection))
-      , lease(std::move(borrowed)) {}
-
-  std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
-  pg_tx& top_level() const noexcept { return static_cast<pg_tx&>(top()); }
-
-  // The pinned connection. Kept by every level (a coroutine that outlives the transaction
-  // still finds it, and is refused by `book`), while the pool's lease ends with the transaction.
-  const std::shared_ptr<pg_connection> conn;
-  pool_lease lease;  // the top level's, until commit or rollback
-  pg_tx_book book;   // the top level's; used under the connection's lock
-};
+// The connection a statement outside a transaction runs on, when `try_acquire_shared` had
+// none at once: a shared one to pipeline on, or (`shared` false: transaction control sent
+// directly, or pipelining off) one of its own.
+asio::awaitable<pool_lease> statement_lease(connection_pool& pool, bool shared,
+                                            deadline_state* deadline) {
+  if (shared) co_return co_await pool.acquire_shared(deadline);
+  co_return co_await pool.acquire_exclusive(deadline);
+}
 
 pg_connection& as_pg(pooled_connection& c) {
   return static_cast<pg_connection&>(c);
 }
-
-// A streamed statement's rows, each a result of one row (libpq's single-row mode). Holds the
-// connection (its own lease outside a transaction) until the last row or until destroyed.
-class pg_row_source final : public row_source {
- public:
-  pg_row_source(std::shared_ptr<pg_connection> conn, pool_lease lease, pg_group_ptr g)
-      : conn_(std::move(conn)), lease_(std::move(lease)), group_(std::move(g)) {}
-  ~pg_row_source() override {
-    if (group_) conn_->end_stream(group_);
-  }
-
-  asio::awaitable<std::optional<row>> next(deadline_state* deadline) override {
-    if (buffered_) {
-      // The rows came as one result (single-row mode was refused): read from it.
-      if (rest_next_ < rest_.size()) co_return rest_[rest_next_++];
-      co_return std::nullopt;
-    }
-    if (!group_) co_return std::nullopt;
-    pg_result_ptr one = co_await conn_->next_row(group_, deadline);
-    if (one) co_return row(std::make_shared<pg_result>(std::move(one)), 0);
-    pg_group_ptr g = std::move(group_);
-    lease_.reset();
-    if (g->failure) throw_failure(*g);
-    if (g->rows && PQntuples(g->rows.get()) > 0) {
-      rest_ = result(std::make_shared<pg_result>(std::move(g->rows)));
-      buffered_ = true;
-      co_return co_await next(deadline);
-    }
-    co_return std::nullopt;
-  }
-
- private:
-  std::shared_ptr<pg_connection> conn_;
-  pool_lease lease_;
-  pg_group_ptr group_;  // null once complete
-  bool buffered_ = false;
-  result rest_;
-  std::size_t rest_next_ = 0;
-};
-
-// What both ends of a COPY hold: the connection (its own lease outside a transaction) until
-// the COPY is over; left before that, the connection is closed.
-class pg_copy_hold {
- public:
-  pg_copy_hold(std::shared_ptr<pg_connection> conn, pool_lease lease)
-      : conn_(std::move(conn)), lease_(std::move(lease)) {}
-  pg_copy_hold(const pg_copy_hold&) = delete;
-  pg_copy_hold& operator=(const pg_copy_hold&) = delete;
-  ~pg_copy_hold() {
-    if (!over_) conn_->copy_abandon();
-  }
-
-  pg_connection& conn() const noexcept { return *conn_; }
-  /// Runs one step of the COPY: the server's own failure ends it cleanly (the connection is
-  /// back in pipeline mode, or lost already); a cancellation leaves it to be abandoned.
-  template <class T>
-  asio::awaitable<T> step(asio::awaitable<T> op) {
-    try {
-      co_return co_await std::move(op);
-    } catch (const error&) {
-      over_ = true;
-      throw;
-    }
-  }
-  void over() noexcept { over_ = true; }
-
- private:
-  std::shared_ptr<pg_connection> conn_;
-  pool_lease lease_;
-  bool over_ = false;
-};
-
-class pg_copy_sink final : public copy_sink {
- public:
-  pg_copy_sink(std::shared_ptr<pg_connection> conn, pool_lease lease)
-      : hold_(std::move(conn), std::move(lease)) {}
-  asio::awaitable<void> write(std::string_view data) override {
-    co_await hold_.conn().copy_write(data);
-  }
-  asio::awaitable<std::uint64_t> finish() override {
-    const std::uint64_t rows = co_await hold_.step(hold_.conn().copy_end());
-    hold_.over();
-    co_return rows;
-  }
-
- private:
-  pg_copy_hold hold_;
-};
-
-class pg_copy_source final : public copy_source {
- public:
-  pg_copy_source(std::shared_ptr<pg_connection> conn, pool_lease lease)
-      : hold_(std::move(conn), std::move(lease)) {}
-  asio::awaitable<std::optional<std::string>> next() override {
-    std::optional<std::string> piece = co_await hold_.step(hold_.conn().copy_read());
-    if (!piece) hold_.over();
-    co_return piece;
-  }
-
- private:
-  pg_copy_hold hold_;
-};
 
 class pg_backend final : public backend {
  public:
@@ -207,7 +98,7 @@ class pg_backend final : public backend {
     auto [conn, lease] = co_await copy_connection(tx);
     st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     co_await conn->copy_start(sql, true);
-    co_return std::make_unique<pg_copy_sink>(std::move(conn), std::move(lease));
+    co_return pg_copy_in_end(std::move(conn), std::move(lease));
   }
 
   asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement& st, tx_state* tx) override {
@@ -215,7 +106,7 @@ class pg_backend final : public backend {
     auto [conn, lease] = co_await copy_connection(tx);
     st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     co_await conn->copy_start(sql, false);
-    co_return std::make_unique<pg_copy_source>(std::move(conn), std::move(lease));
+    co_return pg_copy_out_end(std::move(conn), std::move(lease));
   }
 
   asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel) override {
@@ -238,7 +129,7 @@ class pg_backend final : public backend {
 
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
     if (tx) {
-      pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
+      pg_tx& top = pg_tx::of(*tx).top_level();
       pg_connection::request r = request_for(st);
       r.tx = &top.book;
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
@@ -252,11 +143,8 @@ class pg_backend final : public backend {
     const bool shared = shared_->options.pipeline && !is_transaction_control(st.sql);
     connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
     for (int attempt = 0;; ++attempt) {
-      // (Not a conditional expression around co_await: GCC 12 destroys its result twice.)
-      pool_lease lease;
-      if (shared) lease = pool.try_acquire_shared();
-      if (!lease && shared) lease = co_await pool.acquire_shared(st.deadline);
-      if (!lease) lease = co_await pool.acquire_exclusive(st.deadline);
+      pool_lease lease = shared ? pool.try_acquire_shared() : pool_lease();
+      if (!lease) lease = co_await statement_lease(pool, shared, st.deadline);
       pg_connection& conn = as_pg(*lease.get());
       st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
@@ -282,7 +170,7 @@ class pg_backend final : public backend {
   // All sent before any is awaited: one round trip, each statement with its own Sync.
   asio::awaitable<void> run_batch(std::span<statement> sts, std::span<std::exception_ptr> failures,
                                   tx_state* tx) override {
-    pg_tx* top = tx ? &static_cast<pg_tx&>(*tx).top_level() : nullptr;
+    pg_tx* top = tx ? &pg_tx::of(*tx).top_level() : nullptr;
     pool_lease lease;
     std::shared_ptr<pg_connection> conn;
     if (top) {
@@ -292,9 +180,8 @@ class pg_backend final : public backend {
       for (const statement& st : sts)
         if (is_transaction_control(st.sql)) shared = false;
       if (shared) lease = pool_->try_acquire_shared();
-      deadline_state* const deadline = sts.front().deadline;  // (never empty: see database::run)
-      if (!lease && shared) lease = co_await pool_->acquire_shared(deadline);
-      if (!lease) lease = co_await pool_->acquire_exclusive(deadline);
+      // (The batch is never empty: see database::run.)
+      if (!lease) lease = co_await statement_lease(*pool_, shared, sts.front().deadline);
       conn = std::static_pointer_cast<pg_connection>(lease.connection());
     }
     // (Made in place, never moved: no reallocation.)
@@ -340,11 +227,11 @@ class pg_backend final : public backend {
     pg_connection::request r = request_for(st);
     r.stream = true;
     if (tx) {
-      pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
+      pg_tx& top = pg_tx::of(*tx).top_level();
       r.tx = &top.book;
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_group_ptr g = top.conn->submit(r);
-      co_return std::make_unique<pg_row_source>(top.conn, pool_lease(), std::move(g));
+      co_return pg_stream_rows(top.conn, pool_lease(), std::move(g));
     }
     // A connection of its own: nothing else is sent on it while the reader reads.
     connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
@@ -352,100 +239,19 @@ class pg_backend final : public backend {
     auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
     st.connection = static_cast<std::uint64_t>(conn->backend_pid());
     pg_group_ptr g = conn->submit(r);
-    co_return std::make_unique<pg_row_source>(std::move(conn), std::move(lease), std::move(g));
+    co_return pg_stream_rows(std::move(conn), std::move(lease), std::move(g));
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,
                                                    tx_state* enclosing,
                                                    const transaction_options& options,
                                                    deadline_state* deadline) override {
-    if (!enclosing) {
-      // Only the connection is taken now; BEGIN travels with the first statement.
-      pool_lease lease = co_await pool_->acquire_exclusive(deadline);
-      auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
-      auto top = std::make_shared<pg_tx>(*this, std::move(parent), nullptr, std::move(conn),
-                                         std::move(lease));
-      top->book.set_begin(begin_statement(options));
-      co_return top;
-    }
-    pg_tx& top = static_cast<pg_tx&>(*enclosing).top_level();
-    auto level =
-        std::make_shared<pg_tx>(*this, std::move(parent), enclosing, top.conn, pool_lease());
-    const std::string savepoint = "SAVEPOINT " + level->savepoint_name();
-    co_await send_and_wait(top, control_list(savepoint));
-    co_return level;
+    return pg_begin(*this, *pool_, std::move(parent), enclosing, options, deadline);
   }
 
-  asio::awaitable<void> commit(tx_state& tx) override {
-    auto& level = static_cast<pg_tx&>(tx);
-    pg_tx& top = level.top_level();
-    if (level.depth() > 0) {
-      const std::string release = "RELEASE SAVEPOINT " + level.savepoint_name();
-      std::exception_ptr failure;
-      try {
-        co_await send_and_wait(top, control_list(release));
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      if (failure) {
-        roll_back_savepoint(level);
-        std::rethrow_exception(failure);
-      }
-      co_return;
-    }
-    pg_connection::request r;
-    r.controls = control_list("COMMIT");
-    r.tx = &top.book;
-    r.ends_tx = true;
-    std::exception_ptr failure;
-    bool sent = false;
-    try {
-      pg_connection::exchange x(*top.conn, r);
-      if (x.sent()) {
-        sent = true;
-        x.settle(co_await x.wait());
-        x.check();
-      }
-    } catch (const error& e) {
-      // The connection ended while COMMIT was on its way: the server may have committed.
-      const bool in_doubt = sent && (e.is_connection_error() ||
-                                     e.sqlstate().starts_with(code::server_shutdown_class));
-      failure = in_doubt ? std::make_exception_ptr(
-                               error(code::transaction_resolution_unknown,
-                                     "the connection was lost while COMMIT was in flight: the "
-                                     "transaction may or may not have committed; check before "
-                                     "running it again"))
-                         : std::current_exception();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // The connection goes back now; if the COMMIT is still in flight (a cancelled wait) the
-    // pool lends it again only once it has been answered.
-    top.lease.reset();
-    if (failure) std::rethrow_exception(failure);
-  }
+  asio::awaitable<void> commit(tx_state& tx) override { return pg_commit(pg_tx::of(tx)); }
 
-  void rollback(tx_state& tx) noexcept override {
-    auto& level = static_cast<pg_tx&>(tx);
-    if (level.depth() > 0) {
-      roll_back_savepoint(level);
-      return;
-    }
-    pg_tx& top = level.top_level();
-    // Sent now, before the connection goes back: nothing the task sends later can overtake it,
-    // and the pool lends the connection again only once it has been answered.
-    pg_connection::request r;
-    r.controls = control_list("ROLLBACK");
-    r.tx = &top.book;
-    r.ends_tx = true;
-    r.detached = true;
-    try {
-      top.conn->submit(r);
-    } catch (...) {
-      // A lost connection: the pool drops it.
-    }
-    top.lease.reset();
-  }
+  void rollback(tx_state& tx) noexcept override { pg_rollback(pg_tx::of(tx)); }
 
   pool_stats stats() const override { return pool_->stats(); }
 
@@ -483,37 +289,13 @@ class pg_backend final : public backend {
   asio::awaitable<std::pair<std::shared_ptr<pg_connection>, pool_lease>> copy_connection(
       tx_state* tx) {
     if (tx) {
-      pg_tx& top = static_cast<pg_tx&>(*tx).top_level();
-      co_await send_and_wait(top, control_list());
+      pg_tx& top = pg_tx::of(*tx).top_level();
+      co_await pg_send_and_wait(top, control_list());
       co_return std::make_pair(top.conn, pool_lease());
     }
     pool_lease lease = co_await pool_->acquire_exclusive();
     auto conn = std::static_pointer_cast<pg_connection>(lease.connection());
     co_return std::make_pair(std::move(conn), std::move(lease));
-  }
-
-  static asio::awaitable<void> send_and_wait(pg_tx& top, control_list controls) {
-    pg_connection::request r;
-    r.controls = controls;
-    r.tx = &top.book;
-    pg_connection::exchange x(*top.conn, r);
-    x.settle(co_await x.wait());
-    x.check();
-  }
-
-  static void roll_back_savepoint(pg_tx& level) noexcept {
-    pg_tx& top = level.top_level();
-    const std::string undo = "ROLLBACK TO SAVEPOINT " + level.savepoint_name();
-    const std::string release = "RELEASE SAVEPOINT " + level.savepoint_name();
-    pg_connection::request r;
-    r.controls = control_list(undo, release);
-    r.tx = &top.book;
-    r.detached = true;
-    try {
-      top.conn->submit(r);
-    } catch (...) {
-      // The transaction has ended (25P01) or its connection is lost: nothing to undo.
-    }
   }
 
   std::shared_ptr<pg_shared> shared_;
