@@ -4,6 +4,7 @@
 #include "listen.hpp"
 #include "sqlstates.hpp"
 #include "task_context.hpp"
+#include "util/backoff.hpp"
 #include <awaitdb/database.hpp>
 
 #include <boost/asio/error.hpp>
@@ -279,15 +280,16 @@ asio::awaitable<bool> database::retry_after(const transaction_options& options, 
   try {
     std::rethrow_exception(failure);
   } catch (const error& e) {
-    if (e.sqlstate() != detail::code::serialization_failure && e.sqlstate() != detail::code::deadlock_detected)
+    if (e.sqlstate() != detail::code::serialization_failure &&
+        e.sqlstate() != detail::code::deadlock_detected)
       co_return false;
   } catch (...) {
     co_return false;
   }
   // Doubling pauses, each drawn between half and all of its step (two transactions that
   // collided should not collide again in step), at most a second.
-  const auto step = std::min<std::chrono::milliseconds>(
-      options.retry_delay * (1u << std::min(attempt, 10u)), std::chrono::seconds(1));
+  const auto step =
+      detail::backoff_pause(options.retry_delay, std::chrono::seconds(1), attempt + 1);
   thread_local std::minstd_rand random(std::random_device{}());
   const auto half = step / 2;
   const auto pause =

@@ -1,27 +1,19 @@
 #include "secrets.hpp"
 
+#include "text_forms.hpp"
+
 #include <algorithm>
 
 namespace awaitdb::detail {
 namespace {
-
-int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
 
 // Percent-decoding that never fails: a malformed escape stays as written.
 std::string lenient_decode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
-    const bool escape = in[i] == '%' && i + 2 < in.size();
-    const int hi = escape ? hex_value(in[i + 1]) : -1;
-    const int lo = escape ? hex_value(in[i + 2]) : -1;
-    if (hi >= 0 && lo >= 0) {
-      out += static_cast<char>(hi * 16 + lo);
+    if (const std::optional<char> byte = percent_escape_at(in, i)) {
+      out += *byte;
       i += 2;
     } else {
       out += in[i];
@@ -192,12 +184,10 @@ std::string secret_scrubber::scrub(std::string_view text) const {
   std::string decoded;
   std::vector<std::pair<std::size_t, std::size_t>> spans;
   for (std::size_t i = 0; i < text.size();) {
-    const bool escape = text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-                        hex_value(text[i + 2]) >= 0;
-    decoded +=
-        escape ? static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])) : text[i];
-    spans.emplace_back(i, escape ? 3 : 1);
-    i += escape ? 3 : 1;
+    const std::optional<char> byte = percent_escape_at(text, i);
+    decoded += byte ? *byte : text[i];
+    spans.emplace_back(i, byte ? 3 : 1);
+    i += byte ? 3 : 1;
   }
   std::vector<bool> hidden(text.size(), false);
   auto hide = [&](std::size_t pos, std::size_t n) {

@@ -319,4 +319,18 @@ void append_array_element(std::string& out, const param& element) {
   throw error(sqlstate::feature_not_supported, "an array of this element type is not supported");
 }
 
+int hex_value(char ch) noexcept {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+std::optional<char> percent_escape_at(std::string_view text, std::size_t at) noexcept {
+  if (text.size() < 3 || at > text.size() - 3 || text[at] != '%') return std::nullopt;
+  const int hi = hex_value(text[at + 1]), lo = hex_value(text[at + 2]);
+  if (hi < 0 || lo < 0) return std::nullopt;
+  return static_cast<char>(hi * 16 + lo);
+}
+
 }  // namespace awaitdb::detail

@@ -1,5 +1,5 @@
-// The text forms of times, dates, durations and UUIDs, as both engines write and read them.
-// Pure: no I/O.
+// The text forms of times, dates, durations and UUIDs, as both engines write and read them, and
+// the hexadecimal and percent escapes the library reads. Pure: no I/O.
 #ifndef AWAITDB_SRC_TEXT_FORMS_HPP
 #define AWAITDB_SRC_TEXT_FORMS_HPP
 
@@ -13,6 +13,12 @@
 namespace awaitdb::detail {
 
 struct param;
+
+/// The value of a hexadecimal digit; -1 for any other character.
+int hex_value(char ch) noexcept;
+/// The byte a well-formed percent escape ("%XX") at `text[at]` stands for; nothing when there is
+/// none there.
+std::optional<char> percent_escape_at(std::string_view text, std::size_t at) noexcept;
 
 /// The text both engines store for a time, date, duration or UUID parameter (`number` names it
 /// in errors); timestamps carry "+00" when `timestamp_offset`. Throws `awaitdb::error` 22008 for

@@ -1,5 +1,6 @@
 #include "url.hpp"
 
+#include "text_forms.hpp"
 #include <awaitdb/error.hpp>
 
 #include <charconv>
@@ -18,13 +19,6 @@ struct url_problem {
   throw url_problem{why};
 }
 
-int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 std::string percent_decode(std::string_view in, std::string_view what) {
   std::string out;
   out.reserve(in.size());
@@ -33,10 +27,9 @@ std::string percent_decode(std::string_view in, std::string_view what) {
       out += in[i];
       continue;
     }
-    int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-    int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-    if (hi < 0 || lo < 0) bad_url("malformed percent-encoding in the " + std::string(what));
-    out += static_cast<char>(hi * 16 + lo);
+    const std::optional<char> byte = percent_escape_at(in, i);
+    if (!byte) bad_url("malformed percent-encoding in the " + std::string(what));
+    out += *byte;
     i += 2;
   }
   return out;

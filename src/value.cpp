@@ -99,13 +99,6 @@ bool parse_double(std::string_view text, double& out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-int hex_digit(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 std::size_t result_source::column_index(std::string_view name) const {
@@ -409,7 +402,7 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, bl
                     column_label(src, column) + " holds binary data in an unexpected format");
       out.resize((hex.size() - 2) / 2);
       for (std::size_t i = 0; i < out.size(); ++i) {
-        int hi = hex_digit(hex[2 + 2 * i]), lo = hex_digit(hex[3 + 2 * i]);
+        int hi = hex_value(hex[2 + 2 * i]), lo = hex_value(hex[3 + 2 * i]);
         if (hi < 0 || lo < 0)
           throw error(sqlstate::invalid_text_representation,
                       column_label(src, column) + " holds malformed hexadecimal binary data");

@@ -1,6 +1,7 @@
 // The text forms of times, dates, durations, UUIDs and PostgreSQL arrays: no database.
 #include "text_forms.hpp"
 
+#include "postgres/pg_types.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/row.hpp>
 
@@ -110,8 +111,11 @@ TEST(text_forms, arrays_are_written_as_postgresql_reads_them) {
             R"({"a\"b","c\\d","","NULL"})");
   EXPECT_EQ(array_text(std::vector<double>{0.5, std::numeric_limits<double>::infinity()}),
             "{0.5,Infinity}");
-  EXPECT_EQ(make_param(std::vector<std::int64_t>{}).integer, 1016);  // int8[]
-  EXPECT_EQ(make_param(std::vector<std::string>{}).integer, 1009);   // text[]
+  // The element kind, and the array type the PostgreSQL engine sends for it.
+  auto sent_as = [](const param& p) { return pg_array_type(static_cast<array_kind>(p.integer)); };
+  EXPECT_EQ(sent_as(make_param(std::vector<std::int64_t>{})), 1016u);   // int8[]
+  EXPECT_EQ(sent_as(make_param(std::vector<std::string>{})), 1009u);    // text[]
+  EXPECT_EQ(sent_as(make_param(std::vector<std::uint64_t>{})), 1231u);  // numeric[]
 }
 
 TEST(text_forms, arrays_are_read_as_postgresql_writes_them) {

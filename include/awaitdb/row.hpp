@@ -176,9 +176,9 @@ inline constexpr bool is_readable = requires(const result_source& s, T& out) {
 /// A PostgreSQL array as a `std::vector` of the elements `make_param` takes in an array, or of
 /// `std::optional` of them when elements may be NULL.
 template <class T>
-requires(pg_array_oid<typename array_element<T>::type>() !=
-         0) void read_cell(const result_source& src, std::size_t row, std::size_t column,
-                           std::vector<T>& out) {
+requires(array_kind_of<typename array_element<T>::type>() !=
+         array_kind::none) void read_cell(const result_source& src, std::size_t row,
+                                          std::size_t column, std::vector<T>& out) {
   const array_cells elements = read_array(src, row, column);
   out.clear();
   out.reserve(elements.rows());

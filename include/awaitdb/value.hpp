@@ -51,7 +51,7 @@ enum class param_kind : std::uint8_t {
 struct param {
   param_kind kind = param_kind::null;
   std::int64_t integer = 0;  // boolean, integers, timestamp, date, duration (see param_kind);
-                             // array: the PostgreSQL type OID of the array
+                             // array: its elements' array_kind
   double real = 0;
   std::string_view bytes;  // text, blob, uuid; array: the std::vector object (its address)
   // array: appends PostgreSQL's text form of the array (`bytes.data()`) to `out`.
@@ -61,31 +61,35 @@ struct param {
 /// Appends one array element in PostgreSQL's array text form (see `make_param` of a vector).
 void append_array_element(std::string& out, const param& element);
 
-/// The PostgreSQL type OID of an array of `T` (0: not an array element type).
+/// What the elements of an array parameter are, named apart from any engine (the PostgreSQL
+/// engine sends the matching array type).
+enum class array_kind : std::uint8_t { none, boolean, int2, int4, int8, numeric, real, text, uuid };
+
+/// The array element kind of `T` (none: `T` cannot be an array element).
 template <class T>
-constexpr std::uint32_t pg_array_oid() {
+constexpr array_kind array_kind_of() {
   if constexpr (std::is_same_v<T, bool>)
-    return 1000;
+    return array_kind::boolean;
   else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 2)
-    return 1005;
+    return array_kind::int2;
   else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 4)
-    return 1007;
+    return array_kind::int4;
   else if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) == 8)
-    return 1016;
+    return array_kind::int8;
   else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 2)
-    return 1007;  // (an unsigned value fits the next wider type)
+    return array_kind::int4;  // (an unsigned value fits the next wider type)
   else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 4)
-    return 1016;
+    return array_kind::int8;
   else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && sizeof(T) == 8)
-    return 1231;  // numeric[]
+    return array_kind::numeric;
   else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
-    return 1022;
+    return array_kind::real;
   else if constexpr (std::is_same_v<T, std::string>)
-    return 1009;
+    return array_kind::text;
   else if constexpr (std::is_same_v<T, boost::uuids::uuid>)
-    return 2951;
+    return array_kind::uuid;
   else
-    return 0;
+    return array_kind::none;
 }
 
 template <class T>
@@ -176,7 +180,7 @@ inline param make_param(const boost::uuids::uuid& u) {
 template <class T>
 struct array_element;
 template <class T>
-requires(pg_array_oid<typename array_element<T>::type>() != 0) param
+requires(array_kind_of<typename array_element<T>::type>() != array_kind::none) param
     make_param(const std::vector<T>& v);
 
 template <class T>
@@ -197,11 +201,11 @@ struct array_element<std::optional<T>> {
 /// point numbers, booleans, strings or UUIDs, or of `std::optional` of them for NULL elements.
 /// Use it as `WHERE id = ANY($1)`.
 template <class T>
-requires(pg_array_oid<typename array_element<T>::type>() != 0) param
+requires(array_kind_of<typename array_element<T>::type>() != array_kind::none) param
     make_param(const std::vector<T>& v) {
   param p;
   p.kind = param_kind::array;
-  p.integer = pg_array_oid<typename array_element<T>::type>();
+  p.integer = static_cast<std::int64_t>(array_kind_of<typename array_element<T>::type>());
   p.bytes = std::string_view(reinterpret_cast<const char*>(&v), sizeof v);
   p.write_array = [](const void* vector, std::string& out) {
     const auto& items = *static_cast<const std::vector<T>*>(vector);

@@ -77,7 +77,7 @@ void pg_params::encode(std::span<const param> params) {
         put_text(parameter_text(p, i + 1, true));
         break;
       case param_kind::array: {
-        types_[i] = static_cast<Oid>(p.integer);
+        types_[i] = pg_array_type(static_cast<array_kind>(p.integer));
         offsets_[i] = scratch_.size();
         p.write_array(p.bytes.data(), scratch_);  // the array's text form, written in place
         check_text_parameter(std::string_view(scratch_).substr(offsets_[i]), i + 1);

@@ -3,6 +3,7 @@
 #ifndef AWAITDB_SRC_POSTGRES_PG_PARAMS_HPP
 #define AWAITDB_SRC_POSTGRES_PG_PARAMS_HPP
 
+#include "pg_types.hpp"
 #include <awaitdb/value.hpp>
 
 #include <libpq-fe.h>
@@ -12,11 +13,6 @@
 #include <vector>
 
 namespace awaitdb::detail {
-
-namespace pg_oid {
-inline constexpr Oid unknown = 0, boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23,
-                     oid = 26, float4 = 700, float8 = 701, numeric = 1700, uuid = 2950;
-}
 
 /// The encoded parameters of one statement. Reused from statement to statement (its buffers
 /// keep their capacity), so encoding allocates nothing in the steady state.

@@ -1,5 +1,6 @@
 #include "pg_result.hpp"
 
+#include "pg_types.hpp"
 #include <awaitdb/error.hpp>
 
 #include <charconv>
@@ -8,26 +9,21 @@
 
 namespace awaitdb::detail {
 
-namespace oid {
-constexpr Oid boolean = 16, bytea = 17, int8 = 20, int2 = 21, int4 = 23, oid = 26, float4 = 700,
-              float8 = 701, numeric = 1700, int2vector = 22, oidvector = 30;
-}
-
 cell_kind pg_cell_kind(Oid type) noexcept {
   switch (type) {
-    case oid::boolean:
+    case pg_oid::boolean:
       return cell_kind::boolean;
-    case oid::int2:
-    case oid::int4:
-    case oid::int8:
-    case oid::oid:
+    case pg_oid::int2:
+    case pg_oid::int4:
+    case pg_oid::int8:
+    case pg_oid::oid:
       return cell_kind::integer;
-    case oid::float4:
-    case oid::float8:
+    case pg_oid::float4:
+    case pg_oid::float8:
       return cell_kind::real;
-    case oid::numeric:
+    case pg_oid::numeric:
       return cell_kind::numeric;
-    case oid::bytea:
+    case pg_oid::bytea:
       return cell_kind::hex_blob;
     default:
       return pg_array_element_kind(type) ? cell_kind::array : cell_kind::text;
@@ -36,33 +32,33 @@ cell_kind pg_cell_kind(Oid type) noexcept {
 
 std::optional<cell_kind> pg_array_element_kind(Oid type) noexcept {
   switch (type) {
-    case 1000:  // boolean[]
+    case pg_oid::boolean_array:
       return cell_kind::boolean;
-    case 1005:             // smallint[]
-    case 1007:             // integer[]
-    case 1016:             // bigint[]
-    case 1028:             // oid[]
-    case oid::int2vector:  // ("1 2 3")
-    case oid::oidvector:   // ("1 2 3")
+    case pg_oid::int2_array:
+    case pg_oid::int4_array:
+    case pg_oid::int8_array:
+    case pg_oid::oid_array:
+    case pg_oid::int2vector:  // ("1 2 3")
+    case pg_oid::oidvector:   // ("1 2 3")
       return cell_kind::integer;
-    case 1021:  // real[]
-    case 1022:  // double precision[]
+    case pg_oid::float4_array:
+    case pg_oid::float8_array:
       return cell_kind::real;
-    case 1231:  // numeric[]
+    case pg_oid::numeric_array:
       return cell_kind::numeric;
-    case 1001:  // bytea[]
+    case pg_oid::bytea_array:
       return cell_kind::hex_blob;
-    case 1009:  // text[]
-    case 1002:  // "char"[]
-    case 1003:  // name[]
-    case 1014:  // character[]
-    case 1015:  // character varying[]
-    case 2951:  // uuid[]
-    case 1115:  // timestamp[]
-    case 1185:  // timestamptz[]
-    case 1182:  // date[]
-    case 1183:  // time[]
-    case 1187:  // interval[]
+    case pg_oid::text_array:
+    case pg_oid::char_array:
+    case pg_oid::name_array:
+    case pg_oid::bpchar_array:
+    case pg_oid::varchar_array:
+    case pg_oid::uuid_array:
+    case pg_oid::timestamp_array:
+    case pg_oid::timestamptz_array:
+    case pg_oid::date_array:
+    case pg_oid::time_array:
+    case pg_oid::interval_array:
       return cell_kind::text;
     default:
       return std::nullopt;
@@ -114,7 +110,8 @@ cell pg_result::at(std::size_t row, std::size_t column) const {
     case cell_kind::array: {
       out.integer = static_cast<std::int64_t>(kinds_[column].element);
       const Oid type = PQftype(result_.get(), c);
-      if (type == oid::int2vector || type == oid::oidvector) out.integer |= space_separated_array;
+      if (type == pg_oid::int2vector || type == pg_oid::oidvector)
+        out.integer |= space_separated_array;
       break;
     }
     default:

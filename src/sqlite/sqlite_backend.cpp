@@ -21,6 +21,7 @@
 #include "../deadline.hpp"
 #include "../sqlstates.hpp"
 #include "../stream.hpp"
+#include "../util/backoff.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_connection.hpp"
 #include "sqlite_session.hpp"
@@ -87,7 +88,8 @@ class sqlite_row_source final : public row_source {
                     "the database is locked by another connection: still locked after " +
                         std::to_string(patience_.count()) + " ms (busy_timeout)");
       }
-      const auto pause = std::chrono::milliseconds(std::min(1 << std::min(attempts, 5), 25));
+      const auto pause = backoff_pause(std::chrono::milliseconds(1), std::chrono::milliseconds(25),
+                                       static_cast<unsigned>(attempts) + 1);
       asio::steady_timer timer(co_await asio::this_coro::executor,
                                std::min<clock::duration>(pause, deadline - now));
       co_await timer.async_wait(asio::use_awaitable);

@@ -1,5 +1,5 @@
-// The pause before opening a connection again after failures in a row: one rule for the pool
-// and the listening connection.
+// The pause after failures in a row: one rule for the pool and the listening connection
+// (opening again), a retried transaction, and SQLite's wait for a lock.
 #ifndef AWAITDB_SRC_UTIL_BACKOFF_HPP
 #define AWAITDB_SRC_UTIL_BACKOFF_HPP
 
