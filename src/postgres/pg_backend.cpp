@@ -280,7 +280,6 @@ class pg_backend final : public backend {
     r.has_statement = true;
     r.sql = st.sql;
     r.params = std::span<const param>(st.params, st.param_count);
-    r.mode = st.mode;
     return r;
   }
 

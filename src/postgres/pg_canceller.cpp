@@ -208,7 +208,6 @@ asio::awaitable<void> pg_canceller::counted_cancel(pg_cancel_target target) {
   r.has_statement = true;
   r.sql = "SELECT pg_cancel_backend($1)";
   r.params = std::span<const param>(&pid_param, 1);
-  r.mode = result_mode::count;
   pg_connection::exchange x(*c, r);
   x.settle(co_await x.wait());
   x.check();

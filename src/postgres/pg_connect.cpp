@@ -149,7 +149,6 @@ asio::awaitable<void> pg_connection::run_alone(statement& st) {
   r.has_statement = true;
   r.sql = st.sql;
   r.params = std::span<const param>(st.params, st.param_count);
-  r.mode = st.mode;
   exchange x(*this, r);
   x.settle(co_await x.wait());
   x.deliver(st);
@@ -392,7 +391,7 @@ void pg_connection::close() noexcept {
     socket_.release();  // (what is armed completes now, and closes the watch)
   }
   for (const pg_group_ptr& g : done)
-    g->notify();
+    awaited(*g).notify();
   // Closed with work running: stop it on the server too (a backend notices a closed socket only
   // when its statement ends).
   if (was_busy && shared_->canceller) shared_->canceller->cancel_detached(cancel_target_, shared_);

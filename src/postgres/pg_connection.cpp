@@ -76,7 +76,8 @@ pg_connection::~pg_connection() {
 // ---- sending
 
 pg_group_ptr pg_connection::submit(const request& r) {
-  auto g = std::allocate_shared<pg_group>(thread_cache_allocator<pg_group>());
+  pg_group_ptr g =
+      std::allocate_shared<pg_awaited_group>(thread_cache_allocator<pg_awaited_group>());
   std::lock_guard lock(mutex_);
   if (state_ != state::open) {
     if (state_ == state::closed)
@@ -136,7 +137,6 @@ pg_group_ptr pg_connection::submit(const request& r) {
     g->stream_command = g->commands.size() - 1;
   }
   if (!PQpipelineSync(conn_)) fail_send_locked();
-  g->mode = r.mode;
   g->retryable = r.retryable;
   if (r.detached) g->watch = pg_watch::detached;
   g->sent_at = pg_clock::now();
@@ -374,7 +374,8 @@ void pg_connection::read_results_locked(group_list& done, group_list& cancels) {
       if (e.status == PGRES_SINGLE_TUPLE && head.streamed) {
         if (!head.abandoned()) {
           head.stream_rows.push_back(std::move(e.result));
-          if (head.row_waiter) row_wakes_.push_back(std::move(head.row_waiter));
+          if (waiter_ptr& reader = awaited(head).row_waiter)
+            row_wakes_.push_back(std::move(reader));
           if (head.stream_rows.size() >= stream_high_mark && pipeline_.size() == 1)
             socket_.pause_reads();
         }
@@ -448,12 +449,12 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
     done.erase(done.begin());
   }
   for (const pg_group_ptr& g : done) {
-    g->notify();
+    awaited(*g).notify();
     if (g->streamed) {
       waiter_ptr reader;
       {
         std::lock_guard lock(mutex_);
-        reader = std::move(g->row_waiter);
+        reader = std::move(awaited(*g).row_waiter);
       }
       if (reader) reader->notify();
     }
@@ -474,7 +475,7 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
   } else if ((here || !done.empty()) && in_flight() == 0) {
     report_quiet();
   }
-  if (here) waiter::notify_here(std::move(here));
+  if (here) waiter::notify_here(awaited(std::move(here)));
 }
 
 // ---- the pool's view
@@ -543,7 +544,7 @@ bool pg_connection::check_alive() noexcept {
   }
   // (The pool removes it itself: no report.)
   for (const pg_group_ptr& g : done)
-    g->notify();
+    awaited(*g).notify();
   return false;
 }
 

@@ -72,6 +72,19 @@ struct pg_notification {
   int sender_pid = 0;
 };
 
+/// A group as the driver holds it: the ledger's record, with the waiter its task awaits and,
+/// for a stream, the waiter of the stream's reader while there are no rows.
+struct pg_awaited_group final : pg_group, waiter {
+  waiter_ptr row_waiter;
+};
+/// The driver's groups are all made as pg_awaited_group (`submit`).
+inline pg_awaited_group& awaited(pg_group& g) noexcept {
+  return static_cast<pg_awaited_group&>(g);
+}
+inline std::shared_ptr<pg_awaited_group> awaited(pg_group_ptr g) noexcept {
+  return std::static_pointer_cast<pg_awaited_group>(std::move(g));
+}
+
 /// Statements without parameters (SAVEPOINT, COMMIT ...) sent ahead of a group's statement.
 /// (Not an initializer_list: GCC 12 miscompiles those as coroutine arguments.)
 class control_list {
@@ -109,7 +122,6 @@ class pg_connection final : public pooled_connection,
     bool has_statement = false;  // false: only `controls`
     std::string_view sql;        // the statement
     std::span<const param> params;
-    result_mode mode = result_mode::rows;
     control_list controls;     // sent ahead of the statement
     pg_tx_book* tx = nullptr;  // the transaction the group belongs to
     bool ends_tx = false;      // COMMIT/ROLLBACK: sends nothing if the transaction never began
@@ -148,9 +160,9 @@ class pg_connection final : public pooled_connection,
     /// False when there was nothing to send (COMMIT of a transaction that never began).
     bool sent() const noexcept { return g_ != nullptr; }
     auto wait() {
-      watch_.emplace(deadline_, g_);
+      watch_.emplace(deadline_, awaited(g_));
       waiting_ = true;
-      return g_->async_wait(boost::asio::as_tuple(boost::asio::deferred));
+      return awaited(*g_).async_wait(boost::asio::as_tuple(boost::asio::deferred));
     }
     void settle(const std::tuple<boost::system::error_code, waiter::state>& outcome);
     pg_group& group() const noexcept { return *g_; }

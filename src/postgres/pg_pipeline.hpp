@@ -1,4 +1,5 @@
-// The statement groups in flight on one PostgreSQL connection. Pure: no I/O, no lock, no Asio.
+// The statement groups in flight on one PostgreSQL connection. Pure: no I/O, no lock, no Asio
+// (the tasks' waiters live beside the records, in the driver).
 //
 // Every operation sends one *group*: a few commands (BEGIN, DEALLOCATE, a Parse, the statement)
 // and one Sync. The server answers groups in the order they were sent, each command's results
@@ -10,8 +11,6 @@
 #ifndef AWAITDB_SRC_POSTGRES_PG_PIPELINE_HPP
 #define AWAITDB_SRC_POSTGRES_PG_PIPELINE_HPP
 
-#include "../backend.hpp"
-#include "../util/parking.hpp"
 #include "pg_result.hpp"
 
 #include <boost/container/deque.hpp>
@@ -83,12 +82,11 @@ class pg_command_list {
   std::vector<pg_command> more_;
 };
 
-/// One group in flight. Shared by the pipeline and the task awaiting it (the waiter it is);
-/// everything but the waiter is guarded by the connection's lock.
-struct pg_group : waiter {
+/// The record of one group in flight. The driver keeps the task's waiter beside it
+/// (pg_awaited_group); everything here is guarded by the connection's lock.
+struct pg_group {
   // What was sent, set before it joins the pipeline.
   pg_command_list commands;
-  result_mode mode = result_mode::rows;
   bool retryable = false;     // outside a transaction: sending it again changes no meaning
   std::string prepared_name;  // a statement prepared by this group (its Parse may fail)
   std::string executed_name;  // a cached prepared statement this group executes
@@ -105,12 +103,11 @@ struct pg_group : waiter {
   bool abandoned() const noexcept { return watch != pg_watch::awaited; }
 
   // A streamed statement (db.stream): its rows, one result each (libpq's single-row mode), wait
-  // here for the reader, who waits on `row_waiter` when there are none.
+  // here for the reader.
   bool streamed = false;
   bool single_row_set = false;
   std::size_t stream_command = 0;                      // index of the statement in `commands`
   boost::container::deque<pg_result_ptr> stream_rows;  // allocates nothing until used
-  waiter_ptr row_waiter;
 
   // Outcome.
   pg_verdict verdict = pg_verdict::pending;

@@ -51,7 +51,7 @@ asio::awaitable<pg_result_ptr> pg_connection::next_row(pg_group_ptr g, deadline_
       }
       if (g->verdict != pg_verdict::pending) co_return nullptr;
       w = std::make_shared<waiter>();
-      g->row_waiter = w;
+      awaited(*g).row_waiter = w;
     }
     bool cancelled = false, timed_out = false;
     try {
@@ -74,7 +74,7 @@ void pg_connection::end_stream(const pg_group_ptr& g) {
   abandon(g);  // rows arriving from now on are dropped; cancelled on the server
   std::lock_guard lock(mutex_);
   g->stream_rows.clear();
-  g->row_waiter.reset();
+  awaited(*g).row_waiter.reset();
   resume_stream_locked();
 }
 
