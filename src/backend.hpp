@@ -122,13 +122,17 @@ class backend {
   /// at a time.
   virtual asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) = 0;
 
-  /// COPY FROM STDIN / TO STDOUT: `st.sql` (read before this completes; no parameters). These
-  /// defaults: 0A000 (SQLite).
-  virtual asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement& st, tx_state* tx);
-  virtual asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement& st, tx_state* tx);
+  /// COPY FROM STDIN / TO STDOUT: `st.sql` (read before this completes; no parameters).
+  /// SQLite: 0A000.
+  virtual asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement& st, tx_state* tx) = 0;
+  virtual asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement& st, tx_state* tx) = 0;
 
-  /// A subscription to notifications on `channel`. This default: 0A000 (SQLite).
-  virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel);
+  /// A subscription to notifications on `channel`.
+  virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel) = 0;
+
+  /// database::backup_to; `deadline`: the task's, if any.
+  virtual asio::awaitable<void> backup(std::string path, backup_options options,
+                                       deadline_state* deadline) = 0;
 
   /// Begins a transaction (`enclosing` null), run as `options` say, or a savepoint inside
   /// `enclosing` (the caller has checked that `options` are the defaults then). A wait for a

@@ -214,6 +214,24 @@ asio::awaitable<subscription> database::listen(std::string channel) const {
   co_return subscription(co_await usable(b.get()).listen(std::move(channel)));
 }
 
+namespace {
+
+// (Options by value in the frame: `backup_to` is a plain function that copies them here.)
+asio::awaitable<void> run_backup(std::shared_ptr<detail::backend> backend, std::string path,
+                                 backup_options options) {
+  detail::backend& b = usable(backend.get());
+  const auto ex = co_await asio::this_coro::executor;
+  detail::deadline_state* deadline = detail::task_deadline(ex);
+  if (deadline && deadline->passed()) throw deadline->timed_out();
+  co_await b.backup(std::move(path), std::move(options), deadline);
+}
+
+}  // namespace
+
+asio::awaitable<void> database::backup_to(std::string path, const backup_options& options) const {
+  return run_backup(backend_, std::move(path), options);
+}
+
 asio::awaitable<row_stream> database::run_stream(detail::statement_args args) const {
   return open_stream(backend_, std::move(args), replica_);
 }
@@ -370,22 +388,6 @@ void after_commit(const asio::any_io_executor& executor, std::function<void()> a
 }
 
 namespace detail {
-
-asio::awaitable<std::unique_ptr<copy_sink>> backend::copy_in(statement&, tx_state*) {
-  throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
-  co_return nullptr;
-}
-
-asio::awaitable<std::unique_ptr<copy_source>> backend::copy_out(statement&, tx_state*) {
-  throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
-  co_return nullptr;
-}
-
-asio::awaitable<std::shared_ptr<subscription_state>> backend::listen(std::string) {
-  throw error(sqlstate::feature_not_supported,
-              "LISTEN/NOTIFY is a PostgreSQL feature: SQLite has no notifications");
-  co_return nullptr;
-}
 
 asio::awaitable<void> backend::run_batch(std::span<statement> sts,
                                          std::span<std::exception_ptr> failures, tx_state* tx) {

@@ -295,6 +295,32 @@ TEST_P(spellings, batches_and_structs_from_temporaries) {
   });
 }
 
+// The default options (a temporary the call makes), and options named with a capturing
+// progress callback.
+TEST_P(spellings, a_backup_with_default_and_named_options) {
+  with_db([this](database& db) -> asio::awaitable<void> {
+    const std::string path = temp_sqlite_path();
+    auto keep = std::make_shared<std::string>("ada");
+    if (pg()) {
+      co_await expect_sqlstate("0A000",
+                               [&]() -> asio::awaitable<void> { co_await db.backup_to(path); });
+      co_return;
+    }
+    co_await db.execute("INSERT INTO s (name) VALUES ('ada')");
+    co_await db.backup_to(path);
+    {
+      backup_options named;
+      named.pages_per_step = 1;
+      int steps = 0;
+      named.on_progress = [keep, &steps](const backup_progress&) { ++steps; };
+      co_await db.backup_to(path, named);
+      EXPECT_GT(steps, 0);
+    }
+    EXPECT_EQ(keep.use_count(), 1);
+    remove_sqlite_file(path);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(engines, spellings, testing::ValuesIn(engine_cases()), engine_case_name);
 
 }  // namespace

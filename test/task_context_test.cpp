@@ -33,6 +33,16 @@ class idle_backend final : public backend {
                                                    deadline_state*) override {
     co_return nullptr;
   }
+  asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement&, tx_state*) override {
+    co_return nullptr;
+  }
+  asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement&, tx_state*) override {
+    co_return nullptr;
+  }
+  asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string) override {
+    co_return nullptr;
+  }
+  asio::awaitable<void> backup(std::string, backup_options, deadline_state*) override { co_return; }
   asio::awaitable<void> commit(tx_state&) override { co_return; }
   void rollback(tx_state&) noexcept override {}
   pool_stats stats() const override { return {}; }

@@ -2,6 +2,7 @@
 #ifndef AWAITDB_AWAITDB_HPP
 #define AWAITDB_AWAITDB_HPP
 
+#include <awaitdb/backup.hpp>
 #include <awaitdb/copy.hpp>
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>

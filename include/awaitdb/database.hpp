@@ -2,6 +2,7 @@
 #ifndef AWAITDB_DATABASE_HPP
 #define AWAITDB_DATABASE_HPP
 
+#include <awaitdb/backup.hpp>
 #include <awaitdb/copy.hpp>
 #include <awaitdb/error.hpp>
 #include <awaitdb/listen.hpp>
@@ -311,6 +312,16 @@ class database {
   /// anything received after it. Notifications wait in the subscription until read. SQLite:
   /// throws 0A000.
   boost::asio::awaitable<subscription> listen(std::string channel) const;
+
+  /// SQLite: copies the database (a file or in memory) to the file `path` with SQLite's online
+  /// backup API, `options.pages_per_step` pages at a time, other tasks running between steps.
+  /// The copy is the database as it stands when the last step ends: writes made meanwhile
+  /// through this database are in it (a step waits while a transaction holds the writer). The
+  /// copy is written beside `path` and renamed to it once complete: cancelled, failed or past
+  /// the task's deadline, the partial file is removed and a file already at `path` is left as
+  /// it was. PostgreSQL: 0A000 (use pg_dump or pg_basebackup).
+  boost::asio::awaitable<void> backup_to(std::string path,
+                                         const backup_options& options = {}) const;
 
   /// Runs `sql` and gives its rows one at a time (`co_await s.next()`), without holding the
   /// whole result: for results too big to buffer (exports, scans). Parameters and lifetimes

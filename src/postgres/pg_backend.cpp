@@ -123,6 +123,13 @@ class pg_backend final : public backend {
     co_return co_await l->subscribe(std::move(channel));
   }
 
+  asio::awaitable<void> backup(std::string, backup_options, deadline_state*) override {
+    throw error(sqlstate::feature_not_supported,
+                "backup_to copies an SQLite database: back PostgreSQL up with pg_dump or "
+                "pg_basebackup");
+    co_return;
+  }
+
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::postgres; }
 
   bool try_run_inline(statement&, tx_state*) override { return false; }

@@ -23,6 +23,7 @@
 #include "../stream.hpp"
 #include "../util/backoff.hpp"
 #include "../util/wait_list.hpp"
+#include "sqlite_backup.hpp"
 #include "sqlite_connection.hpp"
 #include "sqlite_session.hpp"
 #include <awaitdb/error.hpp>
@@ -183,6 +184,67 @@ class sqlite_backend final : public backend {
     st.mode = result_mode::rows;
     if (!try_run_inline(st, tx)) co_await run(st, tx);
     co_return buffered_rows(std::move(st.rows));
+  }
+
+  asio::awaitable<std::unique_ptr<copy_sink>> copy_in(statement&, tx_state*) override {
+    throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
+    co_return nullptr;
+  }
+
+  asio::awaitable<std::unique_ptr<copy_source>> copy_out(statement&, tx_state*) override {
+    throw error(sqlstate::feature_not_supported, "COPY is a PostgreSQL statement: SQLite has none");
+    co_return nullptr;
+  }
+
+  asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string) override {
+    throw error(sqlstate::feature_not_supported,
+                "LISTEN/NOTIFY is a PostgreSQL feature: SQLite has no notifications");
+    co_return nullptr;
+  }
+
+  // Each step runs on the writer (so writes made through this database meanwhile reach the
+  // copy, instead of starting it over), when no transaction holds it; between steps the thread
+  // is free. A lock held by another connection is waited for with the back-off rule.
+  asio::awaitable<void> backup(std::string path, backup_options options,
+                               deadline_state* deadline) override {
+    sqlite_backup_target copy(std::move(path));
+    const auto executor = co_await asio::this_coro::executor;
+    const std::optional<clock::time_point> until =
+        deadline ? std::optional<clock::time_point>(deadline->at()) : std::nullopt;
+    asio::steady_timer pause(executor);
+    int busy = 0;
+    for (;;) {
+      if (deadline && deadline->passed()) throw deadline->timed_out();
+      sqlite_backup_target::step_result r;
+      {
+        std::unique_lock lock(mutex_);
+        check_open();
+        if (owner_) {
+          if (co_await waiters_.wait(lock, until) == wait_list::outcome::timed_out)
+            waited_out(deadline, waited_for_transaction_error());
+          continue;
+        }
+        r = on_writer([&] { return copy.step(writer_->handle(), options.pages_per_step); });
+      }
+      if (options.on_progress) options.on_progress(copy.progress());
+      if (r == sqlite_backup_target::step_result::done) break;
+      // Free the thread (a timer: per-operation cancellation ends the backup here).
+      pause.expires_after(r == sqlite_backup_target::step_result::busy
+                              ? clock::duration(backoff_pause(std::chrono::milliseconds(1),
+                                                              std::chrono::milliseconds(25),
+                                                              static_cast<unsigned>(++busy)))
+                              : clock::duration::zero());
+      if (r != sqlite_backup_target::step_result::busy) busy = 0;
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    // Written out 1 MiB at a time, the thread free between them, then renamed.
+    copy.complete();
+    while (!copy.flush_some(std::uint64_t{1} << 20)) {
+      if (deadline && deadline->passed()) throw deadline->timed_out();
+      pause.expires_after(clock::duration::zero());
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    copy.publish();
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,

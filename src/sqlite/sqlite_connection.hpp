@@ -56,6 +56,8 @@ class sqlite_connection {
   outcome execute_control(std::string_view sql);
 
   bool in_transaction() const noexcept;
+  /// The handle, for an online backup's steps (its owner serializes them with everything else).
+  sqlite3* handle() const noexcept { return db_; }
   /// The database's journal mode as SQLite reports it ("wal", "delete", ...).
   const std::string& journal_mode() const noexcept { return journal_mode_; }
 
