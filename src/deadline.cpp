@@ -7,6 +7,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -70,8 +71,19 @@ class deadline_timers : public asio::execution_context::service {
     (d.later_ ? d.later_->earlier_ : last_) = d.earlier_;
     d.earlier_ = d.later_ = nullptr;
     d.timers_ = nullptr;
-    // (The timer stays armed for a deadline that has gone: it finds nothing then, and waits
-    // for the next. Cancelling it would cost a system call on every operation.)
+    // The timer stays armed for a deadline that has gone (it finds nothing then, and waits for
+    // the next): cancelling it on every removal would cost a system call per operation. But
+    // an armed timer is work that keeps `io_context::run()` from returning: once no deadline
+    // is left, a posted sweep cancels it, unless a new deadline came meanwhile (the next
+    // operation of a loop, before it yields).
+    if (!first_ && armed_ && !sweep_posted_ && !shut_down_) {
+      try {
+        asio::post(timer_->get_executor(), [this] { sweep(); });
+        sweep_posted_ = true;
+      } catch (...) {
+        // (Out of memory: the timer stays armed until its time, as before.)
+      }
+    }
   }
 
  private:
@@ -82,6 +94,14 @@ class deadline_timers : public asio::execution_context::service {
     timer_->async_wait([this](boost::system::error_code ec) {
       if (!ec) expired();
     });
+  }
+
+  void sweep() {
+    std::lock_guard lock(mutex_);
+    sweep_posted_ = false;
+    if (first_ || !armed_ || shut_down_) return;
+    armed_ = false;
+    timer_->cancel();
   }
 
   void expired() {
@@ -124,6 +144,7 @@ class deadline_timers : public asio::execution_context::service {
   deadline_state* last_ = nullptr;
   std::optional<asio::steady_timer> timer_;
   bool armed_ = false;
+  bool sweep_posted_ = false;
   deadline_state::clock::time_point armed_at_{};
   bool shut_down_ = false;
 };

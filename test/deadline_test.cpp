@@ -61,6 +61,27 @@ TEST_P(deadlines, follow_the_task_into_helpers) {
   });
 }
 
+// A deadline that did not pass holds nothing once its operation is over: the io_context runs out
+// of work at once, not when the deadline would have come.
+TEST_P(deadlines, a_deadline_that_did_not_pass_does_not_keep_the_io_context_running) {
+  asio::io_context io;
+  bool done = false;
+  auto body = [&]() -> asio::awaitable<void> {
+    database db = co_await open(GetParam().url);
+    co_await with_timeout(std::chrono::hours(1), db.query("SELECT 1"));
+    for (int i = 0; i < 3; ++i)
+      co_await with_timeout(std::chrono::hours(1), db.query("SELECT 2"));
+    co_await db.close();
+    done = true;
+  };
+  asio::co_spawn(io, body(), asio::detached);
+  const auto start = clock::now();
+  io.run_for(std::chrono::seconds(20));
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(io.stopped()) << "something still waits on the io_context";
+  EXPECT_LT(ms_since(start), 5000) << "run() returned only when the deadline's timer expired";
+}
+
 TEST_P(deadlines, reach_child_coroutines_and_the_earlier_of_nested_ones_wins) {
   with_db([this](database& db) -> asio::awaitable<void> {
     // A child awaited inside the operation (an operand of ||, on the task's executor).
