@@ -178,6 +178,12 @@ void deadline_state::release_operation() noexcept {
   operation_ = nullptr;
 }
 
+bool deadline_state::operation_started() noexcept {
+  std::lock_guard lock(mutex_);
+  started_ = true;
+  return !fired_;
+}
+
 bool deadline_state::fired() const noexcept {
   std::lock_guard lock(mutex_);
   return fired_;
@@ -192,7 +198,7 @@ void deadline_state::fire() noexcept {
       if (waiter_ptr w = weak.lock()) ended.push_back(std::move(w));
     // (On the operation's own executor, or its strand: never while the operation runs. Under
     // the lock: the operation's frame, which holds the signal, cannot end meanwhile.)
-    if (operation_) operation_->emit(asio::cancellation_type::terminal);
+    if (operation_ && started_) operation_->emit(asio::cancellation_type::terminal);
   }
   for (const waiter_ptr& w : ended)
     w->notify(waiter::state::timed_out);
@@ -242,6 +248,10 @@ bool deadline_scope::passed() const noexcept {
 
 bool deadline_scope::fired() const noexcept {
   return state_ && state_->fired();
+}
+
+bool deadline_scope::operation_begins() noexcept {
+  return !state_ || state_->operation_started();
 }
 
 void deadline_scope::throw_timed_out() const {

@@ -49,6 +49,9 @@ class deadline_state : public std::enable_shared_from_this<deadline_state> {
              boost::asio::cancellation_signal* operation);
   /// The operation is over: the signal is no longer there to emit on.
   void release_operation() noexcept;
+  /// The operation's coroutine has started: from now on the deadline cancels it. False when
+  /// the deadline came first (the operation must not run).
+  bool operation_started() noexcept;
   /// Whether the deadline has cancelled the operation.
   bool fired() const noexcept;
 
@@ -76,6 +79,7 @@ class deadline_state : public std::enable_shared_from_this<deadline_state> {
   std::list<std::weak_ptr<waiter>> waits_;
   boost::asio::cancellation_signal* operation_ = nullptr;
   bool fired_ = false;
+  bool started_ = false;  // the operation's coroutine runs: a cancellation may reach it
   boost::asio::any_io_executor executor_;  // where `fire` runs (set by `start`)
   // The shared timer's list (sorted by `at_`), guarded by its mutex.
   deadline_timers* timers_ = nullptr;

@@ -16,7 +16,10 @@
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
+#include <exception>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace awaitdb {
@@ -40,6 +43,9 @@ class deadline_scope {
   bool passed() const noexcept;
   /// The deadline has come and cancelled the operation.
   bool fired() const noexcept;
+  /// The operation's coroutine starts (the deadline cancels it from now on); false when the
+  /// deadline came first.
+  bool operation_begins() noexcept;
   [[noreturn]] void throw_timed_out() const;
   /// The executor the operation runs on (the caller's, carrying the deadline).
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
@@ -51,6 +57,35 @@ class deadline_scope {
   boost::asio::cancellation_signal signal_;
   bool inherited_ = false;
 };
+// The operation, as the coroutine `with_timeout` spawns. Asio 1.26's co_spawn entry point
+// awaits once before its coroutine and, when the coroutine ends without having suspended, once
+// after it, both outside its own try: a cancellation pending there would throw out of the
+// completion handler (std::terminate). So the deadline cancels the operation only once this
+// has started, and a cancellation is not thrown from any later `co_await` once `op` is over.
+template <class T>
+boost::asio::awaitable<T> run_until_deadline(deadline_scope& scope, boost::asio::awaitable<T> op) {
+  if (!scope.operation_begins()) scope.throw_timed_out();
+  std::exception_ptr failure;
+  if constexpr (std::is_void_v<T>) {
+    try {
+      co_await std::move(op);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
+    if (failure) std::rethrow_exception(failure);
+  } else {
+    std::optional<T> value;
+    try {
+      value.emplace(co_await std::move(op));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
+    if (failure) std::rethrow_exception(failure);
+    co_return std::move(*value);
+  }
+}
 }  // namespace detail
 
 /// Runs `op` (`db.query(...)`, `db.transaction(...)`, a request handler, any awaitable) with a
@@ -83,7 +118,7 @@ boost::asio::awaitable<T> with_timeout(std::chrono::steady_clock::time_point dea
   if (scope.passed()) scope.throw_timed_out();
   try {
     co_return co_await asio::co_spawn(
-        scope.executor(), std::move(op),
+        scope.executor(), detail::run_until_deadline(scope, std::move(op)),
         asio::bind_cancellation_slot(scope.slot(), asio::use_awaitable));
   } catch (const boost::system::system_error& e) {
     // Cancelled by the deadline (not by the caller): the operation timed out.

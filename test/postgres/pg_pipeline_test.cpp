@@ -172,6 +172,64 @@ TEST(pg_pipeline, an_abandoned_group_is_cancelled_when_it_runs) {
   EXPECT_EQ(q.abandon(head), nullptr);
 }
 
+// Who waits for a group, as one state: a detached group is never cancelled; a left one is
+// cancelled once, when it starts running (at once if it runs now).
+TEST(pg_pipeline, the_watch_of_a_group_moves_from_awaited_to_cancel_sent_once) {
+  pg_pipeline p;
+  auto running = group({pg_command::statement});
+  auto detached = group({pg_command::control});
+  detached->watch = pg_watch::detached;
+  auto left = group({pg_command::statement});
+  p.push(running);
+  p.push(detached);
+  p.push(left);
+  EXPECT_EQ(running->watch, pg_watch::awaited);
+  EXPECT_FALSE(running->abandoned());
+  EXPECT_TRUE(detached->abandoned());
+  EXPECT_EQ(p.abandon(left), nullptr);
+  EXPECT_EQ(left->watch, pg_watch::cancel_wanted);
+  feed(p, result(PGRES_TUPLES_OK), end());
+  pg_pipeline::step s = p.feed(sync(), t0);
+  EXPECT_EQ(s.cancel, nullptr) << "a detached group is nobody's to cancel";
+  EXPECT_EQ(detached->watch, pg_watch::detached);
+  feed(p, result(PGRES_COMMAND_OK), end());
+  s = p.feed(sync(), t0);
+  EXPECT_EQ(s.cancel, left);
+  EXPECT_EQ(left->watch, pg_watch::cancel_sent);
+  EXPECT_EQ(p.abandon(left), nullptr) << "cancelled twice";
+  EXPECT_EQ(left->watch, pg_watch::cancel_sent);
+}
+
+// What a completed group teaches the statement cache comes with it: the driver tests no code.
+TEST(pg_pipeline, a_completed_group_says_what_the_statement_cache_must_do) {
+  auto run = [](std::initializer_list<pg_command> commands, std::string executed,
+                std::size_t failing, std::string state) {
+    pg_pipeline p;
+    auto g = group(commands, false);
+    g->executed_name = std::move(executed);
+    p.push(g);
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      if (i == failing)
+        feed(p, failure(state), end());
+      else
+        feed(p, result(i < failing ? PGRES_COMMAND_OK : PGRES_PIPELINE_ABORTED), end());
+    }
+    feed(p, sync());
+    return g->cache_action;
+  };
+  const auto none = std::size_t(-1);
+  EXPECT_EQ(run({pg_command::statement}, "s1", none, ""), pg_cache_action::none);
+  EXPECT_EQ(run({pg_command::statement}, "s1", 0, "0A000"), pg_cache_action::replan);
+  EXPECT_EQ(run({pg_command::statement}, "s1", 0, "26000"), pg_cache_action::forget_executed);
+  EXPECT_EQ(run({pg_command::prepare, pg_command::statement}, "", 0, "42601"),
+            pg_cache_action::forget_prepared);
+  // The statement's own failure, or an unnamed statement's: nothing to learn.
+  EXPECT_EQ(run({pg_command::statement}, "s1", 0, "23505"), pg_cache_action::none);
+  EXPECT_EQ(run({pg_command::statement}, "", 0, "0A000"), pg_cache_action::none);
+  EXPECT_EQ(run({pg_command::control, pg_command::statement}, "s1", 0, "0A000"),
+            pg_cache_action::none);
+}
+
 TEST(pg_pipeline, a_connection_left_only_abandoned_work_is_worth_dropping) {
   pg_pipeline p;
   std::vector<pg_group_ptr> sent;
