@@ -19,18 +19,21 @@ using boost::system::error_code;
 
 pg_socket::~pg_socket() {
   // Nothing is armed any more: every armed handler holds a reference to the owner.
+  close_watches();
+}
+
+void pg_socket::close_watches() noexcept {
   error_code ignored;
   if (read_watch_) read_watch_->close(ignored);
   if (write_watch_) write_watch_->close(ignored);
+  read_watch_.reset();
+  write_watch_.reset();
+  fd_ = -1;
 }
 
 void pg_socket::watch(int fd) {
   error_code ec;
-  if (read_watch_) read_watch_->close(ec);
-  if (write_watch_) write_watch_->close(ec);
-  read_watch_.reset();
-  write_watch_.reset();
-  fd_ = -1;
+  close_watches();
   if (fd < 0) throw error(sqlstate::connection_failure, "the connection has no socket");
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
@@ -114,12 +117,7 @@ void pg_socket::release() noexcept {
 }
 
 void pg_socket::abandon() noexcept {
-  error_code ignored;
-  if (read_watch_) read_watch_->close(ignored);
-  if (write_watch_) write_watch_->close(ignored);
-  read_watch_.reset();
-  write_watch_.reset();
-  fd_ = -1;
+  close_watches();
   if (reading_ == reading::armed) reading_ = reading::idle;
   writing_ = writing::idle;
   corked_ = false;

@@ -113,6 +113,7 @@ class pg_socket {
 
  private:
   bool write_watch_ready() noexcept;
+  void close_watches() noexcept;
 
   boost::asio::any_io_executor executor_;
   const bool one_thread_;
