@@ -6,6 +6,11 @@
 // thread, within `busy_timeout`) instead of landing inside the transaction. A mutex serializes
 // the (short, synchronous) use of it across threads.
 //
+// Waiters are served in arrival order: when the writer comes free it is handed to the oldest
+// waiter (`handed_off_`), and nobody else takes it until that task has had its turn (one
+// statement, or a transaction from BEGIN to its end). So a task waits for the ones ahead of
+// it, never for busy_timeout while later arrivals take the writer from under it.
+//
 // A file database in WAL mode also has reader connections: a query outside a transaction
 // (`sqlite_prepared::only_reads`) runs on one of them and sees the last committed state, so it
 // neither waits for another task's open transaction nor for a writer. A small bounded set
@@ -131,25 +136,36 @@ class sqlite_backend final : public backend {
 
   bool try_run_inline(statement& st, tx_state* tx) override {
     std::unique_lock<std::mutex> held;
-    return try_once(st, tx, held) == attempt::done;
+    return try_once(st, tx, held, false) == attempt::done;
   }
 
   asio::awaitable<void> run(statement& st, tx_state* tx) override {
     const clock::time_point deadline = wait_limit(options_.busy_timeout, st.deadline);
     const std::optional<clock::time_point> until = deadline;
     int attempts = 0;
+    bool my_turn = false;  // the writer was handed to this task: it passes it on when done
     for (;;) {
       std::unique_lock<std::mutex> held;
-      const attempt a = try_once(st, tx, held);
-      if (a == attempt::done) co_return;
+      attempt a;
+      try {
+        a = try_once(st, tx, held, my_turn);
+      } catch (...) {
+        if (my_turn) pass_on(held);
+        throw;
+      }
+      if (a == attempt::done) {
+        if (my_turn) pass_on(held);
+        co_return;
+      }
       if (a == attempt::wait_for_transaction) {
-        const wait_list::outcome o = co_await waiters_.wait(held, until);
+        const wait_list::outcome o = co_await waiters_.wait(held, until, pass_on_unused_turn());
         if (o == wait_list::outcome::timed_out)
           waited_out(st.deadline, waited_for_transaction_error());
+        my_turn = true;
         continue;
       }
       if (held) held.unlock();
-      co_await back_off(attempts, deadline, st.deadline);
+      co_await keep_turn_while(my_turn, back_off(attempts, deadline, st.deadline));
     }
   }
 
@@ -217,14 +233,24 @@ class sqlite_backend final : public backend {
       if (deadline && deadline->passed()) throw deadline->timed_out();
       sqlite_backup_target::step_result r;
       {
+        // Each step takes its turn on the writer like a statement.
         std::unique_lock lock(mutex_);
-        check_open();
-        if (owner_) {
-          if (co_await waiters_.wait(lock, until) == wait_list::outcome::timed_out)
+        bool my_turn = false;
+        while (!writer_free_for(my_turn)) {
+          if (co_await waiters_.wait(lock, until, pass_on_unused_turn()) ==
+              wait_list::outcome::timed_out)
             waited_out(deadline, waited_for_transaction_error());
-          continue;
+          my_turn = true;
+          lock.lock();
         }
-        r = on_writer([&] { return copy.step(writer_->handle(), options.pages_per_step); });
+        try {
+          check_open();
+          r = on_writer([&] { return copy.step(writer_->handle(), options.pages_per_step); });
+        } catch (...) {
+          if (my_turn) pass_on(lock);
+          throw;
+        }
+        if (my_turn) pass_on(lock);
       }
       if (options.on_progress) options.on_progress(copy.progress());
       if (r == sqlite_backup_target::step_result::done) break;
@@ -266,36 +292,32 @@ class sqlite_backend final : public backend {
     const clock::time_point deadline = wait_limit(options_.busy_timeout, task_deadline);
     const std::optional<clock::time_point> until = deadline;
     int attempts = 0;
+    bool my_turn = false;  // the writer was handed to this task (see handed_off_)
     for (;;) {
       std::unique_lock lock(mutex_);
-      check_open();
-      if (!owner_) {
-        auto level = std::make_shared<sqlite_tx>(*this, std::move(parent), nullptr);
-        on_writer([&] { writer_->check_file_in_place(); });
-        const outcome o = on_writer([&] {
-          return writer_->execute_control(options.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
-        });
-        if (o == outcome::done) {
-          if (options.read_only) {
-            try {
-              control("PRAGMA query_only = ON");
-            } catch (...) {
-              control("ROLLBACK");
-              throw;
-            }
-          }
-          read_only_tx_ = options.read_only;
-          owner_ = level.get();
+      if (writer_free_for(my_turn)) {
+        std::shared_ptr<sqlite_tx> level;
+        try {
+          level = try_begin(parent, options);
+        } catch (...) {
+          if (my_turn) pass_on(lock);
+          throw;
+        }
+        if (level) {
+          // The turn lasts until the transaction ends (which passes the writer on).
+          handed_off_ = false;
           co_return level;
         }
-        // Another connection holds the write lock: wait for it on a timer, not holding ours.
+        // Another connection holds the write lock: wait for it on a timer, not holding ours
+        // (and keeping this task's turn).
         lock.unlock();
-        co_await back_off(attempts, deadline, task_deadline);
+        co_await keep_turn_while(my_turn, back_off(attempts, deadline, task_deadline));
         continue;
       }
-      const wait_list::outcome o = co_await waiters_.wait(lock, until);
+      const wait_list::outcome o = co_await waiters_.wait(lock, until, pass_on_unused_turn());
       if (o == wait_list::outcome::timed_out)
         waited_out(task_deadline, waited_for_transaction_error());
+      my_turn = true;
     }
   }
 
@@ -324,15 +346,12 @@ class sqlite_backend final : public backend {
         o = on_writer([&] { return writer_->execute_control("COMMIT"); });
       } catch (...) {
         rollback_locked(level);
-        lock.unlock();
-        waiters_.notify_all();
         throw;
       }
       if (o == outcome::done) {
         end_read_only_locked();
         owner_ = nullptr;
-        lock.unlock();
-        waiters_.notify_all();
+        pass_on(lock);
         co_return;
       }
       lock.unlock();
@@ -350,11 +369,9 @@ class sqlite_backend final : public backend {
   }
 
   void rollback(tx_state& tx) noexcept override {
-    std::unique_lock lock(mutex_);
+    std::lock_guard lock(mutex_);
     if (!writer_) return;
     rollback_locked(static_cast<sqlite_tx&>(tx));
-    lock.unlock();
-    if (tx.depth() == 0) waiters_.notify_all();
   }
 
   pool_stats stats() const override {
@@ -416,7 +433,8 @@ class sqlite_backend final : public backend {
   // Runs `st` once, inline: on a reader if it is a query outside a transaction, else on the
   // writer. Returns with `held` (the writer's lock) locked when the answer is
   // wait_for_transaction, so that the caller joins the wait list before that transaction ends.
-  attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held) {
+  // `my_turn`: the writer was handed to this task (it waited for it).
+  attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held, bool my_turn) {
     if (!tx && !readers_.empty()) {
       std::unique_lock<std::mutex> lock;
       reader_slot& r = take_reader(lock);
@@ -432,7 +450,7 @@ class sqlite_backend final : public backend {
     if (tx) {
       if (owner_ != &tx->top())
         throw error(sqlstate::no_active_transaction, "this task's transaction has ended");
-    } else if (owner_) {
+    } else if (!writer_free_for(my_turn)) {
       return attempt::wait_for_transaction;
     }
     return on_writer([&] { return writer_->execute(st); }) == outcome::done ? attempt::done
@@ -450,6 +468,68 @@ class sqlite_backend final : public backend {
     reader_slot& r = *readers_[mine % readers_.size()];
     lock = std::unique_lock(r.mutex);
     return r;
+  }
+
+  // Whether a task may use the writer outside a transaction now: no transaction holds it, and
+  // it was not handed to a waiter that has yet to take its turn (unless `my_turn`: to this
+  // task). Caller holds mutex_.
+  bool writer_free_for(bool my_turn) const noexcept {
+    return !owner_ && (!handed_off_ || my_turn);
+  }
+
+  // A turn on the writer ended (a statement, a transaction, a waiter that will not use it):
+  // hands the writer to the oldest waiter, if any. Caller holds mutex_.
+  void pass_on_locked() { handed_off_ = waiters_.notify_one(); }
+
+  void pass_on(std::unique_lock<std::mutex>& lock) {
+    if (!lock) lock.lock();
+    pass_on_locked();
+    lock.unlock();
+  }
+
+  // For a wait that ends in failure (cancelled) after the writer was handed to it.
+  std::function<void()> pass_on_unused_turn() {
+    return [this] {
+      std::lock_guard lock(mutex_);
+      pass_on_locked();
+    };
+  }
+
+  // Awaits `pause` (a back-off) keeping this task's turn; passes the turn on if it throws.
+  asio::awaitable<void> keep_turn_while(bool my_turn, asio::awaitable<void> pause) {
+    try {
+      co_await std::move(pause);
+    } catch (...) {
+      if (my_turn) {
+        std::lock_guard lock(mutex_);
+        pass_on_locked();
+      }
+      throw;
+    }
+  }
+
+  // BEGIN on the free writer: the transaction's level, or null when another connection holds
+  // the write lock (nothing begun). Caller holds mutex_.
+  std::shared_ptr<sqlite_tx> try_begin(const std::shared_ptr<tx_state>& parent,
+                                       const transaction_options& options) {
+    check_open();
+    auto level = std::make_shared<sqlite_tx>(*this, parent, nullptr);
+    on_writer([&] { writer_->check_file_in_place(); });
+    const outcome o = on_writer([&] {
+      return writer_->execute_control(options.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
+    });
+    if (o != outcome::done) return nullptr;
+    if (options.read_only) {
+      try {
+        control("PRAGMA query_only = ON");
+      } catch (...) {
+        control("ROLLBACK");
+        throw;
+      }
+    }
+    read_only_tx_ = options.read_only;
+    owner_ = level.get();
+    return level;
   }
 
   // Waits before the next attempt of a statement that found a lock taken: SQLite's own busy
@@ -539,6 +619,7 @@ class sqlite_backend final : public backend {
     }
     end_read_only_locked();
     owner_ = nullptr;
+    pass_on_locked();
   }
 
   // The writer refuses writes only for the read-only transaction that asked. Caller holds
@@ -557,6 +638,7 @@ class sqlite_backend final : public backend {
   mutable std::mutex mutex_;  // the writer, owner_
   std::unique_ptr<sqlite_connection> writer_;
   tx_state* owner_ = nullptr;  // the transaction holding the writer, if any
+  bool handed_off_ = false;    // the writer is handed to the oldest waiter, not yet taken
   bool read_only_tx_ = false;  // owner_ is read-only: the writer has query_only on
   wait_list waiters_;
   std::vector<std::unique_ptr<reader_slot>> readers_;  // none unless a WAL file database

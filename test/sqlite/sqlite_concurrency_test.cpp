@@ -16,7 +16,9 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <future>
+#include <random>
 
 namespace awaitdb::test {
 namespace {
@@ -272,6 +274,73 @@ TEST_F(sqlite_locks, waiting_for_another_tasks_transaction_is_bounded_and_cancel
     EXPECT_EQ((co_await db.query("SELECT count(*) FROM t"))[0].get<std::int64_t>(0), 1);
     co_await db.close();
   });
+}
+
+// 4. Tasks waiting for the writer are served in arrival order: 64 tasks on 4 threads run
+//    transfer transactions on one file; none waits out busy_timeout while later arrivals
+//    commit, and the longest wait for the writer stays short. (AWAITDB_TEST_FAIRNESS_SECONDS
+//    sets the length: 10 s by default, less under the sanitizers.)
+TEST_F(sqlite_locks, waiters_for_the_writer_are_served_in_arrival_order) {
+  const char* length = std::getenv("AWAITDB_TEST_FAIRNESS_SECONDS");
+  const auto seconds = std::chrono::seconds(length ? std::atoi(length) : 10);
+  constexpr int tasks = 64, accounts = 100;
+  std::atomic<long long> committed{0}, refused{0}, longest_wait_us{0};
+  run(
+      [&]() -> asio::awaitable<void> {
+        database db = co_await open(url());
+        co_await db.execute("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER)");
+        co_await db.transaction([&]() -> asio::awaitable<void> {
+          for (int i = 0; i < accounts; ++i)
+            co_await db.execute("INSERT INTO account (id, balance) VALUES ($1, 1000)", i);
+        });
+        auto ex = co_await asio::this_coro::executor;
+        const auto end = clock::now() + seconds;
+        std::atomic<int> running{tasks};
+        auto transfers = [&](int task) -> asio::awaitable<void> {
+          std::minstd_rand random(static_cast<unsigned>(task) + 1);
+          while (clock::now() < end) {
+            const int from = static_cast<int>(random() % accounts);
+            const int to = (from + 1 + static_cast<int>(random() % (accounts - 1))) % accounts;
+            const auto asked = clock::now();
+            try {
+              co_await db.transaction([&]() -> asio::awaitable<void> {
+                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
+                                        clock::now() - asked)
+                                        .count();
+                long long seen = longest_wait_us.load();
+                while (waited > seen && !longest_wait_us.compare_exchange_weak(seen, waited)) {
+                }
+                const auto have = (co_await db.query("SELECT balance FROM account WHERE id = $1",
+                                                     from))[0]
+                                      .get<std::int64_t>(0);
+                co_await db.execute("UPDATE account SET balance = $1 WHERE id = $2", have - 1,
+                                    from);
+                co_await db.execute("UPDATE account SET balance = balance + 1 WHERE id = $1", to);
+              });
+              ++committed;
+            } catch (const error& e) {
+              ++refused;
+              ADD_FAILURE() << "task " << task << ": " << e.what();
+            }
+          }
+          --running;
+        };
+        for (int task = 0; task < tasks; ++task)
+          asio::co_spawn(ex, transfers(task), asio::detached);
+        while (running > 0)
+          co_await sleep_for(milliseconds(10));
+        const auto total = (co_await db.query("SELECT sum(balance) FROM account"))[0];
+        EXPECT_EQ(total.get<std::int64_t>(0), 1000 * accounts) << "a transfer was lost or torn";
+        co_await db.close();
+      },
+      seconds + 60s, 4);
+  std::printf("[ fairness] %lld transactions committed by %d tasks on 4 threads in %lld s, %lld "
+              "refused; longest wait for the writer %.1f ms\n",
+              committed.load(), tasks, static_cast<long long>(seconds.count()), refused.load(),
+              static_cast<double>(longest_wait_us.load()) / 1000.0);
+  EXPECT_EQ(refused, 0);
+  EXPECT_GT(committed, 0);
+  EXPECT_LE(longest_wait_us.load(), 200'000) << "a task waited far longer than its turn";
 }
 
 // Work started inside a transaction on an executor that does not carry the task context cannot
