@@ -130,6 +130,9 @@ class backend {
   /// A subscription to notifications on `channel`.
   virtual asio::awaitable<std::shared_ptr<subscription_state>> listen(std::string channel) = 0;
 
+  /// database::define_function and define_aggregate: present on every connection from the next
+  /// statement on.
+  virtual void define_function(std::shared_ptr<const sql_function> f) = 0;
   /// database::backup_to; `deadline`: the task's, if any.
   virtual asio::awaitable<void> backup(std::string path, backup_options options,
                                        deadline_state* deadline) = 0;

@@ -232,6 +232,10 @@ asio::awaitable<void> database::backup_to(std::string path, const backup_options
   return run_backup(backend_, std::move(path), options);
 }
 
+void database::add_function(std::shared_ptr<const detail::sql_function> f) const {
+  checked_backend().define_function(std::move(f));
+}
+
 asio::awaitable<row_stream> database::run_stream(detail::statement_args args) const {
   return open_stream(backend_, std::move(args), replica_);
 }

@@ -43,6 +43,7 @@ class idle_backend final : public backend {
     co_return nullptr;
   }
   asio::awaitable<void> backup(std::string, backup_options, deadline_state*) override { co_return; }
+  void define_function(std::shared_ptr<const sql_function>) override {}
   asio::awaitable<void> commit(tx_state&) override { co_return; }
   void rollback(tx_state&) noexcept override {}
   pool_stats stats() const override { return {}; }

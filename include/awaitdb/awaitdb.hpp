@@ -6,6 +6,7 @@
 #include <awaitdb/copy.hpp>
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
+#include <awaitdb/functions.hpp>
 #include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>

@@ -5,6 +5,7 @@
 #include <awaitdb/backup.hpp>
 #include <awaitdb/copy.hpp>
 #include <awaitdb/error.hpp>
+#include <awaitdb/functions.hpp>
 #include <awaitdb/listen.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/session.hpp>
@@ -323,6 +324,33 @@ class database {
   boost::asio::awaitable<void> backup_to(std::string path,
                                          const backup_options& options = {}) const;
 
+  /// SQLite: makes `body` callable from SQL as `name(arguments...)` on every connection of this
+  /// database (the writer, the readers, stream connections, those opened later), from the next
+  /// statement on. Its parameters are read as `row::get` reads values (`std::optional<T>` takes
+  /// NULL; a value the parameter cannot hold fails the statement, naming the argument), its
+  /// result is written as a statement parameter would be (an empty `std::optional` is NULL).
+  /// `body` must not be overloaded (no `auto` parameters): its signature gives the number of
+  /// arguments, and a name may be defined once per number of arguments (a later definition
+  /// replaces an earlier one). An exception thrown by `body` fails the statement: an
+  /// `awaitdb::error` as it is, anything else as 38000 with its `what()`. `body` runs on the
+  /// thread running the statement, possibly several at once on different connections.
+  /// PostgreSQL: 0A000 (functions live in the server: CREATE FUNCTION).
+  template <class F>
+  void define_function(std::string name, F body, const function_options& options = {}) const {
+    add_function(detail::make_scalar(std::move(name), std::move(body), options));
+  }
+
+  /// SQLite: an aggregate function `name(arguments...)`: each group starts from a copy of
+  /// `initial`, `step(State&, arguments...)` runs for each of its rows, and `finish(State&)`
+  /// gives its result (also for a group of no rows). Arguments, results, errors and
+  /// connections as `define_function`. PostgreSQL: 0A000 (CREATE AGGREGATE).
+  template <class State, class Step, class Finish>
+  void define_aggregate(std::string name, State initial, Step step, Finish finish,
+                        const function_options& options = {}) const {
+    add_function(detail::make_aggregate(std::move(name), std::move(initial), std::move(step),
+                                        std::move(finish), options));
+  }
+
   /// Runs `sql` and gives its rows one at a time (`co_await s.next()`), without holding the
   /// whole result: for results too big to buffer (exports, scans). Parameters and lifetimes
   /// as `query` (the SQL and parameters are sent before this completes).
@@ -459,6 +487,7 @@ class database {
 
  private:
   boost::asio::awaitable<result> run_query(detail::statement_args args) const;
+  void add_function(std::shared_ptr<const detail::sql_function> f) const;
   // `one_column`: also check that the row has exactly one column (query_scalar).
   boost::asio::awaitable<row> run_query_one(detail::statement_args args, bool one_column) const;
   boost::asio::awaitable<std::optional<row>> run_query_opt(detail::statement_args args) const;

@@ -123,6 +123,13 @@ class pg_backend final : public backend {
     co_return co_await l->subscribe(std::move(channel));
   }
 
+  void define_function(std::shared_ptr<const sql_function> f) override {
+    throw error(sqlstate::feature_not_supported,
+                "define_function and define_aggregate add functions to SQLite: on PostgreSQL, "
+                "functions live in the server (CREATE FUNCTION, CREATE AGGREGATE); \"" +
+                    f->name + "\" was not defined");
+  }
+
   asio::awaitable<void> backup(std::string, backup_options, deadline_state*) override {
     throw error(sqlstate::feature_not_supported,
                 "backup_to copies an SQLite database: back PostgreSQL up with pg_dump or "

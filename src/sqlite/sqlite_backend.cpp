@@ -30,6 +30,7 @@
 #include "../util/wait_list.hpp"
 #include "sqlite_backup.hpp"
 #include "sqlite_connection.hpp"
+#include "sqlite_functions.hpp"
 #include "sqlite_session.hpp"
 #include <awaitdb/error.hpp>
 
@@ -121,7 +122,8 @@ class sqlite_backend final : public backend {
  public:
   explicit sqlite_backend(const sqlite_options& options)
       : options_(options)
-      , writer_(open_sqlite_connection(options, sqlite_connection::role::writer)) {
+      , functions_(std::make_shared<sqlite_functions>())
+      , writer_(open_sqlite_connection(options, sqlite_connection::role::writer, functions_)) {
     const bool readers = !options.memory && options.mode != sqlite_options::access::read_only &&
                          writer_->journal_mode() == "wal";
     if (readers) {
@@ -172,7 +174,7 @@ class sqlite_backend final : public backend {
   asio::awaitable<std::unique_ptr<row_source>> open_stream(statement& st, tx_state* tx) override {
     if (!tx && !options_.memory) {
       check_open_unlocked();
-      auto conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
+      auto conn = open_sqlite_connection(options_, sqlite_connection::role::reader, functions_);
       bool started = false;
       try {
         started = conn->start_rows(st);
@@ -217,6 +219,8 @@ class sqlite_backend final : public backend {
                 "LISTEN/NOTIFY is a PostgreSQL feature: SQLite has no notifications");
     co_return nullptr;
   }
+
+  void define_function(std::shared_ptr<const sql_function> f) override { functions_->add(f); }
 
   // Each step runs on the writer (so writes made through this database meanwhile reach the
   // copy, instead of starting it over), when no transaction holds it; between steps the thread
@@ -439,7 +443,7 @@ class sqlite_backend final : public backend {
       std::unique_lock<std::mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
-      if (!r.conn) r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader);
+      if (!r.conn) r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader, functions_);
       outcome o;
       st.connection = r.number;
       if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;
@@ -635,6 +639,8 @@ class sqlite_backend final : public backend {
   }
 
   const sqlite_options options_;
+  // Functions the application defined: every connection installs them before its next statement.
+  const std::shared_ptr<sqlite_functions> functions_;
   mutable std::mutex mutex_;  // the writer, owner_
   std::unique_ptr<sqlite_connection> writer_;
   tx_state* owner_ = nullptr;  // the transaction holding the writer, if any

@@ -1,11 +1,11 @@
 #include "sqlite_connection.hpp"
 
 #include "../deadline.hpp"
-#include "../param_check.hpp"
 #include "../sqlstates.hpp"
-#include "../text_forms.hpp"
 #include "../util/thread_cache.hpp"
 #include "sqlite_errors.hpp"
+#include "sqlite_functions.hpp"
+#include "sqlite_values.hpp"
 #include <awaitdb/error.hpp>
 
 #include <sqlite3.h>
@@ -46,34 +46,16 @@ class sqlite_result final : public result_source {
       stored& s = next_slot();
       // One look-up of the column for its type and its value (the connection is used by one
       // thread at a time, so the value needs no protection of its own).
-      sqlite3_value* v = sqlite3_column_value(stmt, static_cast<int>(c));
-      switch (sqlite3_value_type(v)) {
-        case SQLITE_INTEGER:
-          s.integer = sqlite3_value_int64(v);
-          s.kind = columns_->list[c].boolean && (s.integer == 0 || s.integer == 1)
-                       ? cell_kind::boolean
-                       : cell_kind::integer;
-          break;
-        case SQLITE_FLOAT:
-          s.kind = cell_kind::real;
-          s.real = sqlite3_value_double(v);
-          break;
-        case SQLITE_TEXT: {
-          s.kind = cell_kind::text;
-          const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(v));
-          s.size = static_cast<std::size_t>(sqlite3_value_bytes(v));
-          s.offset = append(std::string_view(text ? text : "", s.size));
-          break;
-        }
-        case SQLITE_BLOB: {
-          s.kind = cell_kind::blob;
-          const auto* data = static_cast<const char*>(sqlite3_value_blob(v));
-          s.size = static_cast<std::size_t>(sqlite3_value_bytes(v));
-          s.offset = append(std::string_view(data ? data : "", s.size));
-          break;
-        }
-        default:
-          break;  // NULL
+      const cell v = sqlite_cell(sqlite3_column_value(stmt, static_cast<int>(c)));
+      s.kind = v.kind == cell_kind::integer && columns_->list[c].boolean &&
+                       (v.integer == 0 || v.integer == 1)
+                   ? cell_kind::boolean
+                   : v.kind;
+      s.integer = v.integer;
+      s.real = v.real;
+      if (v.kind == cell_kind::text || v.kind == cell_kind::blob) {
+        s.size = v.bytes.size();
+        s.offset = append(v.bytes);
       }
     }
     ++rows_;
@@ -115,60 +97,36 @@ class sqlite_result final : public result_source {
   std::string arena_;
 };
 
-void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p, std::size_t number) {
-  int rc = SQLITE_OK;
-  switch (p.kind) {
-    case param_kind::null:
-      rc = sqlite3_bind_null(stmt, index);
-      break;
-    case param_kind::boolean:
-    case param_kind::int16:
-    case param_kind::int32:
-    case param_kind::int64:
-      rc = sqlite3_bind_int64(stmt, index, p.integer);
-      break;
-    case param_kind::real:
-      rc = sqlite3_bind_double(stmt, index, p.real);
-      break;
-    case param_kind::text:
-      check_text_parameter(p.bytes, number);
-      // A null pointer would bind NULL: an empty string must stay an empty string.
-      rc = sqlite3_bind_text64(stmt, index, p.bytes.data() ? p.bytes.data() : "", p.bytes.size(),
-                               SQLITE_STATIC, SQLITE_UTF8);
-      break;
-    case param_kind::uint64:
-      throw error(sqlstate::numeric_value_out_of_range,
-                  "parameter $" + std::to_string(number) +
-                      " is an unsigned value above 9223372036854775807, which SQLite cannot "
-                      "store as an integer");
-    case param_kind::timestamp:
-    case param_kind::date:
-    case param_kind::duration:
-    case param_kind::uuid: {
-      // Times in UTC without an offset: the form SQLite's own date functions read.
-      const std::string text = parameter_text(p, number, false);
-      rc =
-          sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-      break;
-    }
-    case param_kind::array:
-      throw error(sqlstate::feature_not_supported,
-                  "parameter $" + std::to_string(number) +
-                      " is an array, which SQLite does not have; bind its elements one by one "
-                      "or join them into the SQL as a list of placeholders");
-    case param_kind::blob:
-      rc = p.bytes.empty()
-               ? sqlite3_bind_zeroblob(stmt, index, 0)
-               : sqlite3_bind_blob64(stmt, index, p.bytes.data(), p.bytes.size(), SQLITE_STATIC);
-      break;
+// Writes parameters with sqlite3_bind_*.
+struct bind_sink {
+  sqlite3_stmt* stmt;
+  int index;
+  int null() { return sqlite3_bind_null(stmt, index); }
+  int integer(std::int64_t v) { return sqlite3_bind_int64(stmt, index, v); }
+  int real(double v) { return sqlite3_bind_double(stmt, index, v); }
+  int text(std::string_view v, bool transient) {
+    return sqlite3_bind_text64(stmt, index, v.data(), v.size(),
+                               transient ? SQLITE_TRANSIENT : SQLITE_STATIC, SQLITE_UTF8);
   }
+  int blob(std::string_view v) {
+    return v.empty() ? sqlite3_bind_zeroblob(stmt, index, 0)
+                     : sqlite3_bind_blob64(stmt, index, v.data(), v.size(), SQLITE_STATIC);
+  }
+};
+
+void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p, std::size_t number) {
+  bind_sink sink{stmt, index};
+  const int rc = write_sqlite_value(p, number, sink);
   if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(number));
 }
 
 }  // namespace
 
-sqlite_connection::sqlite_connection(const sqlite_options& options, role r)
-    : watch_file_(!options.memory && r == role::writer), cache_(options.statement_cache_size) {
+sqlite_connection::sqlite_connection(const sqlite_options& options, role r,
+                                     std::shared_ptr<const sqlite_functions> functions)
+    : watch_file_(!options.memory && r == role::writer)
+    , cache_(options.statement_cache_size)
+    , functions_(std::move(functions)) {
   int flags = SQLITE_OPEN_NOMUTEX;  // the engine serializes every use of the connection
   switch (options.mode) {
     case sqlite_options::access::read_only:
@@ -194,6 +152,7 @@ sqlite_connection::sqlite_connection(const sqlite_options& options, role r)
   try {
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_handler(db_, &sqlite_connection::on_busy, this);
+    catch_up_functions();
     exec_pragma(std::string("PRAGMA foreign_keys = ") + (options.foreign_keys ? "ON" : "OFF"));
     if (r == role::reader) {
       exec_pragma("PRAGMA query_only = ON");  // a reader never writes, whatever it is given
@@ -256,6 +215,8 @@ void sqlite_connection::throw_failure(int rc, const deadline_state* deadline) {
   // have rolled it back, which the failure aborting the transaction accounts for).
   if ((rc & 0xff) == SQLITE_INTERRUPT && deadline && deadline->passed())
     throw deadline->timed_out();
+  // A function of the application failed: its own error, not SQLite's retelling of it.
+  if (std::optional<error> failure = take_function_failure()) throw std::move(*failure);
   throw_sqlite(db_, rc);
 }
 
@@ -296,10 +257,12 @@ sqlite_connection::outcome sqlite_connection::execute_control(std::string_view s
 }
 
 sqlite_connection::outcome sqlite_connection::execute(statement& st) {
+  catch_up_functions();
   return run(cache_.get(db_, st.sql), st);
 }
 
 bool sqlite_connection::try_read(statement& st, outcome& out) {
+  catch_up_functions();
   sqlite_prepared* p = nullptr;
   try {
     p = &cache_.get(db_, st.sql);
@@ -312,6 +275,7 @@ bool sqlite_connection::try_read(statement& st, outcome& out) {
 }
 
 bool sqlite_connection::start_rows(statement& st) {
+  catch_up_functions();
   sqlite_prepared& p = cache_.get(db_, st.sql);
   if (!p.only_reads) return false;
   if (st.param_count != p.placeholder_count)

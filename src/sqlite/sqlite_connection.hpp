@@ -12,8 +12,10 @@
 
 #include "../backend.hpp"
 #include "../url.hpp"
+#include "sqlite_functions.hpp"
 #include "sqlite_statement_cache.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,8 +35,10 @@ class sqlite_connection {
     busy,  // another connection holds a lock that waiting may get: nothing changed, retry
   };
 
-  /// Opens `options.path`. Throws `awaitdb::error` (08001) naming the file.
-  sqlite_connection(const sqlite_options& options, role r);
+  /// Opens `options.path`, with the functions `functions` holds (and, before each statement,
+  /// those defined since). Throws `awaitdb::error` (08001) naming the file.
+  sqlite_connection(const sqlite_options& options, role r,
+                    std::shared_ptr<const sqlite_functions> functions = nullptr);
   ~sqlite_connection();
   sqlite_connection(const sqlite_connection&) = delete;
   sqlite_connection& operator=(const sqlite_connection&) = delete;
@@ -77,6 +81,11 @@ class sqlite_connection {
   [[noreturn]] void throw_failure(int rc, const deadline_state* deadline);
   outcome run(sqlite_prepared& p, statement& st);
   void exec_pragma(const std::string& sql);
+  // Installs the functions defined since the last statement (one atomic load when none were).
+  void catch_up_functions() {
+    if (functions_ && functions_->count() != functions_installed_)
+      functions_->install_new(db_, functions_installed_);
+  }
 
   sqlite3* db_ = nullptr;
   const bool watch_file_;
@@ -84,6 +93,8 @@ class sqlite_connection {
   bool lock_wait_would_help_ = false;  // set by on_busy during one sqlite3_step
   std::string journal_mode_;
   sqlite_statement_cache cache_;
+  std::shared_ptr<const sqlite_functions> functions_;
+  std::size_t functions_installed_ = 0;
   sqlite_prepared* rows_ = nullptr;  // the started stream's statement
   bool rows_described_ = false;
 };

@@ -45,8 +45,11 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
         if (message.starts_with("index")) return sqlstate::duplicate_table;
         return sqlstate::duplicate_table;
       }
-      if (message.starts_with("no such function"))
-        return code::undefined_function;  // undefined_function
+      // (PostgreSQL knows a function by its name and arguments: the wrong count is no such
+      // function there.)
+      if (message.starts_with("no such function") ||
+          message.starts_with("wrong number of arguments to function"))
+        return code::undefined_function;
       if (message.starts_with("cannot start a transaction within a transaction"))
         return code::active_sql_transaction;
       if (message.starts_with("cannot commit - no transaction is active") ||

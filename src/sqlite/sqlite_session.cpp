@@ -44,9 +44,10 @@ class sqlite_session final : public session_target {
 
 }  // namespace
 
-std::unique_ptr<sqlite_connection> open_sqlite_connection(const sqlite_options& options,
-                                                          sqlite_connection::role r) {
-  auto conn = std::make_unique<sqlite_connection>(options, r);
+std::unique_ptr<sqlite_connection> open_sqlite_connection(
+    const sqlite_options& options, sqlite_connection::role r,
+    std::shared_ptr<const sqlite_functions> functions) {
+  auto conn = std::make_unique<sqlite_connection>(options, r, std::move(functions));
   if (!options.hooks || !options.hooks->on_connect()) return conn;
   sqlite_session target(*conn);
   session s(target);

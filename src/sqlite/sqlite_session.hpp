@@ -12,8 +12,9 @@ namespace awaitdb::detail {
 /// A new connection of role `r`, set up. The set-up runs inline, to completion (its statements
 /// complete without suspending); if it throws, or waits for anything else, the connection is
 /// closed and this throws `awaitdb::error` 08001.
-std::unique_ptr<sqlite_connection> open_sqlite_connection(const sqlite_options& options,
-                                                          sqlite_connection::role r);
+std::unique_ptr<sqlite_connection> open_sqlite_connection(
+    const sqlite_options& options, sqlite_connection::role r,
+    std::shared_ptr<const sqlite_functions> functions = nullptr);
 
 }  // namespace awaitdb::detail
 

@@ -44,6 +44,17 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
     const std::function<void()>& unused_signal) {
   ticket t = enqueue();
   held.unlock();
+  // A wait destroyed unfinished (its execution context went away) after its signal came passes
+  // the signal on, as a cancelled one does.
+  struct pass_on_if_dropped {
+    wait_list& list;
+    const ticket& t;
+    const std::function<void()>& unused_signal;
+    bool armed = true;
+    ~pass_on_if_dropped() {
+      if (armed && list.abandon(t) && unused_signal) unused_signal();
+    }
+  } dropped{*this, t, unused_signal};
   std::exception_ptr failure;
   outcome result = outcome::timed_out;
   try {
@@ -51,6 +62,7 @@ asio::awaitable<wait_list::outcome> wait_list::wait(
   } catch (...) {
     failure = std::current_exception();
   }
+  dropped.armed = false;
   if (failure) {
     if (abandon(t) && unused_signal) unused_signal();
     std::rethrow_exception(failure);

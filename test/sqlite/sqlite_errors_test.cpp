@@ -20,6 +20,8 @@ TEST(sqlite_errors, messages_of_generic_errors) {
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "no such table: t"), "42P01");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "no such column: x"), "42703");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "table t already exists"), "42P07");
+  EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "no such function: f"), "42883");
+  EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "wrong number of arguments to function f()"), "42883");
 }
 
 TEST(sqlite_errors, other_classes) {
