@@ -48,7 +48,8 @@ struct statement_context {
   detail::deadline_state* deadline = nullptr;
 
   static statement_context of(const detail::backend& b, const asio::any_io_executor& ex) {
-    statement_context c{detail::find_transaction(ex, b), detail::task_deadline(ex)};
+    const detail::task_view task = detail::task_of(ex);
+    statement_context c{detail::transaction_of(task.innermost, b), task.deadline};
     if (c.tx) check_usable(*c.tx);
     if (c.deadline && c.deadline->passed()) throw c.deadline->timed_out();
     return c;

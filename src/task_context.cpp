@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <memory>
+#include <typeinfo>
 #include <utility>
 
 namespace awaitdb::detail {
@@ -124,6 +125,11 @@ static_assert(execution::is_executor<tx_executor>::value);
 
 // The wrapper `ex` is (or that a strand `ex` is made of), if any.
 const tx_executor* wrapper_of(const asio::any_io_executor& ex) noexcept {
+  // The common case first: an io_context's executor carries no context. (Comparing a type with
+  // the executor's own is one pointer comparison; with another type's, often a string
+  // comparison of the two names.)
+  const std::type_info& type = ex.target_type();
+  if (type == typeid(io_plain)) return nullptr;
   if (const auto* wrapped = ex.target<tx_executor>()) return wrapped;
   // A strand made of a task's executor (`asio::make_strand(co_await this_coro::executor)`,
   // as with_timeout does on a multi-threaded executor) keeps the task's context.
@@ -192,11 +198,22 @@ tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {
   return wrapped ? wrapped->transaction() : nullptr;
 }
 
-tx_state* find_transaction(const asio::any_io_executor& ex, const backend& owner) noexcept {
-  if (!owner.has_transactions()) return nullptr;  // (no need to unwrap the executor)
-  for (tx_state* level = innermost_transaction(ex); level; level = level->parent())
+task_view task_of(const asio::any_io_executor& ex) noexcept {
+  const tx_executor* wrapped = wrapper_of(ex);
+  if (!wrapped) return {};
+  return {wrapped->transaction(), wrapped->deadline().get()};
+}
+
+tx_state* transaction_of(tx_state* innermost, const backend& owner) noexcept {
+  if (!owner.has_transactions()) return nullptr;
+  for (tx_state* level = innermost; level; level = level->parent())
     if (&level->owner() == &owner) return level;
   return nullptr;
+}
+
+tx_state* find_transaction(const asio::any_io_executor& ex, const backend& owner) noexcept {
+  if (!owner.has_transactions()) return nullptr;  // (no need to unwrap the executor)
+  return transaction_of(innermost_transaction(ex), owner);
 }
 
 }  // namespace awaitdb::detail

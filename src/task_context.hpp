@@ -47,6 +47,16 @@ std::string_view task_label(const boost::asio::any_io_executor& ex) noexcept;
 /// The innermost transaction level of the task running on `ex`, of any backend, or null.
 tx_state* innermost_transaction(const boost::asio::any_io_executor& ex) noexcept;
 
+/// What the task running on `ex` carries (one look-up for a statement's start).
+struct task_view {
+  tx_state* innermost = nullptr;       // its innermost transaction level, of any backend
+  deadline_state* deadline = nullptr;  // its deadline
+};
+task_view task_of(const boost::asio::any_io_executor& ex) noexcept;
+
+/// The level of `innermost`'s chain that belongs to `owner`, or null.
+tx_state* transaction_of(tx_state* innermost, const backend& owner) noexcept;
+
 /// The innermost transaction level of the task running on `ex` that belongs to `owner`, or null.
 tx_state* find_transaction(const boost::asio::any_io_executor& ex, const backend& owner) noexcept;
 

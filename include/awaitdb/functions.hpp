@@ -75,10 +75,10 @@ struct signature_of<R (C::*)(A...) const noexcept> : signature_of<R (*)(A...)> {
 /// type (by value: a parameter `const std::string&` reads a std::string).
 template <class Args, std::size_t first, class F, class... Before>
 decltype(auto) call_with_row(F& f, const row& args, Before&... before) {
-  return [&]<std::size_t... i>(std::index_sequence<i...>) -> decltype(auto) {
-    return f(before...,
-             args.get<std::remove_cvref_t<std::tuple_element_t<first + i, Args>>>(i)...);
-  }(std::make_index_sequence<std::tuple_size_v<Args> - first>());
+  return [&]<std::size_t... i>(std::index_sequence<i...>)->decltype(auto) {
+    return f(before..., args.get<std::remove_cvref_t<std::tuple_element_t<first + i, Args>>>(i)...);
+  }
+  (std::make_index_sequence<std::tuple_size_v<Args> - first>());
 }
 
 template <class R>
@@ -103,8 +103,7 @@ std::shared_ptr<const sql_function> make_scalar(std::string name, F body,
 
 template <class State, class Step, class Finish>
 std::shared_ptr<const sql_function> make_aggregate(std::string name, State initial, Step step,
-                                                   Finish finish,
-                                                   const function_options& options) {
+                                                   Finish finish, const function_options& options) {
   using step_sig = signature_of<std::decay_t<Step>>;
   static_assert(std::tuple_size_v<typename step_sig::args> >= 1 &&
                     std::is_same_v<std::tuple_element_t<0, typename step_sig::args>, State&>,

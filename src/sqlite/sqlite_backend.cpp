@@ -443,7 +443,8 @@ class sqlite_backend final : public backend {
       std::unique_lock<std::mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
-      if (!r.conn) r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader, functions_);
+      if (!r.conn)
+        r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader, functions_);
       outcome o;
       st.connection = r.number;
       if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;
@@ -477,9 +478,7 @@ class sqlite_backend final : public backend {
   // Whether a task may use the writer outside a transaction now: no transaction holds it, and
   // it was not handed to a waiter that has yet to take its turn (unless `my_turn`: to this
   // task). Caller holds mutex_.
-  bool writer_free_for(bool my_turn) const noexcept {
-    return !owner_ && (!handed_off_ || my_turn);
-  }
+  bool writer_free_for(bool my_turn) const noexcept { return !owner_ && (!handed_off_ || my_turn); }
 
   // A turn on the writer ended (a statement, a transaction, a waiter that will not use it):
   // hands the writer to the oldest waiter, if any. Caller holds mutex_.

@@ -83,9 +83,10 @@ void guarded(sqlite3_context* context, Body body) noexcept {
     function_failure = error(code::external_routine_exception,
                              function_of(context).name + "() failed: " + e.what());
   } catch (...) {
-    function_failure = error(code::external_routine_exception,
-                             function_of(context).name + "() threw an exception that is not a "
-                                                         "std::exception");
+    function_failure =
+        error(code::external_routine_exception, function_of(context).name +
+                                                    "() threw an exception that is not a "
+                                                    "std::exception");
   }
   sqlite3_result_error(context, function_failure->what(), -1);
 }
@@ -134,9 +135,8 @@ void sqlite_functions::add(std::shared_ptr<const sql_function> f) {
     throw error(code::invalid_name,
                 "an SQL function's name must be 1 to 255 bytes long, without NUL bytes");
   if (f->arity > 127)
-    throw error(code::too_many_arguments,
-                f->name + "() takes " + std::to_string(f->arity) +
-                    " arguments: SQLite's functions take at most 127");
+    throw error(code::too_many_arguments, f->name + "() takes " + std::to_string(f->arity) +
+                                              " arguments: SQLite's functions take at most 127");
   std::lock_guard lock(mutex_);
   list_.push_back(std::move(f));
   count_.store(list_.size(), std::memory_order_release);
@@ -148,12 +148,12 @@ void sqlite_functions::install_new(sqlite3* db, std::size_t& installed) const {
     const sql_function& f = *list_[installed];
     const int flags = SQLITE_UTF8 | (f.deterministic ? SQLITE_DETERMINISTIC : 0);
     void* self = const_cast<sql_function*>(&f);
-    const int rc = f.aggregate()
-                       ? sqlite3_create_function_v2(db, f.name.c_str(), f.arity, flags, self,
-                                                    nullptr, &step_aggregate, &finish_aggregate,
-                                                    nullptr)
-                       : sqlite3_create_function_v2(db, f.name.c_str(), f.arity, flags, self,
-                                                    &call_scalar, nullptr, nullptr, nullptr);
+    const int rc =
+        f.aggregate()
+            ? sqlite3_create_function_v2(db, f.name.c_str(), f.arity, flags, self, nullptr,
+                                         &step_aggregate, &finish_aggregate, nullptr)
+            : sqlite3_create_function_v2(db, f.name.c_str(), f.arity, flags, self, &call_scalar,
+                                         nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) throw sqlite_error(db, rc, "defining the function " + f.name + "()");
   }
 }

@@ -304,15 +304,15 @@ TEST_F(sqlite_locks, waiters_for_the_writer_are_served_in_arrival_order) {
             const auto asked = clock::now();
             try {
               co_await db.transaction([&]() -> asio::awaitable<void> {
-                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
-                                        clock::now() - asked)
-                                        .count();
+                const auto waited =
+                    std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - asked)
+                        .count();
                 long long seen = longest_wait_us.load();
                 while (waited > seen && !longest_wait_us.compare_exchange_weak(seen, waited)) {
                 }
-                const auto have = (co_await db.query("SELECT balance FROM account WHERE id = $1",
-                                                     from))[0]
-                                      .get<std::int64_t>(0);
+                const auto have =
+                    (co_await db.query("SELECT balance FROM account WHERE id = $1", from))[0]
+                        .get<std::int64_t>(0);
                 co_await db.execute("UPDATE account SET balance = $1 WHERE id = $2", have - 1,
                                     from);
                 co_await db.execute("UPDATE account SET balance = balance + 1 WHERE id = $1", to);
@@ -334,10 +334,11 @@ TEST_F(sqlite_locks, waiters_for_the_writer_are_served_in_arrival_order) {
         co_await db.close();
       },
       seconds + 60s, 4);
-  std::printf("[ fairness] %lld transactions committed by %d tasks on 4 threads in %lld s, %lld "
-              "refused; longest wait for the writer %.1f ms\n",
-              committed.load(), tasks, static_cast<long long>(seconds.count()), refused.load(),
-              static_cast<double>(longest_wait_us.load()) / 1000.0);
+  std::printf(
+      "[ fairness] %lld transactions committed by %d tasks on 4 threads in %lld s, %lld "
+      "refused; longest wait for the writer %.1f ms\n",
+      committed.load(), tasks, static_cast<long long>(seconds.count()), refused.load(),
+      static_cast<double>(longest_wait_us.load()) / 1000.0);
   EXPECT_EQ(refused, 0);
   EXPECT_GT(committed, 0);
   EXPECT_LE(longest_wait_us.load(), 200'000) << "a task waited far longer than its turn";

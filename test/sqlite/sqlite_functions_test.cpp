@@ -48,8 +48,8 @@ TEST_F(sqlite_functions, a_deterministic_function_can_be_indexed) {
     database db = co_await open(url());
     function_options deterministic;
     deterministic.deterministic = true;
-    db.define_function("normalize", [](std::string s) { return lower_trimmed(std::move(s)); },
-                       deterministic);
+    db.define_function(
+        "normalize", [](std::string s) { return lower_trimmed(std::move(s)); }, deterministic);
     db.define_function("shout", [](std::string s) { return s + "!"; });  // not deterministic
     co_await db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)");
     co_await db.execute("CREATE INDEX people_normalized ON people (normalize(name))");
@@ -115,8 +115,8 @@ TEST_F(sqlite_functions, nulls_and_values_go_through_the_librarys_mapping) {
     co_await expect_sqlstate(
         "22003", [&]() -> asio::awaitable<void> { co_await db.query("SELECT too_big()"); });
     // The wrong number of arguments: SQLite knows the function only by name and count.
-    co_await expect_sqlstate("42883",
-                             [&]() -> asio::awaitable<void> { co_await db.query("SELECT half()"); });
+    co_await expect_sqlstate(
+        "42883", [&]() -> asio::awaitable<void> { co_await db.query("SELECT half()"); });
     co_await db.close();
   });
 }
@@ -179,7 +179,8 @@ TEST_F(sqlite_functions, an_exception_fails_the_statement_not_the_process) {
       throw error("22023", "refuse() refuses everything");
     });
     db.define_aggregate(
-        "fragile", 0, [](int& n, std::int64_t v) { n += v < 0 ? throw std::runtime_error("x") : 1; },
+        "fragile", 0,
+        [](int& n, std::int64_t v) { n += v < 0 ? throw std::runtime_error("x") : 1; },
         [](int& n) { return n; });
     co_await db.execute("CREATE TABLE t (v INTEGER CHECK (check_positive(v) > 0))");
     std::string message = co_await expect_sqlstate("38000", [&]() -> asio::awaitable<void> {
@@ -203,9 +204,8 @@ TEST_F(sqlite_functions, an_exception_fails_the_statement_not_the_process) {
     co_await db.execute("INSERT INTO t VALUES (5)");
     EXPECT_EQ(co_await scalar<std::int64_t>(db, "SELECT count(*) FROM t"), 1);
     // A later error of SQLite's own is not mistaken for the function's.
-    co_await expect_sqlstate("42P01", [&]() -> asio::awaitable<void> {
-      co_await db.query("SELECT * FROM missing");
-    });
+    co_await expect_sqlstate(
+        "42P01", [&]() -> asio::awaitable<void> { co_await db.query("SELECT * FROM missing"); });
     co_await db.close();
   });
 }
