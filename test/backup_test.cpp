@@ -7,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -55,7 +56,9 @@ TEST(backup, a_file_database_is_copied_while_it_is_written_and_the_loop_stays_fr
   backup_files files;
   run([&]() -> asio::awaitable<void> {
     database db = co_await open("sqlite:" + files.source);
-    co_await fill(db, 18000);  // about 6000 pages, 24 MiB
+    // About 6000 pages, 24 MiB; AWAITDB_TEST_BACKUP_ROWS sets another size (150000: 200 MB).
+    const char* rows = std::getenv("AWAITDB_TEST_BACKUP_ROWS");
+    co_await fill(db, rows ? std::atoi(rows) : 18000);
     const auto ex = co_await asio::this_coro::executor;
     bool copying = true;
     std::chrono::steady_clock::duration longest_gap{};

@@ -27,6 +27,7 @@
 #include "../sqlstates.hpp"
 #include "../stream.hpp"
 #include "../util/backoff.hpp"
+#include "../util/file_sync.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_backup.hpp"
 #include "sqlite_connection.hpp"
@@ -267,14 +268,24 @@ class sqlite_backend final : public backend {
       if (r != sqlite_backup_target::step_result::busy) busy = 0;
       co_await pause.async_wait(asio::use_awaitable);
     }
-    // Written out 1 MiB at a time, the thread free between them, then renamed.
+    // Written out 1 MiB at a time, the thread free between them, synced by the kernel while
+    // the thread runs other tasks (a disk's cache flush can take 100 ms), then renamed.
     copy.complete();
     while (!copy.flush_some(std::uint64_t{1} << 20)) {
       if (deadline && deadline->passed()) throw deadline->timed_out();
       pause.expires_after(clock::duration::zero());
       co_await pause.async_wait(asio::use_awaitable);
     }
+    copy.check_synced(co_await sync_file(copy.file_descriptor(), sync_kind::data));
     copy.publish();
+    // The new name survives a crash once the directory is on disk too. (The copy is complete:
+    // a failure here, or a cancellation, leaves it in place.)
+    if (copy.directory_descriptor() >= 0) {
+      try {
+        co_await sync_file(copy.directory_descriptor(), sync_kind::everything);
+      } catch (const boost::system::system_error&) {
+      }
+    }
   }
 
   asio::awaitable<std::shared_ptr<tx_state>> begin(std::shared_ptr<tx_state> parent,

@@ -47,6 +47,7 @@ sqlite_backup_target::~sqlite_backup_target() {
   if (backup_) sqlite3_backup_finish(backup_);
   if (dest_) sqlite3_close_v2(dest_);
   if (flush_fd_ >= 0) ::close(flush_fd_);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
   if (!finished_) remove_partial();
 }
 
@@ -111,8 +112,12 @@ bool sqlite_backup_target::flush_some(std::uint64_t bytes) {
   return flushed_ >= size_;
 }
 
+void sqlite_backup_target::check_synced(int errno_value) {
+  errno = errno_value;
+  if (errno_value != 0) io_failed("cannot write out");
+}
+
 void sqlite_backup_target::publish() {
-  if (::fdatasync(flush_fd_) != 0) io_failed("cannot write out");
   ::close(flush_fd_);
   flush_fd_ = -1;
   if (std::rename(partial_.c_str(), path_.c_str()) != 0)
@@ -124,11 +129,7 @@ void sqlite_backup_target::publish() {
   const std::string dir = slash == std::string::npos ? "."
                           : slash == 0               ? "/"
                                                      : path_.substr(0, slash);
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 }  // namespace awaitdb::detail

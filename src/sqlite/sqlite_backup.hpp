@@ -5,7 +5,8 @@
 // SQLite would sync the copy to disk at the end of every step, which holds the thread for the
 // disk's time on each: the copy is written without syncs or a journal (until it is complete it
 // is only a partial file, removed if anything goes wrong), and once complete it is written out
-// in bounded pieces (`flush_some`, the thread free between them) before it is renamed.
+// in bounded pieces (`flush_some`, the thread free between them) and synced (asynchronously)
+// before it is renamed.
 #ifndef AWAITDB_SRC_SQLITE_SQLITE_BACKUP_HPP
 #define AWAITDB_SRC_SQLITE_SQLITE_BACKUP_HPP
 
@@ -42,8 +43,15 @@ class sqlite_backup_target {
   void complete();
   /// Writes up to `bytes` more of the completed copy to disk; true once all of it is there.
   bool flush_some(std::uint64_t bytes);
-  /// On disk: renamed to the path, the directory's entry made durable. Throws `awaitdb::error`.
+  /// The completed copy's descriptor, for the sync that ends the writing out (see
+  /// util/file_sync.hpp: the disk's cache flush may take long).
+  int file_descriptor() const noexcept { return flush_fd_; }
+  /// Throws `awaitdb::error` for `errno_value` (not 0), the failure of that sync.
+  void check_synced(int errno_value);
+  /// Synced: renamed to the path. Throws `awaitdb::error`. Then the directory holding it is open
+  /// at `directory_descriptor()` (or -1), for the sync that makes the new name durable.
   void publish();
+  int directory_descriptor() const noexcept { return dir_fd_; }
 
  private:
   void remove_partial() noexcept;
@@ -54,6 +62,7 @@ class sqlite_backup_target {
   sqlite3_backup* backup_ = nullptr;
   backup_progress progress_;
   int flush_fd_ = -1;  // the completed copy, read-only, for writing it out
+  int dir_fd_ = -1;    // the directory, once published
   std::uint64_t flushed_ = 0, size_ = 0;
   bool finished_ = false;
 };
