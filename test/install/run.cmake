@@ -1,5 +1,8 @@
 # Installs the awaitdb just built into a scratch prefix, then configures, builds and runs a
-# consumer project that finds it with find_package(awaitdb CONFIG REQUIRED). The library alone
+# consumer project that finds it with find_package(awaitdb CONFIG REQUIRED), and builds and runs
+# the same program with a plain Makefile through pkg-config; then packs the build as a Debian
+# package (cpack -G DEB), checks that dpkg would install it, and builds the consumer against its
+# files. The library alone
 # (no tests, examples or benchmarks) is configured too, as a packager would, but not compiled
 # again: its sources are the ones the build tree just compiled.
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -18,3 +21,21 @@ step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/test/install/consumer -B ${WORK_DIR}/cons
   -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer)
 step(${WORK_DIR}/consumer/consumer)
+# (GNUInstallDirs may pick lib, lib64 or a multiarch directory: found, not assumed.)
+file(GLOB_RECURSE pc_files ${WORK_DIR}/prefix/*/awaitdb.pc)
+list(GET pc_files 0 pc_file)
+get_filename_component(pc_dir ${pc_file} DIRECTORY)
+set(ENV{PKG_CONFIG_PATH} ${pc_dir})
+step(make --no-print-directory -C ${SOURCE_DIR}/test/install/consumer OUT=${WORK_DIR}
+  CXX=${CXX_COMPILER} ${WORK_DIR}/consumer-make)
+step(${WORK_DIR}/consumer-make)
+
+step(cpack -G DEB -B ${WORK_DIR}/deb --config ${BINARY_DIR}/CPackConfig.cmake)
+file(GLOB debs ${WORK_DIR}/deb/*.deb)
+list(GET debs 0 deb)
+step(dpkg --dry-run -i ${deb})  # its dependencies are met: it would install
+step(dpkg-deb -x ${deb} ${WORK_DIR}/deb-root)
+step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/test/install/consumer -B ${WORK_DIR}/consumer-deb
+  -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${WORK_DIR}/deb-root/usr)
+step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-deb)
+step(${WORK_DIR}/consumer-deb/consumer)
