@@ -102,6 +102,9 @@ statement_metrics::snapshot statement_metrics::read() const {
   s.statements = statements_.load(std::memory_order_relaxed);
   s.failures = failures_.load(std::memory_order_relaxed);
   s.latency = copy(latency_);
+  s.latency_sum = std::chrono::nanoseconds(latency_sum_ns_.load(std::memory_order_relaxed));
+  s.acquire_wait_sum =
+      std::chrono::nanoseconds(acquire_wait_sum_ns_.load(std::memory_order_relaxed));
   s.acquisitions = acquisitions_.load(std::memory_order_relaxed);
   s.acquire_wait = copy(acquire_wait_);
   s.notices = notices_.load(std::memory_order_relaxed);
@@ -113,6 +116,7 @@ statement_metrics::snapshot statement_metrics::read() const {
 void statement_metrics::statement_finished(const statement_event& e) noexcept {
   statements_.fetch_add(1, std::memory_order_relaxed);
   add(latency_, e.duration);
+  latency_sum_ns_.fetch_add(e.duration.count(), std::memory_order_relaxed);
   if (e.sqlstate.empty()) return;
   failures_.fetch_add(1, std::memory_order_relaxed);
   try {
@@ -126,6 +130,7 @@ void statement_metrics::statement_finished(const statement_event& e) noexcept {
 void statement_metrics::connection_acquired(const acquire_event& e) noexcept {
   acquisitions_.fetch_add(1, std::memory_order_relaxed);
   add(acquire_wait_, e.waited);
+  acquire_wait_sum_ns_.fetch_add(e.waited.count(), std::memory_order_relaxed);
 }
 
 void statement_metrics::notice(const notice_event&) noexcept {

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include "store.hpp"
+#include <awaitdb/metrics.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -146,7 +147,20 @@ std::string percent_decode(std::string_view s) {
 
 // ---- routing
 
-asio::awaitable<response> route(const awaitdb::database& db, const request& req) {
+// What the database did, for Prometheus to scrape.
+response metrics_response(const awaitdb::database& db, const awaitdb::statement_metrics& metrics,
+                          const request& req) {
+  response res(http::status::ok, req.version());
+  res.set(http::field::server, "vault");
+  res.set(http::field::content_type, "text/plain; version=0.0.4");
+  res.keep_alive(req.keep_alive());
+  res.body() = awaitdb::prometheus_text(metrics.read(), db.stats());
+  res.prepare_payload();
+  return res;
+}
+
+asio::awaitable<response> route(const awaitdb::database& db,
+                                const awaitdb::statement_metrics& metrics, const request& req) {
   const auto parts = split_path(req.target());
   const auto method = req.method();
   auto is = [&](std::initializer_list<std::string_view> shape) {
@@ -159,6 +173,7 @@ asio::awaitable<response> route(const awaitdb::database& db, const request& req)
     return true;
   };
 
+  if (is({"metrics"}) && method == http::verb::get) co_return metrics_response(db, metrics, req);
   if (is({"health"}) && method == http::verb::get) {
     co_return json_response(
         http::status::ok,
@@ -230,11 +245,12 @@ asio::awaitable<response> route(const awaitdb::database& db, const request& req)
   not_found();
 }
 
-asio::awaitable<response> handle(const awaitdb::database& db, const request& req) {
+asio::awaitable<response> handle(const awaitdb::database& db,
+                                 const awaitdb::statement_metrics& metrics, const request& req) {
   int status = 500;
   std::string message;
   try {
-    co_return co_await route(db, req);
+    co_return co_await route(db, metrics, req);
   } catch (const request_error& e) {
     status = e.status();
     message = e.what();
@@ -266,13 +282,17 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(asio::any_io_executor ex, awaitdb::database database, server_options opts)
       : executor(ex)
       , db(std::move(database))
+      , metrics(std::make_shared<awaitdb::statement_metrics>())
       , options(std::move(opts))
       , strand(asio::make_strand(ex))
       , acceptor(strand)
-      , drained(strand) {}
+      , drained(strand) {
+    db.set_observer(metrics);  // counted from here on, served at /metrics
+  }
 
   asio::any_io_executor executor;
   awaitdb::database db;
+  std::shared_ptr<awaitdb::statement_metrics> metrics;
   server_options options;
   asio::strand<asio::any_io_executor> strand;  // the acceptor, `sessions`, `stopping`
   tcp::acceptor acceptor;
@@ -301,7 +321,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       if (ec) break;  // closed, timed out, malformed, or closed at shutdown
       const request& req = parser.get();
       s->stream.expires_never();  // a handler may wait on the database as long as it needs
-      response res = co_await handle(db, req);
+      response res = co_await handle(db, *metrics, req);
       auto [wec, wn] = co_await http::async_write(s->stream, res, use_tuple);
       if (wec || !res.keep_alive() || stopping) break;
     }

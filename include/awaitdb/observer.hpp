@@ -114,8 +114,10 @@ class statement_metrics : public observer {
     std::uint64_t failures = 0;
     std::map<std::string, std::uint64_t> failures_by_class;  // "23", "40", "57" …
     histogram latency;
-    std::uint64_t acquisitions = 0;  // waits reported (see acquire_event)
+    std::chrono::nanoseconds latency_sum{0};  // of every statement's duration
+    std::uint64_t acquisitions = 0;           // waits reported (see acquire_event)
     histogram acquire_wait;
+    std::chrono::nanoseconds acquire_wait_sum{0};
     std::uint64_t notices = 0;
   };
 
@@ -131,6 +133,7 @@ class statement_metrics : public observer {
   static histogram copy(const counters& h);
 
   std::atomic<std::uint64_t> statements_{0}, failures_{0}, acquisitions_{0}, notices_{0};
+  std::atomic<std::int64_t> latency_sum_ns_{0}, acquire_wait_sum_ns_{0};
   counters latency_{}, acquire_wait_{};
   mutable std::mutex failures_mutex_;
   std::map<std::string, std::uint64_t> failures_by_class_;

@@ -88,6 +88,7 @@ class client {
   struct reply {
     int status;
     json::value body;
+    std::string text;  // the body as sent, when it is not JSON
   };
 
   reply send(http::verb verb, std::string target, std::string body = {}) {
@@ -101,8 +102,9 @@ class client {
     http::response<http::string_body> res;
     http::read(socket_, buffer_, res);
     json::value parsed;
-    if (!res.body().empty()) parsed = json::parse(res.body());
-    return {static_cast<int>(res.result_int()), parsed};
+    const bool is_json = res[http::field::content_type] == "application/json";
+    if (!res.body().empty() && is_json) parsed = json::parse(res.body());
+    return {static_cast<int>(res.result_int()), parsed, is_json ? std::string() : res.body()};
   }
   reply get(std::string target) { return send(http::verb::get, std::move(target)); }
   reply post(std::string target, const json::value& body) {
@@ -231,6 +233,18 @@ TEST_P(vault_service, every_endpoint_answers) {
   expect_status(c.get("/groups/abc/vault"), 404);
   expect_status(c.send(http::verb::delete_, base1 + "/vault"), 404);
   EXPECT_EQ(c.get(base1 + "/vault").body.at("items").as_array().at(1).at("quantity"), 2);
+
+  // What the database did, for Prometheus (the format itself is checked by metrics_test).
+  auto metrics = c.get("/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.text.find("# TYPE awaitdb_statements_total counter\nawaitdb_statements_total "),
+            std::string::npos)
+      << metrics.text;
+  EXPECT_NE(metrics.text.find("awaitdb_statement_duration_seconds_bucket{le=\"+Inf\"} "),
+            std::string::npos)
+      << metrics.text;
+  EXPECT_NE(metrics.text.find("awaitdb_pool_connections{state=\"idle\"} "), std::string::npos)
+      << metrics.text;
 
   // An oversized body: 413, and the server stays up.
   {
