@@ -33,6 +33,8 @@
 #include "sqlite_connection.hpp"
 #include "sqlite_functions.hpp"
 #include "sqlite_session.hpp"
+#include "sqlite_streams.hpp"
+#include "sqlite_waits.hpp"
 #include <awaitdb/error.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -61,62 +63,6 @@ class sqlite_tx final : public tx_state {
  public:
   using tx_state::tx_state;
   std::string savepoint_name() const { return "awaitdb_sp_" + std::to_string(depth()); }
-};
-
-// A stream's own connection, shared with the database so that `close()` closes it too.
-struct stream_hold {
-  std::mutex mutex;
-  std::unique_ptr<sqlite_connection> conn;  // null once the database closed it
-};
-
-// A stream outside a transaction, on a file database: a read-only connection of its own, so
-// that the statement's read transaction (a WAL snapshot) keeps nothing else waiting or stale.
-// Each `next()` is one step, inline; a lock held by another connection is waited for on a timer.
-// The end of a wait for a lock: `patience` (busy_timeout) from now, or the task's deadline
-// when that comes first.
-clock::time_point wait_limit(std::chrono::milliseconds patience, const deadline_state* task) {
-  const clock::time_point busy = clock::now() + patience;
-  return task && task->at() < busy ? task->at() : busy;
-}
-
-class sqlite_row_source final : public row_source {
- public:
-  sqlite_row_source(std::shared_ptr<stream_hold> hold, std::chrono::milliseconds patience)
-      : hold_(std::move(hold)), patience_(patience) {}
-
-  asio::awaitable<std::optional<row>> next(deadline_state* task_deadline) override {
-    std::optional<row> out;
-    const clock::time_point deadline = wait_limit(patience_, task_deadline);
-    for (int attempts = 0;; ++attempts) {
-      if (step(out, task_deadline) == outcome::done) co_return out;
-      const clock::time_point now = clock::now();
-      if (now >= deadline) {
-        if (task_deadline && task_deadline->passed()) throw task_deadline->timed_out();
-        throw error(code::lock_not_available,
-                    "the database is locked by another connection: still locked after " +
-                        std::to_string(patience_.count()) + " ms (busy_timeout)");
-      }
-      const auto pause = backoff_pause(std::chrono::milliseconds(1), std::chrono::milliseconds(25),
-                                       static_cast<unsigned>(attempts) + 1);
-      asio::steady_timer timer(co_await asio::this_coro::executor,
-                               std::min<clock::duration>(pause, deadline - now));
-      co_await timer.async_wait(asio::use_awaitable);
-    }
-  }
-
- private:
-  // One step. The database closed under the stream ends it, as on PostgreSQL (08003; the
-  // stream is then over, as after any failure).
-  outcome step(std::optional<row>& out, const deadline_state* deadline) {
-    std::lock_guard lock(hold_->mutex);
-    if (!hold_->conn)
-      throw error(sqlstate::connection_does_not_exist,
-                  "the database was closed while this stream was being read");
-    return hold_->conn->step_row(out, deadline);
-  }
-
-  std::shared_ptr<stream_hold> hold_;
-  std::chrono::milliseconds patience_;
 };
 
 class sqlite_backend final : public backend {
@@ -163,12 +109,13 @@ class sqlite_backend final : public backend {
       if (a == attempt::wait_for_transaction) {
         const wait_list::outcome o = co_await waiters_.wait(held, until, pass_on_unused_turn());
         if (o == wait_list::outcome::timed_out)
-          waited_out(st.deadline, waited_for_transaction_error());
+          waited_out(st.deadline, waited_for_transaction_error(options_.busy_timeout));
         my_turn = true;
         continue;
       }
       if (held) held.unlock();
-      co_await keep_turn_while(my_turn, back_off(attempts, deadline, st.deadline));
+      co_await keep_turn_while(
+          my_turn, back_off_for_lock(attempts, deadline, options_.busy_timeout, st.deadline));
     }
   }
 
@@ -195,7 +142,7 @@ class sqlite_backend final : public backend {
           streams_.push_back(hold);
         }
         st.connection = readers_.size() + 1;  // (numbered after the pooled readers)
-        co_return std::make_unique<sqlite_row_source>(std::move(hold), options_.busy_timeout);
+        co_return sqlite_stream_rows(std::move(hold), options_.busy_timeout);
       }
     }
     // Inside a transaction, on an in-memory database, or a statement that writes: run whole on
@@ -244,7 +191,7 @@ class sqlite_backend final : public backend {
         while (!writer_free_for(my_turn)) {
           if (co_await waiters_.wait(lock, until, pass_on_unused_turn()) ==
               wait_list::outcome::timed_out)
-            waited_out(deadline, waited_for_transaction_error());
+            waited_out(deadline, waited_for_transaction_error(options_.busy_timeout));
           my_turn = true;
           lock.lock();
         }
@@ -326,12 +273,13 @@ class sqlite_backend final : public backend {
         // Another connection holds the write lock: wait for it on a timer, not holding ours
         // (and keeping this task's turn).
         lock.unlock();
-        co_await keep_turn_while(my_turn, back_off(attempts, deadline, task_deadline));
+        co_await keep_turn_while(
+            my_turn, back_off_for_lock(attempts, deadline, options_.busy_timeout, task_deadline));
         continue;
       }
       const wait_list::outcome o = co_await waiters_.wait(lock, until, pass_on_unused_turn());
       if (o == wait_list::outcome::timed_out)
-        waited_out(task_deadline, waited_for_transaction_error());
+        waited_out(task_deadline, waited_for_transaction_error(options_.busy_timeout));
       my_turn = true;
     }
   }
@@ -372,7 +320,7 @@ class sqlite_backend final : public backend {
       lock.unlock();
       std::exception_ptr failure;
       try {
-        co_await back_off(attempts, deadline);
+        co_await back_off_for_lock(attempts, deadline, options_.busy_timeout);
       } catch (...) {
         failure = std::current_exception();
       }
@@ -546,44 +494,6 @@ class sqlite_backend final : public backend {
     return level;
   }
 
-  // Waits before the next attempt of a statement that found a lock taken: SQLite's own busy
-  // handler's steps, on an Asio timer. Throws 55P03 once the deadline has passed.
-  // `task_deadline`: the task's own (awaitdb::with_timeout), which `deadline` is not after.
-  asio::awaitable<void> back_off(int& attempts, clock::time_point deadline,
-                                 const deadline_state* task_deadline = nullptr) {
-    static constexpr int steps_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
-    const clock::time_point now = clock::now();
-    if (now >= deadline) waited_out(task_deadline, still_locked_error());
-    const auto step = std::chrono::milliseconds(steps_ms[std::min<std::size_t>(
-        static_cast<std::size_t>(attempts), std::size(steps_ms) - 1)]);
-    ++attempts;
-    asio::steady_timer timer(co_await asio::this_coro::executor,
-                             std::min<clock::duration>(step, deadline - now));
-    co_await timer.async_wait(asio::use_awaitable);
-  }
-
-  // A wait ended at its limit: the task's deadline when that is what passed, else `busy`.
-  [[noreturn]] static void waited_out(const deadline_state* task_deadline, error busy) {
-    if (task_deadline && task_deadline->passed()) throw task_deadline->timed_out();
-    throw busy;
-  }
-
-  error still_locked_error() const {
-    return error(code::lock_not_available,
-                 "the database is locked by another connection (another process, or "
-                 "another database handle on the same file): still locked after " +
-                     std::to_string(options_.busy_timeout.count()) + " ms (busy_timeout)");
-  }
-
-  error waited_for_transaction_error() const {
-    return error(code::lock_not_available,
-                 "waited " + std::to_string(options_.busy_timeout.count()) +
-                     " ms (busy_timeout) for another task's transaction to end. Work started "
-                     "inside a transaction on an executor that does not carry its task context "
-                     "waits for that transaction: await it in the transaction's task, or spawn it "
-                     "on co_await asio::this_coro::executor");
-  }
-
   void check_open_unlocked() const {
     if (closed_.load(std::memory_order_acquire))
       throw error(sqlstate::connection_does_not_exist, "the database is closed");
@@ -610,7 +520,8 @@ class sqlite_backend final : public backend {
 
   // Transaction control that must not wait for a lock (it never needs one). Caller holds mutex_.
   void control(const std::string& sql) {
-    if (writer_->execute_control(sql) == outcome::busy) throw still_locked_error();
+    if (writer_->execute_control(sql) == outcome::busy)
+      throw still_locked_error(options_.busy_timeout);
   }
 
   void rollback_locked(sqlite_tx& level) noexcept {
