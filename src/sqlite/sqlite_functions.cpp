@@ -57,7 +57,11 @@ struct result_sink final : function_result {
     return SQLITE_OK;
   }
   int blob(std::string_view v) {
-    sqlite3_result_blob64(context, v.data(), v.size(), SQLITE_TRANSIENT);
+    // (A null pointer would give NULL: an empty blob must stay an empty blob.)
+    if (v.empty())
+      sqlite3_result_zeroblob(context, 0);
+    else
+      sqlite3_result_blob64(context, v.data(), v.size(), SQLITE_TRANSIENT);
     return SQLITE_OK;
   }
   void set(const param& value) override { write_sqlite_value(value, 0, *this); }

@@ -100,6 +100,13 @@ TEST_F(sqlite_functions, nulls_and_values_go_through_the_librarys_mapping) {
     EXPECT_EQ(r.get<std::int64_t>(5), 9'223'372'036'854'775'807);
     EXPECT_EQ(r.get<std::int64_t>(6), 3);
     EXPECT_EQ(r.get<std::string>(7), "integer");
+    // Empty values stay empty values, not NULL.
+    const row empty =
+        co_await db.query_one("SELECT reversed(x''), typeof(reversed(x'')), twice(0)");
+    EXPECT_FALSE(empty.is_null(0));
+    EXPECT_TRUE(empty.get<blob>(0).empty());
+    EXPECT_EQ(empty.get<std::string>(1), "blob");
+    EXPECT_EQ(empty.get<std::int64_t>(2), 0);
     // A NULL into a parameter that cannot hold it, a value out of its range, a value of another
     // type, a result SQLite cannot store: each fails the statement, naming the argument.
     std::string message = co_await expect_sqlstate(
