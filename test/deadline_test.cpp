@@ -238,7 +238,6 @@ TEST(sqlite_deadlines, an_inline_statement_is_interrupted_at_its_deadline_on_wri
 // Many tasks on four threads, each with its own deadline: the deadline's cancellation never
 // races the operation (it runs on a strand), and every task ends on time.
 TEST(deadlines_on_threads, many_tasks_with_deadlines_on_a_multi_threaded_executor) {
-  const std::string path = temp_sqlite_path();
   std::vector<engine_case> cases = engine_cases();
   for (const engine_case& c : cases) {
     if (c.name == "sqlite_memory") continue;
@@ -296,8 +295,8 @@ TEST(deadlines_on_threads, many_tasks_with_deadlines_on_a_multi_threaded_executo
       std::this_thread::sleep_for(milliseconds(5));
     db.reset();
     pool.join();
+    if (!c.file.empty()) remove_sqlite_file(c.file);
   }
-  remove_sqlite_file(path);
 }
 
 }  // namespace
