@@ -12,12 +12,6 @@
 #include <limits>
 #include <sstream>
 
-// g++ 12 at -O2 takes the frames of these long test coroutines for memory from a mismatched
-// allocation function (Asio's frame allocator's new and delete do match): a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 namespace awaitdb::test {
 namespace {
 

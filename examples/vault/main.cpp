@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       io,
       [&]() -> asio::awaitable<void> {
         awaitdb::database db = co_await awaitdb::open(url);
-        co_await vault::create_schema(db);
+        co_await db.migrate(vault::schema());  // (each instance: applied once, by the first)
         vault::server server(io.get_executor(), db, options);
         std::uint16_t port = server.listen();
         std::printf("listening on http://%s:%u\n", options.address.c_str(), port);

@@ -71,28 +71,44 @@ std::string new_join_code() {
 
 }  // namespace
 
-asio::awaitable<void> create_schema(const awaitdb::database& db) {
-  const bool pg = db.engine() == awaitdb::engine::postgres;
-  const std::string id = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY";
-  co_await db.execute("CREATE TABLE IF NOT EXISTS users (id " + id +
-                      ", name TEXT NOT NULL UNIQUE)");
-  co_await db.execute("CREATE TABLE IF NOT EXISTS groups (id " + id +
-                      ", name TEXT NOT NULL, join_code TEXT NOT NULL UNIQUE)");
-  co_await db.execute(
-      "CREATE TABLE IF NOT EXISTS memberships (group_id BIGINT NOT NULL REFERENCES groups(id),"
-      " user_id BIGINT NOT NULL REFERENCES users(id), PRIMARY KEY (group_id, user_id))");
-  co_await db.execute(
-      "CREATE TABLE IF NOT EXISTS items (group_id BIGINT NOT NULL REFERENCES groups(id),"
-      " name TEXT NOT NULL, quantity BIGINT NOT NULL CHECK (quantity >= 0),"
-      " PRIMARY KEY (group_id, name))");
-  // (The same time type reads back identically on both engines: TIMESTAMPTZ, or SQLite's
-  // ISO-8601 text in UTC.)
-  co_await db.execute("CREATE TABLE IF NOT EXISTS activity (id " + id +
-                      ", group_id BIGINT NOT NULL REFERENCES groups(id), kind TEXT NOT NULL,"
-                      " user_name TEXT, item TEXT, quantity BIGINT, to_group BIGINT, at " +
-                      (pg ? "TIMESTAMPTZ" : "TEXT") + " NOT NULL)");
-  co_await db.execute("CREATE INDEX IF NOT EXISTS activity_by_group ON activity (group_id, id)");
-  co_await db.execute("CREATE INDEX IF NOT EXISTS activity_by_target ON activity (to_group, id)");
+awaitdb::migrations schema() {
+  // Version 1 is the schema as it was before migrations: IF NOT EXISTS keeps databases made
+  // then. Later changes are new versions, never edits of this one.
+  awaitdb::migrations m;
+  m.add(1, "schema",
+        R"sql(
+CREATE TABLE IF NOT EXISTS users (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS groups (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL,
+  join_code TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS memberships (group_id BIGINT NOT NULL REFERENCES groups(id),
+  user_id BIGINT NOT NULL REFERENCES users(id), PRIMARY KEY (group_id, user_id));
+CREATE TABLE IF NOT EXISTS items (group_id BIGINT NOT NULL REFERENCES groups(id),
+  name TEXT NOT NULL, quantity BIGINT NOT NULL CHECK (quantity >= 0),
+  PRIMARY KEY (group_id, name));
+CREATE TABLE IF NOT EXISTS activity (id BIGSERIAL PRIMARY KEY,
+  group_id BIGINT NOT NULL REFERENCES groups(id), kind TEXT NOT NULL, user_name TEXT,
+  item TEXT, quantity BIGINT, to_group BIGINT, at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_by_group ON activity (group_id, id);
+CREATE INDEX IF NOT EXISTS activity_by_target ON activity (to_group, id);
+)sql",
+        // SQLite: INTEGER PRIMARY KEY numbers rows itself; times are ISO-8601 text in UTC,
+        // which reads back as the same time type as TIMESTAMPTZ.
+        R"sql(
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+  join_code TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS memberships (group_id BIGINT NOT NULL REFERENCES groups(id),
+  user_id BIGINT NOT NULL REFERENCES users(id), PRIMARY KEY (group_id, user_id));
+CREATE TABLE IF NOT EXISTS items (group_id BIGINT NOT NULL REFERENCES groups(id),
+  name TEXT NOT NULL, quantity BIGINT NOT NULL CHECK (quantity >= 0),
+  PRIMARY KEY (group_id, name));
+CREATE TABLE IF NOT EXISTS activity (id INTEGER PRIMARY KEY,
+  group_id BIGINT NOT NULL REFERENCES groups(id), kind TEXT NOT NULL, user_name TEXT,
+  item TEXT, quantity BIGINT, to_group BIGINT, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_by_group ON activity (group_id, id);
+CREATE INDEX IF NOT EXISTS activity_by_target ON activity (to_group, id);
+)sql");
+  return m;
 }
 
 asio::awaitable<group> create_group(const awaitdb::database& db, const std::string& name) {

@@ -51,8 +51,8 @@ struct activity_entry {
   std::chrono::system_clock::time_point at;
 };
 
-/// Creates the schema if it is missing (either engine).
-asio::awaitable<void> create_schema(const awaitdb::database& db);
+/// The schema's migrations (either engine): `co_await db.migrate(schema())`.
+awaitdb::migrations schema();
 
 asio::awaitable<group> create_group(const awaitdb::database& db, const std::string& name);
 /// Adds `user` to the group with `code`; joining twice changes nothing. Returns the group id.

@@ -8,6 +8,7 @@
 #include <awaitdb/error.hpp>
 #include <awaitdb/functions.hpp>
 #include <awaitdb/listen.hpp>
+#include <awaitdb/migrate.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
 #include <awaitdb/session.hpp>

@@ -7,6 +7,7 @@
 #include <awaitdb/error.hpp>
 #include <awaitdb/functions.hpp>
 #include <awaitdb/listen.hpp>
+#include <awaitdb/migrate.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/session.hpp>
 #include <awaitdb/stream.hpp>
@@ -323,6 +324,21 @@ class database {
   /// it was. PostgreSQL: 0A000 (use pg_dump or pg_basebackup).
   boost::asio::awaitable<void> backup_to(std::string path,
                                          const backup_options& options = {}) const;
+
+  /// Brings the database to the newest version of `set` (see <awaitdb/migrate.hpp>): applies,
+  /// in order of version, each migration not yet recorded in `options.table`, each in a
+  /// transaction of its own that also records it (version, name, checksum of its script, time).
+  /// Several instances may start at once: each migration is applied exactly once (PostgreSQL: a
+  /// transaction-scoped advisory lock; SQLite: the write lock), the others wait and then find it
+  /// applied. Checks first that every applied migration's script is unchanged (its checksum),
+  /// and stops with 55000 before changing anything when one changed, when the database holds a
+  /// version the set lacks, or when a migration would apply below the newest applied one (see
+  /// `migrate_options`). A failing statement stops the run with its SQLSTATE, its message
+  /// naming the migration, the statement and its line; its migration is rolled back, so the
+  /// version stays where it was. Waits for the lock as long as another run holds it, within
+  /// the task's deadline (`with_timeout`) or cancellation.
+  boost::asio::awaitable<migrate_result> migrate(migrations set,
+                                                 const migrate_options& options = {}) const;
 
   /// SQLite: makes `body` callable from SQL as `name(arguments...)` on every connection of this
   /// database (the writer, the readers, stream connections, those opened later), from the next

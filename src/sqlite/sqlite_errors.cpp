@@ -50,7 +50,10 @@ std::string_view sqlite_sqlstate(int extended_code, std::string_view message) no
       if (message.starts_with("no such function") ||
           message.starts_with("wrong number of arguments to function"))
         return code::undefined_function;
-      if (message.starts_with("cannot start a transaction within a transaction"))
+      // (and "cannot VACUUM from within a transaction": PostgreSQL's "cannot run inside a
+      // transaction block" for VACUUM, CREATE INDEX CONCURRENTLY)
+      if (message.starts_with("cannot start a transaction within a transaction") ||
+          message.starts_with("cannot VACUUM from within a transaction"))
         return code::active_sql_transaction;
       if (message.starts_with("cannot commit - no transaction is active") ||
           message.starts_with("cannot rollback - no transaction is active"))

@@ -22,6 +22,7 @@ TEST(sqlite_errors, messages_of_generic_errors) {
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "table t already exists"), "42P07");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "no such function: f"), "42883");
   EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "wrong number of arguments to function f()"), "42883");
+  EXPECT_EQ(sqlite_sqlstate(SQLITE_ERROR, "cannot VACUUM from within a transaction"), "25001");
 }
 
 TEST(sqlite_errors, other_classes) {

@@ -127,7 +127,8 @@ class vault_service : public testing::TestWithParam<engine_case> {
     // The PostgreSQL database is shared with other tests: start from an empty schema.
     run([]() -> asio::awaitable<void> {
       database db = co_await open(*postgres_url());
-      co_await db.execute("DROP TABLE IF EXISTS activity, items, memberships, groups, users");
+      co_await db.execute(
+          "DROP TABLE IF EXISTS activity, items, memberships, groups, users, awaitdb_migrations");
     });
   }
   void TearDown() override {
@@ -325,6 +326,27 @@ TEST_P(vault_service, concurrent_transfers_keep_the_invariant) {
   EXPECT_EQ(seen, totals);
   EXPECT_EQ(transfer_rows, static_cast<std::size_t>(succeeded.load()));
   EXPECT_EQ(vault.stop(), 0);
+}
+
+// The schema comes from migrations: the first instance applies them, a second one started on the
+// same database finds them applied and serves the same data.
+TEST_P(vault_service, a_second_instance_finds_the_schema_migrated) {
+  vault_process first(GetParam().url);
+  auto made = client(first.port()).post("/groups", {{"name", "climbers"}});
+  ASSERT_EQ(made.status, 201);
+  const std::string vault_of = "/groups/" + std::to_string(as_int(made.body.at("id"))) + "/vault";
+  vault_process second(GetParam().url);
+  EXPECT_EQ(client(second.port()).get(vault_of).status, 200);
+  EXPECT_EQ(second.stop(), 0);
+  EXPECT_EQ(first.stop(), 0);
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(GetParam().url);
+    result r = co_await db.query("SELECT version, name, state FROM awaitdb_migrations");
+    CO_ASSERT(r.size() == 1);
+    EXPECT_EQ(r[0].get<std::int64_t>(0), 1);
+    EXPECT_EQ(r[0].get<std::string>(1), "schema");
+    EXPECT_EQ(r[0].get<std::string>(2), "applied");
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(engines, vault_service, testing::ValuesIn([] {
