@@ -1,4 +1,5 @@
 // database::migrate against real SQLite and a real PostgreSQL server.
+#include "migrate/sql_script.hpp"
 #include "postgres/pg_support.hpp"
 
 #include <boost/asio/detached.hpp>
@@ -207,6 +208,53 @@ TEST_P(migrate_test, a_no_transaction_migration_runs_statements_that_refuse_a_tr
     EXPECT_EQ(co_await recorded(db, "mig_nt_versions"),
               strings("1 t applied", "2 outside applied"));
     EXPECT_EQ(co_await db.query_scalar<std::int64_t>("SELECT x FROM mig_nt_t"), 3);
+    co_await drop(db, tables);
+  });
+}
+
+// Another run is applying migration 2 outside a transaction (its row says `running`): this one
+// waits for it to finish, then finds it applied; a run that never finishes it is reported.
+TEST_P(migrate_test, a_migration_another_run_applies_outside_a_transaction_is_waited_for) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(GetParam().url);
+    const std::vector<std::string> tables = strings("mig_wait_t", "mig_wait_versions");
+    co_await drop(db, tables);
+    migrate_options o = options("mig_wait_versions");
+    migrations m;
+    m.add(1, "t", "CREATE TABLE mig_wait_t (x INT)");
+    const std::string two = "-- awaitdb:no-transaction\nINSERT INTO mig_wait_t VALUES (2)";
+    co_await db.migrate(m, o);
+    m.add(2, "two", two);
+    // The claim another run would have made, and the work it does.
+    const auto started = clock::now();
+    auto finisher = [](database d) -> asio::awaitable<void> {
+      co_await sleep_for(300ms);
+      co_await d.execute("INSERT INTO mig_wait_t VALUES (2)");
+      co_await d.execute("UPDATE mig_wait_versions SET state = 'applied' WHERE version = 2");
+    };
+    co_await db.execute(
+        "INSERT INTO mig_wait_versions (version, name, checksum, state) VALUES (2, 'two', $1, "
+        "'running')",
+        detail::script_checksum(two));
+    asio::co_spawn(co_await asio::this_coro::executor, finisher(db), asio::detached);
+    migrate_result r = co_await db.migrate(m, o);
+    EXPECT_GE(clock::now() - started, 250ms);
+    EXPECT_TRUE(r.applied.empty());
+    EXPECT_EQ(r.version, 2);
+    EXPECT_EQ(co_await db.query_scalar<std::int64_t>("SELECT count(*) FROM mig_wait_t"), 1);
+
+    // A claim nobody finishes: after running_wait, 55P03 saying what to do.
+    m.add(3, "three", "-- awaitdb:no-transaction\nINSERT INTO mig_wait_t VALUES (3)");
+    co_await db.execute(
+        "INSERT INTO mig_wait_versions (version, name, checksum, state) VALUES (3, 'three', $1, "
+        "'running')",
+        detail::script_checksum("-- awaitdb:no-transaction\nINSERT INTO mig_wait_t VALUES (3)"));
+    o.running_wait = 200ms;
+    const std::string what = co_await expect_sqlstate(
+        "55P03", [&]() -> asio::awaitable<void> { co_await db.migrate(m, o); });
+    EXPECT_NE(what.find("delete its row (state 'running') from mig_wait_versions"),
+              std::string::npos)
+        << what;
     co_await drop(db, tables);
   });
 }
