@@ -1,3 +1,4 @@
+#include "error_text.hpp"
 #include "sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
@@ -39,5 +40,17 @@ error& error::with_server_fields(std::string server_message, std::string detail,
   constraint_ = std::move(constraint);
   return *this;
 }
+
+namespace detail {
+
+std::string_view bare_message(const error& e) noexcept {
+  std::string_view text = e.what();
+  if (text.starts_with("awaitdb: ")) text.remove_prefix(9);
+  if (const auto bracket = text.rfind(" [SQLSTATE "); bracket != std::string_view::npos)
+    text = text.substr(0, bracket);
+  return text;
+}
+
+}  // namespace detail
 
 }  // namespace awaitdb

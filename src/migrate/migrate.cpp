@@ -1,12 +1,16 @@
 // database::migrate: the I/O around the plan (migration_plan) — the lock, the version table,
 // the statements of each migration.
+#include "../error_text.hpp"
 #include "../sqlstates.hpp"
+#include "../task_context.hpp"
 #include "migration_plan.hpp"
 #include "sql_script.hpp"
 #include <awaitdb/database.hpp>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/crc.hpp>
 
 #include <algorithm>
@@ -46,17 +50,8 @@ std::string label(const resolved_migration& m) {
   return "migration " + std::to_string(m.version) + " (" + m.name + ")";
 }
 
-// The message of `e` without the "awaitdb: " and " [SQLSTATE ...]" that `what()` adds.
-std::string bare_message(const error& e) {
-  std::string_view text = e.what();
-  if (text.starts_with("awaitdb: ")) text.remove_prefix(9);
-  const std::size_t code = text.rfind(" [SQLSTATE ");
-  if (code != std::string_view::npos) text = text.substr(0, code);
-  return std::string(text);
-}
-
 error with_context(const error& e, const std::string& context) {
-  error out(e.sqlstate(), context + ": " + bare_message(e));
+  error out(e.sqlstate(), context + ": " + std::string(detail::bare_message(e)));
   out.with_server_fields(e.server_message(), e.detail(), e.hint(), e.constraint());
   return out;
 }
@@ -123,7 +118,8 @@ asio::awaitable<void> ensure_table(const run_state& s) {
   else
     exists =
         co_await s.db.query_scalar<std::int64_t>(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1", table) > 0;
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1 COLLATE NOCASE",
+            table) > 0;
   if (exists) co_return;
   co_await s.db.execute("CREATE TABLE " + table + " (version " + (pg ? "BIGINT" : "INTEGER") +
                         " PRIMARY KEY, name TEXT NOT NULL, checksum BIGINT NOT NULL, state TEXT "
@@ -168,7 +164,6 @@ asio::awaitable<void> record(const run_state& s, const resolved_migration& m, co
 // One pass, in a transaction that holds the lock: reads the table, and applies the next
 // migration (a transactional one whole; another is only claimed here).
 asio::awaitable<migration_plan> locked_pass(run_state* s) {
-  s->statements_started = false;
   if (s->kind == engine::postgres)  // (SQLite: the transaction began with the write lock)
     co_await s->db.execute("SELECT pg_advisory_xact_lock($1)", s->lock_key);
   co_await ensure_table(*s);
@@ -186,6 +181,11 @@ asio::awaitable<migration_plan> locked_pass(run_state* s) {
   co_return plan;
 }
 
+asio::awaitable<void> withdraw_claim(database db, std::string table, std::int64_t version) {
+  co_await db.execute("DELETE FROM " + table + " WHERE version = $1 AND state = 'running'",
+                      version);
+}
+
 // A migration claimed as running: its statements one by one, outside a transaction. On failure
 // the claim is withdrawn, so the version stays where it was.
 asio::awaitable<void> run_outside(run_state& s, const resolved_migration& m) {
@@ -199,10 +199,13 @@ asio::awaitable<void> run_outside(run_state& s, const resolved_migration& m) {
     failure = std::current_exception();
   }
   if (!failure) co_return;
+  // Withdrawn also when the failure is a cancellation or the task's deadline: outside the task
+  // (its deadline has passed), on the executor underneath.
   co_await asio::this_coro::reset_cancellation_state();
+  const auto ex = detail::underlying_executor(co_await asio::this_coro::executor);
   try {
-    co_await s.db.execute(
-        "DELETE FROM " + s.options.table + " WHERE version = $1 AND state = 'running'", m.version);
+    co_await asio::co_spawn(ex, withdraw_claim(s.db, s.options.table, m.version),
+                            asio::use_awaitable);
   } catch (...) {
     // (Left as running: the next run says so after `running_wait`.)
   }
@@ -231,9 +234,11 @@ asio::awaitable<migrate_result> run_migrations(database db, migrations set,
 
   migrate_result out;
   std::chrono::milliseconds delay{20};
-  std::optional<std::chrono::steady_clock::time_point> waiting_since;  // for a running one
+  std::int64_t waited_version = 0;  // the claimed migration waited for (0: none)
+  std::chrono::steady_clock::time_point waiting_since;
   for (;;) {
     migration_plan plan;
+    s.statements_started = false;
     try {
       plan = co_await s.db.transaction(tx, locked_pass, &s);
     } catch (const error& e) {
@@ -246,9 +251,14 @@ asio::awaitable<migrate_result> run_migrations(database db, migrations set,
       co_return out;
     }
     if (plan.step == plan_step::wait_for_running) {
+      // (The bound is for one claimed migration: a wait for the lock, or for a claim another
+      // run made since, starts it again.)
       const auto now = std::chrono::steady_clock::now();
-      if (plan.running_version != 0 && !waiting_since) waiting_since = now;
-      if (waiting_since && now - *waiting_since > s.options.running_wait)
+      if (plan.running_version != waited_version) {
+        waited_version = plan.running_version;
+        waiting_since = now;
+      }
+      if (waited_version != 0 && now - waiting_since > s.options.running_wait)
         throw error(detail::code::lock_not_available,
                     "migration " + std::to_string(plan.running_version) +
                         " is being applied outside a transaction by another run, which has not "
@@ -261,7 +271,7 @@ asio::awaitable<migrate_result> run_migrations(database db, migrations set,
       continue;
     }
     delay = std::chrono::milliseconds(20);
-    waiting_since.reset();
+    waited_version = 0;
     const resolved_migration& m = s.set[plan.index];
     if (!m.script.transactional) co_await run_outside(s, m);
     out.applied.push_back(m.version);

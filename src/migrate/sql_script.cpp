@@ -253,6 +253,8 @@ class splitter {
 }  // namespace
 
 sql_script parse_script(std::string_view text, engine kind) {
+  constexpr std::string_view byte_order_mark = "\xEF\xBB\xBF";  // (editors on Windows add it)
+  if (text.starts_with(byte_order_mark)) text.remove_prefix(byte_order_mark.size());
   return splitter(text, kind).run();
 }
 

@@ -97,6 +97,13 @@ TEST(sql_script, a_standard_sql_function_body_is_one_statement) {
   EXPECT_EQ(s.statements[3].sql, "CREATE TABLE begin_here (\"end\" int)");
 }
 
+TEST(sql_script, a_byte_order_mark_is_not_part_of_the_first_statement) {
+  const sql_script s =
+      parse_script("\xEF\xBB\xBF-- awaitdb:no-transaction\nVACUUM;", engine::sqlite);
+  EXPECT_FALSE(s.transactional);
+  EXPECT_EQ(texts(s), (std::vector<std::string>{"VACUUM"}));
+}
+
 TEST(sql_script, blank_and_comment_only_pieces_are_dropped) {
   EXPECT_TRUE(parse_script("", engine::sqlite).statements.empty());
   EXPECT_TRUE(parse_script("  ;;\n-- nothing\n/* here */;", engine::postgres).statements.empty());
