@@ -10,6 +10,7 @@ namespace awaitdb::detail::code {
 
 inline constexpr std::string_view transaction_resolution_unknown = "08007";
 inline constexpr std::string_view protocol_violation = "08P01";
+inline constexpr std::string_view data_exception = "22000";
 inline constexpr std::string_view datetime_field_overflow = "22008";
 inline constexpr std::string_view invalid_datetime_format = "22007";
 inline constexpr std::string_view interval_field_overflow = "22015";

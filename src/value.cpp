@@ -1,9 +1,12 @@
 // Reading result values into C++ types: one set of rules for both engines.
+#include "error_text.hpp"
 #include "sqlstates.hpp"
 #include "text_forms.hpp"
 #include <awaitdb/error.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
+
+#include <boost/core/demangle.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -512,15 +515,37 @@ namespace detail {
 
 void rethrow_for_member(const error& cause, std::string_view member, std::size_t column,
                         std::string_view column_name) {
-  // The cause's text names the column; say which member it was read for. (Its own text,
-  // without the "awaitdb: " and " [SQLSTATE ...]" that what() wraps it in.)
-  std::string_view text = cause.what();
-  if (text.starts_with("awaitdb: ")) text.remove_prefix(9);
-  if (const auto bracket = text.rfind(" [SQLSTATE "); bracket != std::string_view::npos)
-    text = text.substr(0, bracket);
+  // The cause's text names the column; say which member it was read for.
+  const std::string_view text = bare_message(cause);
   throw error(cause.sqlstate(), "struct member " + std::string(member) + " from column " +
                                     std::to_string(column) + " (\"" + std::string(column_name) +
                                     "\"): " + std::string(text));
+}
+
+void mapped_read_failed(const result_source& src, std::size_t column, std::string_view type,
+                        const error* cause, const char* what) {
+  const std::string context =
+      column_label(src, column) + " could not be read as " + std::string(type) + ": ";
+  if (cause) throw error(cause->sqlstate(), context + std::string(bare_message(*cause)));
+  throw error(code::data_exception, context + what);
+}
+
+void unknown_enum_name(const result_source& src, std::size_t column, std::string_view type,
+                       std::size_t length) {
+  // (The text itself is not quoted: a column may hold anything, secrets included.)
+  throw error(sqlstate::invalid_text_representation,
+              column_label(src, column) + " holds text of " + std::to_string(length) +
+                  " bytes that names no value of the enum " + std::string(type));
+}
+
+void unnamed_enum_value(std::string_view type, std::int64_t value) {
+  throw error(sqlstate::invalid_parameter,
+              "the value " + std::to_string(value) + " of the enum " + std::string(type) +
+                  " has no name to be written as (BOOST_DESCRIBE_ENUM)");
+}
+
+std::string demangled_type_name(const char* mangled) {
+  return boost::core::demangle(mangled);
 }
 
 void member_count_mismatch(std::size_t members, std::size_t columns) {

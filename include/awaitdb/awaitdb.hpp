@@ -12,6 +12,7 @@
 #include <awaitdb/result.hpp>
 #include <awaitdb/row.hpp>
 #include <awaitdb/session.hpp>
+#include <awaitdb/sql_literal.hpp>
 #include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 

@@ -10,6 +10,7 @@
 #include <awaitdb/migrate.hpp>
 #include <awaitdb/result.hpp>
 #include <awaitdb/session.hpp>
+#include <awaitdb/sql_literal.hpp>
 #include <awaitdb/stream.hpp>
 #include <awaitdb/value.hpp>
 
@@ -75,18 +76,15 @@ class observer;
 class batch {
  public:
   /// A statement whose rows are wanted (as `query`).
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> batch& add(Sql&& sql, Params&&... params) {
-    items_.push_back(
-        {detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), false});
+  template <class... Params>
+  batch& add(detail::sql_for<Params...> sql, Params&&... params) {
+    items_.push_back({detail::make_args(sql, std::forward<Params>(params)...), false});
     return *this;
   }
   /// A statement run for its effect (as `execute`): its result gives the rows affected.
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> batch& add_execute(Sql&& sql,
-                                                                         Params&&... params) {
-    items_.push_back(
-        {detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), true});
+  template <class... Params>
+  batch& add_execute(detail::sql_for<Params...> sql, Params&&... params) {
+    items_.push_back({detail::make_args(sql, std::forward<Params>(params)...), true});
     return *this;
   }
   std::size_t size() const noexcept { return items_.size(); }
@@ -261,40 +259,32 @@ class database {
   /// connection). Cancellation (per-operation, a timer, or the statement timeout): throws
   /// `boost::system::system_error` with `boost::asio::error::operation_aborted`; on PostgreSQL
   /// the statement is also cancelled on the server.
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<result> query(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_query(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<result> query(detail::sql_for<Params...> sql, Params&&... params) const {
+    return run_query(detail::make_args(sql, std::forward<Params>(params)...));
   }
 
   /// Like `query`, for statements run for their effect: returns the number of rows the
   /// statement inserted, updated or deleted (0 for other statements).
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::uint64_t> execute(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_execute(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<std::uint64_t> execute(detail::sql_for<Params...> sql,
+                                                Params&&... params) const {
+    return run_execute(detail::make_args(sql, std::forward<Params>(params)...));
   }
 
   /// Like `query`, for a statement that returns exactly one row: returns it (the row keeps the
   /// result alive). No row throws `awaitdb::error` P0002 (no_data_found), several P0003
   /// (too_many_rows).
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<row> query_one(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_query_one(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...),
-                         false);
+  template <class... Params>
+  boost::asio::awaitable<row> query_one(detail::sql_for<Params...> sql, Params&&... params) const {
+    return run_query_one(detail::make_args(sql, std::forward<Params>(params)...), false);
   }
 
   /// Like `query_one`, for a statement that returns zero or one row: no row is `std::nullopt`.
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::optional<row>>
-  query_opt(Sql&& sql, Params&&... params)
-  const {
-    return run_query_opt(
-        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<std::optional<row>> query_opt(detail::sql_for<Params...> sql,
+                                                       Params&&... params) const {
+    return run_query_opt(detail::make_args(sql, std::forward<Params>(params)...));
   }
 
   /// Starts `COPY ... FROM STDIN` (`sql`, text, CSV or binary format, as the statement says):
@@ -379,49 +369,38 @@ class database {
   /// inline; outside a transaction a file database's stream reads on a connection of its own
   /// (a WAL database's snapshot: writers go on); an in-memory database, or a statement that
   /// writes, runs whole first and is then read row by row.
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<row_stream> stream(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_stream(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<row_stream> stream(detail::sql_for<Params...> sql,
+                                            Params&&... params) const {
+    return run_stream(detail::make_args(sql, std::forward<Params>(params)...));
   }
 
   /// The one value of a statement that returns exactly one row of one column, as `T` (as
   /// `row::get<T>` reads it; `std::optional<T>` for a value that may be NULL). Errors as
   /// `query_one`; more than one column throws 42601.
-  template <class T, class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<T> query_scalar(
-      Sql&& sql, Params&&... params)
-  const {
-    return scalar<T>(run_query_one(
-        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), true));
+  template <class T, class... Params>
+  boost::asio::awaitable<T> query_scalar(detail::sql_for<Params...> sql, Params&&... params) const {
+    return scalar<T>(run_query_one(detail::make_args(sql, std::forward<Params>(params)...), true));
   }
 
   /// Every row of the result as a `T` (see `row::as`).
-  template <class T, class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::vector<T>>
-  query_as(Sql&& sql, Params&&... params)
-  const {
-    return all_as<T>(
-        run_query(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...)));
+  template <class T, class... Params>
+  boost::asio::awaitable<std::vector<T>> query_as(detail::sql_for<Params...> sql,
+                                                  Params&&... params) const {
+    return all_as<T>(run_query(detail::make_args(sql, std::forward<Params>(params)...)));
   }
 
   /// The one row of the result as a `T` (see `query_one` and `row::as`).
-  template <class T, class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<T> query_one_as(
-      Sql&& sql, Params&&... params)
-  const {
-    return one_as<T>(run_query_one(
-        detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...), false));
+  template <class T, class... Params>
+  boost::asio::awaitable<T> query_one_as(detail::sql_for<Params...> sql, Params&&... params) const {
+    return one_as<T>(run_query_one(detail::make_args(sql, std::forward<Params>(params)...), false));
   }
 
   /// Zero or one row as a `T` (see `query_opt` and `row::as`).
-  template <class T, class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::optional<T>>
-  query_opt_as(Sql&& sql, Params&&... params)
-  const {
-    return opt_as<T>(
-        run_query_opt(detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...)));
+  template <class T, class... Params>
+  boost::asio::awaitable<std::optional<T>> query_opt_as(detail::sql_for<Params...> sql,
+                                                        Params&&... params) const {
+    return opt_as<T>(run_query_opt(detail::make_args(sql, std::forward<Params>(params)...)));
   }
 
   /// Runs `fn(args...)`, which returns `boost::asio::awaitable<R>`, inside a transaction, and

@@ -84,7 +84,10 @@ decltype(auto) call_with_row(F& f, const row& args, Before&... before) {
 template <class R>
 void deliver(function_result& out, const R& value) {
   static_assert(!std::is_void_v<R>, "awaitdb: an SQL function must return a value");
-  out.set(make_param(value));
+  if constexpr (converts<R>)
+    out.set(make_param(to_stored(value)));  // (set copies what the param views)
+  else
+    out.set(make_param(value));
 }
 
 template <class F>

@@ -169,9 +169,30 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column,
 }
 
 template <class T>
-inline constexpr bool is_readable = requires(const result_source& s, T& out) {
+inline constexpr bool is_readable_builtin = requires(const result_source& s, T& out) {
   read_cell(s, 0, 0, out);
 };
+
+/// Throws for a mapped type's `from_db` that refused a value (or for a value its `db_type` could
+/// not hold): `cause` (an `awaitdb::error`, kept with its SQLSTATE) or 22000 with `what`, naming
+/// the column and the type.
+[[noreturn]] void mapped_read_failed(const result_source& src, std::size_t column,
+                                     std::string_view type, const error* cause, const char* what);
+/// Throws 22P02: the text in `column` (of `length` bytes) names no enumerator of `type`.
+[[noreturn]] void unknown_enum_name(const result_source& src, std::size_t column,
+                                    std::string_view type, std::size_t length);
+
+/// The value at (row, column) as `T` (not an optional): NULL throws 22004.
+template <class T>
+T read_value(const result_source& src, std::size_t row, std::size_t column);
+
+template <class T>
+inline constexpr bool is_readable = [] {
+  if constexpr (mapped<T>)
+    return is_readable_builtin<typename type_mapping<T>::db_type>;
+  else
+    return described_enum<T> || is_readable_builtin<T>;
+}();
 
 /// A PostgreSQL array as a `std::vector` of the elements `make_param` takes in an array, or of
 /// `std::optional` of them when elements may be NULL.
@@ -183,13 +204,39 @@ requires(array_kind_of<typename array_element<T>::type>() !=
   out.clear();
   out.reserve(elements.rows());
   for (std::size_t i = 0; i < elements.rows(); ++i) {
-    T element{};
     if constexpr (is_optional<T>::value) {
-      if (elements.at(i, 0).kind != cell_kind::null) read_cell(elements, i, 0, element.emplace());
+      if (elements.at(i, 0).kind == cell_kind::null)
+        out.emplace_back();
+      else
+        out.emplace_back(read_value<typename T::value_type>(elements, i, 0));
     } else {
-      read_cell(elements, i, 0, element);
+      out.push_back(read_value<T>(elements, i, 0));
     }
-    out.push_back(std::move(element));
+  }
+}
+
+template <class T>
+T read_value(const result_source& src, std::size_t row, std::size_t column) {
+  if constexpr (mapped<T>) {
+    using db_type = typename type_mapping<T>::db_type;
+    try {
+      return type_mapping<T>::from_db(read_value<db_type>(src, row, column));
+    } catch (const error& e) {
+      mapped_read_failed(src, column, type_name<T>(), &e, nullptr);
+    } catch (const std::exception& e) {
+      mapped_read_failed(src, column, type_name<T>(), nullptr, e.what());
+    }
+  } else if constexpr (described_enum<T>) {
+    std::string name;
+    read_cell(src, row, column, name);
+    T out{};
+    if (!boost::describe::enum_from_string(name.c_str(), out))
+      unknown_enum_name(src, column, type_name<T>(), name.size());
+    return out;
+  } else {
+    T out{};
+    read_cell(src, row, column, out);
+    return out;
   }
 }
 
@@ -231,9 +278,7 @@ class row {
                     "awaitdb::row::get<T>: T must be bool, an integer, float, double, std::string, "
                     "awaitdb::blob, a system_clock time point, a date, a duration, "
                     "boost::uuids::uuid or std::optional of one (see docs/usage.md)");
-      T out{};
-      detail::read_cell(*src_, index_, column, out);
-      return out;
+      return detail::read_value<T>(*src_, index_, column);
     }
   }
 

@@ -4,6 +4,7 @@
 #define AWAITDB_SESSION_HPP
 
 #include <awaitdb/result.hpp>
+#include <awaitdb/sql_literal.hpp>
 #include <awaitdb/value.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -41,19 +42,14 @@ class session {
 
   /// As `database::query` and `database::execute`, on this connection. Errors throw
   /// `awaitdb::error`, which fails the connection's opening.
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<result> query(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_query(target_,
-                     detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<result> query(detail::sql_for<Params...> sql, Params&&... params) const {
+    return run_query(target_, detail::make_args(sql, std::forward<Params>(params)...));
   }
-  template <class Sql, class... Params>
-  requires std::convertible_to<Sql, std::string_view> boost::asio::awaitable<std::uint64_t> execute(
-      Sql&& sql, Params&&... params)
-  const {
-    return run_execute(target_,
-                       detail::make_args(std::forward<Sql>(sql), std::forward<Params>(params)...));
+  template <class... Params>
+  boost::asio::awaitable<std::uint64_t> execute(detail::sql_for<Params...> sql,
+                                                Params&&... params) const {
+    return run_execute(target_, detail::make_args(sql, std::forward<Params>(params)...));
   }
 
  private:

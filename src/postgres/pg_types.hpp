@@ -41,6 +41,7 @@ constexpr Oid pg_array_type(array_kind kind) noexcept {
       return pg_oid::text_array;
     case array_kind::uuid:
       return pg_oid::uuid_array;
+    case array_kind::untyped:  // (no type: the server takes the one the statement needs)
     case array_kind::none:
       break;
   }

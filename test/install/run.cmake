@@ -21,6 +21,7 @@ step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/test/install/consumer -B ${WORK_DIR}/cons
   -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer)
 step(${WORK_DIR}/consumer/consumer)
+step(${WORK_DIR}/consumer/json_consumer)  # the json component, found with its Boost.JSON
 # (GNUInstallDirs may pick lib, lib64 or a multiarch directory: found, not assumed.)
 file(GLOB_RECURSE pc_files ${WORK_DIR}/prefix/*/awaitdb.pc)
 list(GET pc_files 0 pc_file)
@@ -39,3 +40,4 @@ step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/test/install/consumer -B ${WORK_DIR}/cons
   -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${WORK_DIR}/deb-root/usr)
 step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-deb)
 step(${WORK_DIR}/consumer-deb/consumer)
+step(${WORK_DIR}/consumer-deb/json_consumer)
