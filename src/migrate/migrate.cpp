@@ -113,13 +113,25 @@ asio::awaitable<void> ensure_table(const run_state& s) {
   const std::string& table = s.options.table;
   const bool pg = s.kind == engine::postgres;
   bool exists = false;
-  if (pg)
-    exists = co_await s.db.query_scalar<bool>("SELECT to_regclass($1) IS NOT NULL", table);
-  else
+  if (pg) {
+    // Read from pg_class with the statement's snapshot, not through the server's name cache
+    // (to_regclass): a session that began its transaction before another created the table
+    // (waiting for the lock) may still hold a cached "no such table" for the name, as a
+    // connection PgBouncer shares among clients does after a DROP TABLE IF EXISTS.
+    const std::size_t dot = table.find('.');
+    const std::string schema = dot == std::string::npos ? "" : table.substr(0, dot);
+    const std::string name = dot == std::string::npos ? table : table.substr(dot + 1);
+    exists = co_await s.db.query_scalar<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE c.relname = lower($1) AND n.nspname = "
+        "coalesce(nullif(lower($2), ''), current_schema()))",
+        name, schema);
+  } else {
     exists =
         co_await s.db.query_scalar<std::int64_t>(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1 COLLATE NOCASE",
             table) > 0;
+  }
   if (exists) co_return;
   co_await s.db.execute("CREATE TABLE " + table + " (version " + (pg ? "BIGINT" : "INTEGER") +
                         " PRIMARY KEY, name TEXT NOT NULL, checksum BIGINT NOT NULL, state TEXT "

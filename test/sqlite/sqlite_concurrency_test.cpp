@@ -347,6 +347,80 @@ TEST_F(sqlite_locks, waiters_for_the_writer_are_served_in_arrival_order) {
 // Work started inside a transaction on an executor that does not carry the task context cannot
 // reach the transaction's connection: a write fails after busy_timeout with a message that
 // says why, rather than waiting forever for the transaction that waits for it; a read runs.
+// 5. The writer handed to a waiter whose io_context is then destroyed (before the waiter could
+//    run) passes on to the next waiter: nobody is left waiting for a turn that never ends.
+TEST_F(sqlite_locks, a_waiter_whose_io_context_is_destroyed_passes_the_writer_on) {
+  asio::io_context io;
+  auto other = std::make_unique<asio::io_context>();
+  database db;
+  bool opened = false, holding = false, committed = false, last_done = false;
+  auto run_until = [&](const bool& flag) {
+    const auto limit = clock::now() + std::chrono::seconds(10);
+    while (!flag && clock::now() < limit)
+      io.run_for(milliseconds(5));
+    return flag;
+  };
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        db = co_await open(url());
+        co_await db.execute("CREATE TABLE t (v TEXT)");
+        opened = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(opened));
+  // The first task holds the writer in a transaction for 100 ms.
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await db.transaction([&]() -> asio::awaitable<void> {
+          co_await db.execute("INSERT INTO t VALUES ('first')");
+          holding = true;
+          co_await sleep_for(milliseconds(100));
+        });
+        committed = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(holding));
+  // The second waits for it on another io_context, which is never run again after this.
+  asio::co_spawn(
+      *other,
+      [&]() -> asio::awaitable<void> {
+        co_await db.execute("INSERT INTO t VALUES ('second')");
+        ADD_FAILURE() << "the second task ran";
+      },
+      asio::detached);
+  for (int i = 0; i < 1000 && db.stats().waiting == 0; ++i)
+    other->poll();
+  ASSERT_EQ(db.stats().waiting, 1u);
+  // The third arrives after it.
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await db.execute("INSERT INTO t VALUES ('third')");
+        last_done = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(committed));  // the writer is now handed to the second
+  io.run_for(milliseconds(50));
+  EXPECT_FALSE(last_done);  // (its turn comes after the second's)
+  other.reset();            // the second's context is gone with it: its turn passes on
+  ASSERT_TRUE(run_until(last_done));
+  bool counted = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        EXPECT_EQ(co_await db.query_scalar<std::string>(
+                      "SELECT group_concat(v, ',') FROM (SELECT v FROM t ORDER BY rowid)"),
+                  "first,third");
+        EXPECT_EQ(db.stats().waiting, 0u);
+        co_await db.close();
+        counted = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(counted));
+}
+
 TEST_F(sqlite_locks, a_write_from_a_foreign_executor_inside_a_transaction_fails_clearly) {
   asio::thread_pool foreign(1);
   run([&]() -> asio::awaitable<void> {
