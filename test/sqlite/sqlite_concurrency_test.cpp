@@ -6,6 +6,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -351,6 +352,8 @@ TEST_F(sqlite_locks, waiters_for_the_writer_are_served_in_arrival_order) {
 //    run) passes on to the next waiter: nobody is left waiting for a turn that never ends.
 TEST_F(sqlite_locks, a_waiter_whose_io_context_is_destroyed_passes_the_writer_on) {
   asio::io_context io;
+  // (Kept from running out of work, which would stop it: it is run in slices below.)
+  auto keep_running = asio::make_work_guard(io);
   auto other = std::make_unique<asio::io_context>();
   database db;
   bool opened = false, holding = false, committed = false, last_done = false;
@@ -419,6 +422,7 @@ TEST_F(sqlite_locks, a_waiter_whose_io_context_is_destroyed_passes_the_writer_on
       },
       asio::detached);
   ASSERT_TRUE(run_until(counted));
+  keep_running.reset();
 }
 
 TEST_F(sqlite_locks, a_write_from_a_foreign_executor_inside_a_transaction_fails_clearly) {
