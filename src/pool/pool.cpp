@@ -35,6 +35,7 @@ pool_lease& pool_lease::operator=(pool_lease&& other) noexcept {
     pool_ = std::move(other.pool_);
     conn_ = std::move(other.conn_);
     kind_ = other.kind_;
+    slow_ = other.slow_;
   }
   return *this;
 }
@@ -43,7 +44,7 @@ void pool_lease::reset() noexcept {
   if (!conn_) return;
   std::shared_ptr<pooled_connection> c = std::move(conn_);
   std::shared_ptr<connection_pool> pool = std::move(pool_);
-  pool->release(*c, kind_);
+  pool->release(*c, kind_, slow_);
 }
 
 // ---- after the lock
@@ -102,8 +103,9 @@ void connection_pool::notify_if_all_gone_locked() {
 }
 
 // The least busy shared connection: with room in its pipeline unless `allow_full`; not one whose
-// oldest statement has run past the stall threshold (head-of-line blocking) unless
-// `allow_stalled`; with `healthy_only`, not one idle for so long that it must be looked at first.
+// running statement has run past the stall threshold, or that runs a statement placed as slow
+// (head-of-line blocking), unless `allow_stalled`; with `healthy_only`, not one idle for so long
+// that it must be looked at first.
 pooled_connection* connection_pool::pick_shared_locked(bool allow_full, bool allow_stalled,
                                                        bool healthy_only) {
   const auto now = clock_();
@@ -113,8 +115,7 @@ pooled_connection* connection_pool::pick_shared_locked(bool allow_full, bool all
     if (s.state != status::shared || s.conn->lost() || expired_locked(s, now)) continue;
     const std::size_t in_flight = s.conn->in_flight();
     if (in_flight >= options_.pipeline_depth && !allow_full) continue;
-    if (!allow_stalled && options_.stall_threshold.count() > 0 && in_flight > 0 &&
-        now - s.conn->busy_since() > options_.stall_threshold)
+    if (!allow_stalled && (s.slow_claims > 0 || (in_flight > 0 && stalled_locked(s, now))))
       continue;
     if (healthy_only && in_flight == 0 && s.claims == 0 &&
         now - s.conn->idle_since() > options_.recheck_after)
@@ -159,8 +160,51 @@ std::shared_ptr<pooled_connection> connection_pool::take_idle_locked(lease_kind 
   return nullptr;
 }
 
-connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool may_open,
+// A slow statement's connection: one with nothing in flight; a new one while the pool may grow;
+// else one that runs nothing slow and is not stalled (the fast work ahead of it ends soon, and
+// fast statements keep off it from then on); else, once no connection is being opened (it
+// waits for those), the one that runs the fewest slow statements, so that a burst of them
+// spreads evenly over the pool.
+connection_pool::grant connection_pool::try_grant_slow_locked(bool may_open, after_unlock& then) {
+  grant g;
+  if ((g.conn = take_idle_locked(lease_kind::shared, g.look, then))) {
+    ++find_locked(*g.conn)->slow_claims;
+    return g;
+  }
+  if (slots_.size() + opening_ < options_.max_size) {
+    g.may_open = may_open;  // (else nothing now: the caller takes the path that may open)
+    return g;
+  }
+  const auto now = clock_();
+  slot* best = nullptr;
+  for (slot& s : slots_) {
+    if (s.state != status::shared || s.conn->lost() || expired_locked(s, now)) continue;
+    const std::size_t in_flight = s.conn->in_flight();
+    if (s.slow_claims > 0 || in_flight >= options_.pipeline_depth || stalled_locked(s, now))
+      continue;
+    if (!best || in_flight + s.claims < best->conn->in_flight() + best->claims) best = &s;
+  }
+  if (!best && opening_ == 0) {
+    auto slow_load = [](const slot& s) { return s.conn->slow_in_flight() + s.slow_claims; };
+    auto load = [](const slot& s) { return s.conn->in_flight() + s.claims; };
+    for (slot& s : slots_) {
+      if (s.state != status::shared || s.conn->lost() || expired_locked(s, now)) continue;
+      if (!best || slow_load(s) < slow_load(*best) ||
+          (slow_load(s) == slow_load(*best) && load(s) < load(*best)))
+        best = &s;
+    }
+  }
+  if (best) {
+    ++best->claims;
+    ++best->slow_claims;
+    g.conn = best->conn;
+  }
+  return g;
+}
+
+connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool slow, bool may_open,
                                                          after_unlock& then) {
+  if (kind == lease_kind::shared && slow) return try_grant_slow_locked(may_open, then);
   grant g;
   // (Not computed once: looking at idle connections may remove dead ones.)
   auto can_grow = [&] { return may_open && slots_.size() + opening_ < options_.max_size; };
@@ -195,17 +239,36 @@ connection_pool::grant connection_pool::try_grant_locked(lease_kind kind, bool m
   return g;
 }
 
-pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind) {
-  return pool_lease(shared_from_this(), std::move(c), kind);
+pool_lease connection_pool::make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind,
+                                       bool slow) {
+  return pool_lease(shared_from_this(), std::move(c), kind, slow);
 }
 
-pool_lease connection_pool::try_acquire_shared() {
+// Runs work placed as slow, or work that has run past the stall threshold.
+bool connection_pool::stalled_locked(const slot& s, pool_clock::time_point now) const {
+  if (s.conn->slow_in_flight() > 0) return true;
+  if (options_.stall_threshold.count() == 0) return false;
+  const auto running = now - s.conn->busy_since();
+  return s.conn->running_known_fast() ? running > options_.stall_threshold * options_.fast_patience
+                                      : running > options_.stall_threshold;
+}
+
+pool_lease connection_pool::try_acquire_shared(bool slow) {
   for (;;) {
     std::shared_ptr<pooled_connection> c;
     bool look = false;
-    {
+    if (slow) {
+      after_unlock then(*this);
       std::lock_guard lock(mutex_);
-      if (closed_ || !waiters_.empty()) return {};
+      if (closed_ || slow_waiting_ > 0) return {};
+      grant g = try_grant_slow_locked(false, then);
+      if (!g.conn) return {};
+      c = std::move(g.conn);
+      look = g.look;
+    } else {
+      std::lock_guard lock(mutex_);
+      // (Tasks waiting for a slow statement's connection hold up no fast statement.)
+      if (closed_ || waiters_.size() > slow_waiting_) return {};
       pooled_connection* best = pick_shared_locked(false, false, false);
       if (!best) return {};
       slot& s = *find_locked(*best);
@@ -215,13 +278,13 @@ pool_lease connection_pool::try_acquire_shared() {
       ++s.claims;
       c = s.conn;
     }
-    if (!look || c->check_alive()) return make_lease(std::move(c), lease_kind::shared);
+    if (!look || c->check_alive()) return make_lease(std::move(c), lease_kind::shared, slow);
     drop_dead(*c);
   }
 }
 
-asio::awaitable<pool_lease> connection_pool::acquire_shared(deadline_state* deadline) {
-  return acquire(lease_kind::shared, deadline, open_failures::wait);
+asio::awaitable<pool_lease> connection_pool::acquire_shared(deadline_state* deadline, bool slow) {
+  return acquire(lease_kind::shared, deadline, open_failures::wait, slow);
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire_exclusive(deadline_state* deadline,
@@ -246,13 +309,16 @@ void connection_pool::throw_last_open_failure(std::exception_ptr failure) const 
 // Serves waiters in order. An exclusive waiter that nothing can serve has a shared connection
 // drain for it, so that shared traffic cannot keep every connection busy forever.
 void connection_pool::dispatch_locked(after_unlock& then) {
-  bool shared_blocked = false, exclusive_blocked = false;
+  // (Each kind of waiter is served in order; a kind that nothing can serve holds up only its own.)
+  bool shared_blocked = false, slow_blocked = false, exclusive_blocked = false;
   std::size_t exclusive_waiting = 0;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     waiting_task& w = **it;
-    bool& blocked = w.kind == lease_kind::shared ? shared_blocked : exclusive_blocked;
+    bool& blocked = w.kind == lease_kind::exclusive ? exclusive_blocked
+                    : w.slow                        ? slow_blocked
+                                                    : shared_blocked;
     if (!blocked) {
-      grant g = try_grant_locked(w.kind, true, then);
+      grant g = try_grant_locked(w.kind, w.slow, true, then);
       if (g.conn || g.may_open) {
         if (g.may_open) {
           ++opening_;
@@ -262,6 +328,7 @@ void connection_pool::dispatch_locked(after_unlock& then) {
         w.look = g.look;
         w.may_open = g.may_open;
         then.wake.push_back(w.ticket);
+        if (w.slow) --slow_waiting_;
         it = waiters_.erase(it);
         continue;
       }
@@ -288,7 +355,7 @@ void connection_pool::dispatch_locked(after_unlock& then) {
 }
 
 asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_state* task_deadline,
-                                                     open_failures failures) {
+                                                     open_failures failures, bool slow) {
   auto deadline = pool_clock::now() + options_.acquire_timeout;
   if (task_deadline) deadline = std::min(deadline, task_deadline->at());
   // Reported only to an observer (connection waits apart from connect time).
@@ -305,8 +372,12 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
       after_unlock then(*this);
       std::lock_guard lock(mutex_);
       if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
-      if (waiters_.empty()) {
-        grant g = try_grant_locked(kind, true, then);
+      // (Served before earlier waiters only where those hold up nobody of its kind.)
+      const bool ahead = kind == lease_kind::shared && slow ? slow_waiting_ > 0
+                         : kind == lease_kind::shared       ? waiters_.size() > slow_waiting_
+                                                            : !waiters_.empty();
+      if (!ahead) {
+        grant g = try_grant_locked(kind, slow, true, then);
         c = std::move(g.conn);
         look = g.look;
         if (!c && g.may_open) {
@@ -323,6 +394,7 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
       if (!c && !opens) {
         auto task = std::make_shared<waiting_task>();
         task->kind = kind;
+        task->slow = kind == lease_kind::shared && slow;
         task->ticket = std::make_shared<waiter>();
         co_await wait_for_grant(task, deadline);
         c = std::move(task->granted);
@@ -340,7 +412,7 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
       const auto opening = pool_clock::now();
       std::exception_ptr failed;
       try {
-        c = co_await open_new(opening_claim(shared_from_this(), kind), deadline);
+        c = co_await open_new(opening_claim(shared_from_this(), kind, slow), deadline);
       } catch (const error& e) {
         if (failures == open_failures::fail_at_once || !e.is_connection_error()) throw;
         failed = std::current_exception();
@@ -351,7 +423,7 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
       opens = false;
     }
     if (watcher) report_acquire(*watcher, kind, started, connect, label, {});
-    co_return make_lease(std::move(c), kind);
+    co_return make_lease(std::move(c), kind, slow);
   } catch (...) {
     // Given up at the task's own deadline: that is the reason.
     std::exception_ptr failure = std::current_exception();
@@ -384,6 +456,7 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
     std::lock_guard lock(mutex_);
     if (closed_) throw error(sqlstate::connection_does_not_exist, "the database is closed");
     waiters_.push_back(task);
+    if (task->slow) ++slow_waiting_;
     dispatch_locked(then);  // (perhaps served at once: then its own ticket is signalled)
   }
   std::exception_ptr failure;
@@ -398,12 +471,15 @@ asio::awaitable<void> connection_pool::wait_for_grant(std::shared_ptr<waiting_ta
     auto it = std::find(waiters_.begin(), waiters_.end(), task);
     closed_meanwhile = closed_;
     served = it == waiters_.end() && (task->granted || task->may_open);  // dispatch removes it
-    if (it != waiters_.end()) waiters_.erase(it);
+    if (it != waiters_.end()) {
+      waiters_.erase(it);
+      if (task->slow) --slow_waiting_;
+    }
   }
   if (served && failure) {
     // Served just as it was cancelled: pass what it was given on.
     if (task->granted) {
-      pool_lease(shared_from_this(), std::move(task->granted), task->kind).reset();
+      pool_lease(shared_from_this(), std::move(task->granted), task->kind, task->slow).reset();
     } else {
       after_unlock then(*this);
       std::lock_guard lock(mutex_);
@@ -473,13 +549,14 @@ void connection_pool::cleaning_ended(pooled_connection& c, bool fit) noexcept {
   if (wants_filling_locked()) then.refill = true;
 }
 
-void connection_pool::release(pooled_connection& c, lease_kind kind) noexcept {
+void connection_pool::release(pooled_connection& c, lease_kind kind, bool slow) noexcept {
   after_unlock then(*this);
   std::lock_guard lock(mutex_);
   slot* s = find_locked(c);
   if (!s) return;  // lost meanwhile
   if (kind == lease_kind::shared) {
     if (s->claims > 0) --s->claims;
+    if (slow && s->slow_claims > 0) --s->slow_claims;
   } else if (s->state == status::exclusive) {
     s->state = status::draining;
   }

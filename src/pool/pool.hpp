@@ -67,8 +67,14 @@ class pooled_connection {
 
   /// Work sent and not yet answered.
   virtual std::size_t in_flight() const noexcept = 0;
-  /// When the work now running was sent (the oldest in flight); max() when none.
+  /// When the work now running began (on the server: it was sent, or what was ahead of it
+  /// ended); max() when none.
   virtual pool_clock::time_point busy_since() const noexcept = 0;
+  /// Work in flight that was placed as slow (`acquire_shared(..., slow)`): nothing fast is
+  /// pipelined behind it while another connection will do.
+  virtual std::size_t slow_in_flight() const noexcept { return 0; }
+  /// The work now running is a statement known to be fast (see `stall_threshold`).
+  virtual bool running_known_fast() const noexcept { return false; }
   /// When `in_flight` last dropped to zero.
   virtual pool_clock::time_point idle_since() const noexcept = 0;
   /// The connection can no longer be used.
@@ -104,9 +110,13 @@ struct pool_options {
   std::chrono::milliseconds acquire_timeout{10000};
   /// Statements in flight on one shared connection before another is preferred.
   std::size_t pipeline_depth = 32;
-  /// A shared connection whose oldest statement has run this long is passed over while another
-  /// connection can be used or opened (0: never passed over).
+  /// A shared connection whose running statement has run this long is passed over while another
+  /// connection can be used or opened (0: never passed over); `fast_patience` times as long
+  /// when that statement is known to be fast (on a busy host, a client thread not scheduled
+  /// for a few milliseconds sees every statement late). The engine also counts statements
+  /// whose recent runs took this long as slow (see statement_latency).
   std::chrono::milliseconds stall_threshold{5};
+  static constexpr int fast_patience = 8;
   /// An idle connection is looked at (`check_alive`, a non-blocking peek at its socket) before
   /// it is lent after this long: one system call, paid only by a statement that finds the
   /// connection idle, and not by a loop of statements.
@@ -146,9 +156,10 @@ struct pool_reporting {
 class pool_lease {
  public:
   pool_lease() = default;
+  /// `slow`: a shared lease for a statement placed as slow.
   pool_lease(std::shared_ptr<connection_pool> pool, std::shared_ptr<pooled_connection> c,
-             lease_kind kind) noexcept
-      : pool_(std::move(pool)), conn_(std::move(c)), kind_(kind) {}
+             lease_kind kind, bool slow = false) noexcept
+      : pool_(std::move(pool)), conn_(std::move(c)), kind_(kind), slow_(slow) {}
   pool_lease(pool_lease&& other) noexcept = default;
   pool_lease& operator=(pool_lease&& other) noexcept;
   ~pool_lease() { reset(); }
@@ -164,6 +175,7 @@ class pool_lease {
   std::shared_ptr<connection_pool> pool_;
   std::shared_ptr<pooled_connection> conn_;
   lease_kind kind_ = lease_kind::exclusive;
+  bool slow_ = false;
 };
 
 class connection_pool : public context_member,
@@ -209,10 +221,18 @@ class connection_pool : public context_member,
 
   /// A connection to pipeline a statement on, without suspending, in the steady state (an open
   /// shared connection with room); an empty lease when `acquire_shared` must be awaited.
-  pool_lease try_acquire_shared();
-  /// A connection to pipeline a statement on: the least busy shared one that is not stalled;
-  /// an idle one; a new one while the pool may grow; else the least busy of all.
-  boost::asio::awaitable<pool_lease> acquire_shared(deadline_state* deadline = nullptr);
+  /// `slow`: see `acquire_shared`.
+  pool_lease try_acquire_shared(bool slow = false);
+  /// A connection to pipeline a statement on: the least busy shared one that is not stalled
+  /// and runs nothing slow; an idle one; a new one while the pool may grow; else the least
+  /// busy of all.
+  /// `slow`: the statement is known to run long. It gets a connection with nothing in flight
+  /// (a quiet shared one, an idle one, or a new one while the pool may grow), else one that
+  /// runs nothing slow; else (once the connections being opened are open) the one that runs
+  /// the fewest slow statements. Fast statements are not pipelined behind it while another
+  /// connection will do, and its wait holds up no fast statement.
+  boost::asio::awaitable<pool_lease> acquire_shared(deadline_state* deadline = nullptr,
+                                                    bool slow = false);
 
   /// Refuses new work (08003), closes idle connections now and the others as they become
   /// quiet; waits up to `grace` for that, then closes what remains (its work fails).
@@ -234,7 +254,8 @@ class connection_pool : public context_member,
   struct slot {
     std::shared_ptr<pooled_connection> conn;  // null while opening
     status state = status::opening;
-    std::size_t claims = 0;  // tasks holding a shared lease on it
+    std::size_t claims = 0;       // tasks holding a shared lease on it
+    std::size_t slow_claims = 0;  // ... for a statement placed as slow (it may not be sent yet)
     pool_clock::time_point expires_at = pool_clock::time_point::max();  // max_lifetime
     pool_clock::time_point opened_at{};
     bool loss_counted = false;  // its loss was weighed against connect_probation
@@ -242,6 +263,7 @@ class connection_pool : public context_member,
   };
   struct waiting_task {
     lease_kind kind;
+    bool slow = false;  // a shared lease for a slow statement
     wait_list::ticket ticket;
     // What it was given before being woken: a connection (to be looked at first, when `look`),
     // or the right to open one.
@@ -257,7 +279,7 @@ class connection_pool : public context_member,
     bool may_open = false;
   };
 
-  void release(pooled_connection& c, lease_kind kind) noexcept;
+  void release(pooled_connection& c, lease_kind kind, bool slow) noexcept;
   void on_quiet(pooled_connection& c) noexcept;
   void on_lost(pooled_connection& c) noexcept;
   // A connection lent with `look` was found dead by its taker: out of the pool.
@@ -267,8 +289,10 @@ class connection_pool : public context_member,
 
   slot* find_locked(const pooled_connection& c);
   bool quiet_locked(const slot& s) const;
-  grant try_grant_locked(lease_kind kind, bool may_open, after_unlock& then);
+  grant try_grant_locked(lease_kind kind, bool slow, bool may_open, after_unlock& then);
+  grant try_grant_slow_locked(bool may_open, after_unlock& then);
   pooled_connection* pick_shared_locked(bool allow_full, bool allow_stalled, bool healthy_only);
+  bool stalled_locked(const slot& s, pool_clock::time_point now) const;
   std::shared_ptr<pooled_connection> take_idle_locked(lease_kind kind, bool& look,
                                                       after_unlock& then);
   void became_quiet_locked(slot& s, after_unlock& then, bool cleaned = false);
@@ -276,7 +300,7 @@ class connection_pool : public context_member,
   void remove_locked(const pooled_connection& c);
   void notify_if_all_gone_locked();
   boost::asio::awaitable<pool_lease> acquire(lease_kind kind, deadline_state* deadline,
-                                             open_failures failures);
+                                             open_failures failures, bool slow = false);
   // Throws `failure`, else the last failed open's error (or 08003 once closed).
   [[noreturn]] void throw_last_open_failure(std::exception_ptr failure) const;
   void report_acquire(awaitdb::observer& o, lease_kind kind, pool_clock::time_point started,
@@ -301,7 +325,7 @@ class connection_pool : public context_member,
   void count_failure_locked(pool_clock::time_point attempt_at, pool_clock::time_point now);
   void lost_locked(slot& s);
   pool_clock::time_point lifetime_end_locked(pool_clock::time_point opened);
-  pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind);
+  pool_lease make_lease(std::shared_ptr<pooled_connection> c, lease_kind kind, bool slow = false);
 
   boost::asio::any_io_executor executor_;
   const pool_options options_;
@@ -316,6 +340,8 @@ class connection_pool : public context_member,
   mutable std::mutex mutex_;
   std::vector<slot> slots_;
   std::deque<std::shared_ptr<waiting_task>> waiters_;
+  std::size_t slow_waiting_ = 0;    // waiters for a slow statement's connection (they hold up
+                                    // no fast statement)
   std::size_t opening_ = 0;         // connections being opened (slots taken)
   std::size_t opening_shared_ = 0;  // ... of which for shared use
   bool closed_ = false;

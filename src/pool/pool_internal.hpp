@@ -34,19 +34,21 @@ struct connection_pool::after_unlock {
 // owned by open_new's frame as its parameter, gives the slot back as the frame is destroyed.
 class connection_pool::opening_claim {
  public:
-  opening_claim(std::shared_ptr<connection_pool> pool, lease_kind kind) noexcept
-      : pool_(std::move(pool)), kind_(kind) {}
+  opening_claim(std::shared_ptr<connection_pool> pool, lease_kind kind, bool slow = false) noexcept
+      : pool_(std::move(pool)), kind_(kind), slow_(slow) {}
   opening_claim(opening_claim&& other) noexcept
-      : pool_(std::move(other.pool_)), kind_(other.kind_) {}
+      : pool_(std::move(other.pool_)), kind_(other.kind_), slow_(other.slow_) {}
   opening_claim& operator=(opening_claim&&) = delete;
   ~opening_claim();
   lease_kind kind() const noexcept { return kind_; }
+  bool slow() const noexcept { return slow_; }
   /// The opening ended and open_new accounted for it.
   void settled() noexcept { pool_.reset(); }
 
  private:
   std::shared_ptr<connection_pool> pool_;
   lease_kind kind_;
+  bool slow_;
 };
 
 }  // namespace awaitdb::detail

@@ -83,6 +83,7 @@ asio::awaitable<std::shared_ptr<pooled_connection>> connection_pool::open_new(
       s.conn = c;
       s.state = kind == lease_kind::exclusive ? status::exclusive : status::shared;
       s.claims = kind == lease_kind::shared ? 1 : 0;
+      s.slow_claims = kind == lease_kind::shared && claim.slow() ? 1 : 0;
       s.opened_at = clock_();
       s.expires_at = lifetime_end_locked(s.opened_at);
       slots_.push_back(std::move(s));

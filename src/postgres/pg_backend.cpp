@@ -37,13 +37,30 @@ bool sent_again(pg_verdict v) noexcept {
 // none at once: a shared one to pipeline on, or (`shared` false: transaction control sent
 // directly, or pipelining off) one of its own.
 asio::awaitable<pool_lease> statement_lease(connection_pool& pool, bool shared,
-                                            deadline_state* deadline) {
-  if (shared) co_return co_await pool.acquire_shared(deadline);
+                                            deadline_state* deadline, bool slow = false) {
+  if (shared) co_return co_await pool.acquire_shared(deadline, slow);
   co_return co_await pool.acquire_exclusive(deadline);
 }
 
 pg_connection& as_pg(pooled_connection& c) {
   return static_cast<pg_connection&>(c);
+}
+
+// Waits, until `until` at most, for the first run of a statement to be measured (see
+// statement_latency); within the task's deadline.
+asio::awaitable<void> wait_for_first_run(pg_shared& shared, std::uint64_t key,
+                                         pg_clock::time_point until, deadline_state* deadline) {
+  if (deadline) {
+    if (deadline->passed()) throw deadline->timed_out();
+    until = std::min(until, deadline->at());
+  }
+  wait_list::ticket t = shared.first_runs.enqueue();
+  // Measured between the first look and joining the list: no wait.
+  if (shared.latency.classify(key, pg_clock::now()).how != statement_latency::route::wait) {
+    shared.first_runs.abandon(t);
+    co_return;
+  }
+  co_await wait_list::wait(std::move(t), until);
 }
 
 class pg_backend final : public backend {
@@ -146,6 +163,7 @@ class pg_backend final : public backend {
       pg_tx& top = pg_tx::of(*tx).top_level();
       pg_connection::request r = request_for(st);
       r.tx = &top.book;
+      if (shared_->latency.enabled()) r.latency_key = statement_latency::key(st.sql);
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_connection::exchange x(*top.conn, r, st.deadline);
       x.settle(co_await x.wait());
@@ -155,14 +173,44 @@ class pg_backend final : public backend {
     // Transaction control sent directly (not through db.transaction) gets a connection of its
     // own: on a shared one it would pull other tasks' statements into its transaction.
     const bool shared = shared_->options.pipeline && !is_transaction_control(st.sql);
-    connection_pool& pool = st.replica && replica_pool_ ? *replica_pool_ : *pool_;
+    const bool replica = st.replica && replica_pool_;
+    connection_pool& pool = replica ? *replica_pool_ : *pool_;
+    // Where the statement goes depends on what its recent runs took (statement_latency).
+    pg_shared& timings = replica ? *replica_shared_ : *shared_;
+    std::uint64_t key = 0;
+    bool slow = false, fast = false, first = false;
+    if (timings.latency.enabled()) {
+      key = statement_latency::key(st.sql);
+      if (shared) {
+        using route = statement_latency::route;
+        statement_latency::advice a = timings.latency.classify(key, pg_clock::now());
+        while (a.how == route::wait) {
+          co_await wait_for_first_run(timings, key, a.until, st.deadline);
+          a = timings.latency.classify(key, pg_clock::now());
+        }
+        slow = a.how == route::slow;
+        fast = a.how == route::fast;
+        first = a.how == route::first;
+      }
+    }
+    // A first run that is never sent hands the part on (statement_latency::not_sent).
+    struct first_run {
+      statement_latency* book;
+      std::uint64_t key;
+      ~first_run() {
+        if (book) book->not_sent(key);
+      }
+    } unsent{first ? &timings.latency : nullptr, key};
     for (int attempt = 0;; ++attempt) {
-      pool_lease lease = shared ? pool.try_acquire_shared() : pool_lease();
-      if (!lease) lease = co_await statement_lease(pool, shared, st.deadline);
+      pool_lease lease = shared ? pool.try_acquire_shared(slow) : pool_lease();
+      if (!lease) lease = co_await statement_lease(pool, shared, st.deadline, slow);
       pg_connection& conn = as_pg(*lease.get());
       st.connection = static_cast<std::uint64_t>(conn.backend_pid());
       pg_connection::request r = request_for(st);
       r.retryable = true;
+      r.latency_key = key;
+      r.placed_slow = slow;
+      r.known_fast = fast;
       std::optional<pg_connection::exchange> x;
       try {
         x.emplace(conn, r, st.deadline);
@@ -170,6 +218,10 @@ class pg_backend final : public backend {
         // Lost between the pool's look and the send: nothing was sent; once more elsewhere.
         if (attempt == 0 && e.is_connection_error() && conn.lost()) continue;
         throw;
+      }
+      if (unsent.book) {
+        unsent.book->sent(key, pg_clock::now());
+        unsent.book = nullptr;
       }
       x->settle(co_await x->wait());
       // A statement that failed for a reason not its own (a plan made stale by a migration, a

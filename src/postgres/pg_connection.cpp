@@ -52,7 +52,8 @@ pg_shared::pg_shared(asio::any_io_executor executor, postgres_options o, bool wi
     , observers(std::move(observer))
     , canceller(with_canceller
                     ? std::make_unique<pg_canceller>(executor, options, cancel_by_request)
-                    : nullptr) {}
+                    : nullptr)
+    , latency(options.stall_threshold) {}
 
 pg_shared::~pg_shared() = default;
 
@@ -140,8 +141,12 @@ pg_group_ptr pg_connection::submit(const request& r) {
   g->retryable = r.retryable;
   if (r.detached) g->watch = pg_watch::detached;
   g->sent_at = pg_clock::now();
+  if (e && !g->streamed) g->latency_key = r.latency_key;
+  g->placed_slow = r.placed_slow;
+  g->known_fast = r.known_fast;
   pipeline_.push(g);
   if (g->streamed) set_single_row_mode_locked();
+  if (g->placed_slow) slow_in_flight_.fetch_add(1, std::memory_order_acq_rel);
   in_flight_.fetch_add(1, std::memory_order_acq_rel);
   update_gauges_locked();
   after_send_locked(was_busy);
@@ -412,12 +417,17 @@ void pg_connection::completed_locked(pg_group& g) {
       cache_.invalidate(g.executed_name, false);
       break;
   }
+  if (g.latency_key != 0 && shared_->latency.record(g.latency_key, g.ran_for))
+    awaited(g).first_measured = true;
+  if (g.placed_slow) slow_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   update_gauges_locked();
 }
 
 void pg_connection::update_gauges_locked() {
   busy_since_.store(ticks(pipeline_.busy_since()), std::memory_order_release);
+  const pg_group* head = pipeline_.head();
+  head_known_fast_.store(head && head->known_fast, std::memory_order_release);
   if (pipeline_.empty()) idle_since_.store(ticks(pg_clock::now()), std::memory_order_release);
 }
 
@@ -429,6 +439,7 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
       code == sqlstate::connection_failure ? connection_error(conn_, why, secrets_)
                                            : error(code, std::string(why)));
   for (pg_group_ptr& g : pipeline_.lose(failure)) {
+    if (g->placed_slow) slow_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     done.push_back(std::move(g));
   }
@@ -443,6 +454,12 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
   // The first group's task may resume inline, once everything else here is done: one trip
   // through the executor's queue (and the reactor poll that comes with it) fewer. The others
   // are posted, so the tasks still resume in the order their statements completed.
+  // A statement's first run measured: the tasks waiting to place it go on.
+  for (const pg_group_ptr& g : done)
+    if (awaited(*g).first_measured) {
+      shared_->first_runs.notify_all();
+      break;
+    }
   pg_group_ptr here;
   if (resume_here && !was_lost && !done.empty() && !done.front()->streamed) {
     here = std::move(done.front());

@@ -16,8 +16,10 @@
 #include "../backend.hpp"
 #include "../deadline.hpp"
 #include "../pool/pool.hpp"
+#include "../pool/statement_latency.hpp"
 #include "../url.hpp"
 #include "../util/context_guard.hpp"
+#include "../util/wait_list.hpp"
 #include "pg_canceller.hpp"
 #include "pg_hosts.hpp"
 #include "pg_params.hpp"
@@ -63,6 +65,10 @@ struct pg_shared {
   const bool cancel_by_request;
   const std::shared_ptr<observer_slot> observers;
   const std::unique_ptr<pg_canceller> canceller;
+  // Each statement's recent server time, recorded by every connection of the pool, and the
+  // tasks waiting for a statement's first run to be measured (see statement_latency).
+  statement_latency latency;
+  wait_list first_runs;
 };
 
 /// A notification (NOTIFY) the server sent to a listening connection.
@@ -76,6 +82,7 @@ struct pg_notification {
 /// for a stream, the waiter of the stream's reader while there are no rows.
 struct pg_awaited_group final : pg_group, waiter {
   waiter_ptr row_waiter;
+  bool first_measured = false;  // its statement's first measured run: waiting tasks may go on
 };
 /// The driver's groups are all made as pg_awaited_group (`submit`).
 inline pg_awaited_group& awaited(pg_group& g) noexcept {
@@ -128,6 +135,11 @@ class pg_connection final : public pooled_connection,
     bool retryable = false;    // outside a transaction: may be sent again once
     bool detached = false;     // nobody waits for it (a rollback): its outcome is dropped
     bool stream = false;       // the statement's rows are read one at a time (`next_row`)
+    // Its server time is recorded under this key (0: not recorded), and it was placed as a
+    // slow statement (see statement_latency).
+    std::uint64_t latency_key = 0;
+    bool placed_slow = false;
+    bool known_fast = false;
   };
 
   /// Sends a group behind everything in flight. Synchronous. Throws `awaitdb::error`, having
@@ -231,6 +243,12 @@ class pg_connection final : public pooled_connection,
   }
   pool_clock::time_point busy_since() const noexcept override;
   pool_clock::time_point idle_since() const noexcept override;
+  std::size_t slow_in_flight() const noexcept override {
+    return slow_in_flight_.load(std::memory_order_acquire);
+  }
+  bool running_known_fast() const noexcept override {
+    return head_known_fast_.load(std::memory_order_acquire);
+  }
   bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
   bool settling() const noexcept override {
     return cancel_holds_.load(std::memory_order_acquire) > 0;
@@ -321,7 +339,9 @@ class pg_connection final : public pooled_connection,
   std::vector<notice> notices_;  // for the observer, between a read and its delivery
 
   std::atomic<std::size_t> in_flight_{0};
-  std::atomic<std::size_t> cancel_holds_{0};  // server-side cancels that may still land
+  std::atomic<std::size_t> slow_in_flight_{0};  // ... of which placed as slow
+  std::atomic<bool> head_known_fast_{false};    // the group running is known to be fast
+  std::atomic<std::size_t> cancel_holds_{0};    // server-side cancels that may still land
   std::atomic<bool> lost_{false};
   std::atomic<pg_clock::rep> busy_since_{pg_clock::time_point::max().time_since_epoch().count()};
   std::atomic<pg_clock::rep> idle_since_{0};

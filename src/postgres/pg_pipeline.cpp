@@ -3,6 +3,8 @@
 #include "../sqlstates.hpp"
 #include <awaitdb/error.hpp>
 
+#include <algorithm>
+
 namespace awaitdb::detail {
 
 void throw_failure(const pg_group& g) {
@@ -32,11 +34,12 @@ std::exception_ptr own_copy(const std::exception_ptr& why) {
 }  // namespace
 
 void pg_pipeline::push(pg_group_ptr g) {
+  if (groups_.empty()) g->started_at = g->sent_at;
   groups_.push_back(std::move(g));
 }
 
 pg_clock::time_point pg_pipeline::busy_since() const noexcept {
-  return groups_.empty() ? pg_clock::time_point::max() : groups_.front()->sent_at;
+  return groups_.empty() ? pg_clock::time_point::max() : groups_.front()->started_at;
 }
 
 pg_pipeline::step pg_pipeline::feed(pg_event e, pg_clock::time_point now) {
@@ -101,10 +104,13 @@ pg_pipeline::step pg_pipeline::complete_head(pg_clock::time_point now) {
   step out;
   out.completed = std::move(groups_.front());
   groups_.pop_front();
-  decide(*out.completed, now);
+  pg_group& done = *out.completed;
+  done.ran_for = now - done.started_at;
+  decide(done, now);
   // The next group starts running on the server: if its awaiter left, stop it there.
   if (!groups_.empty()) {
     pg_group& next = *groups_.front();
+    next.started_at = std::max(next.sent_at, now);
     if (next.watch == pg_watch::cancel_wanted) {
       next.watch = pg_watch::cancel_sent;
       out.cancel = groups_.front();

@@ -91,6 +91,15 @@ struct pg_group {
   std::string prepared_name;  // a statement prepared by this group (its Parse may fail)
   std::string executed_name;  // a cached prepared statement this group executes
   pg_clock::time_point sent_at{};
+  // For the pool's placement of statements (statement_latency): the statement's key, and
+  // whether it was placed as slow (nothing is pipelined behind it).
+  std::uint64_t latency_key = 0;  // 0: not measured (a transaction's control, a stream)
+  bool placed_slow = false;
+  bool known_fast = false;  // placed as a statement known to be fast
+  // When it began on the server (it became the head: sent to an idle connection, or the group
+  // before it completed), and, once completed, how long it ran there.
+  pg_clock::time_point started_at{};
+  pg_clock::duration ran_for{};
 
   // Progress.
   std::size_t next = 0;             // index in `commands` of the command whose results come next
@@ -178,7 +187,9 @@ class pg_pipeline {
   /// The group whose results come next; null when none.
   pg_group* head() const noexcept { return groups_.empty() ? nullptr : groups_.front().get(); }
   std::size_t size() const noexcept { return groups_.size(); }
-  /// When the group now running was sent (the oldest in flight); max() when none.
+  /// When the group now running began on the server: when it was sent, or when the group
+  /// before it completed, whichever is later (time spent queued behind others is not its own);
+  /// max() when none.
   pg_clock::time_point busy_since() const noexcept;
 
   /// How long after a cancel completes a `57014` may still be a stray one.

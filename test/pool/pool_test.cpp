@@ -68,6 +68,7 @@ class fake_connection final : public pooled_connection {
   pool_clock::time_point busy_since() const noexcept override {
     return in_flight_ ? busy_since_ : pool_clock::time_point::max();
   }
+  std::size_t slow_in_flight() const noexcept override { return slow_; }
   pool_clock::time_point idle_since() const noexcept override { return idle_since_; }
   bool lost() const noexcept override { return lost_; }
   bool settling() const noexcept override { return settling_now; }
@@ -85,13 +86,15 @@ class fake_connection final : public pooled_connection {
     closed = true;
   }
 
-  // Work sent on it (a statement, a rollback on its way) ...
-  void start_work() {
+  // Work sent on it (a statement, a rollback on its way; `slow`: placed as a slow statement) ...
+  void start_work(bool slow = false) {
     if (in_flight_++ == 0) busy_since_ = clock_.now;
+    if (slow) ++slow_;
   }
   // ... and answered.
   void finish_work() {
     in_flight_ = 0;
+    slow_ = 0;
     idle_since_ = clock_.now;
     report_quiet();
   }
@@ -114,6 +117,7 @@ class fake_connection final : public pooled_connection {
  private:
   manual_clock& clock_;
   std::size_t in_flight_ = 0;
+  std::size_t slow_ = 0;
   bool lost_ = false;
   pool_clock::time_point busy_since_{}, idle_since_{};
 
@@ -303,6 +307,80 @@ TEST(pool, shared_statements_avoid_a_stalled_connection_while_another_can_open) 
     f.clock.now += 10ms;
     pool_lease last = co_await f.pool->acquire_shared();
     EXPECT_TRUE(last);
+  });
+}
+
+// A statement known to be slow runs where nothing is in flight: a quiet connection, else a new
+// one; with the pool full, behind fast work on a connection that runs nothing slow; else on the
+// connection that runs the fewest slow statements.
+TEST(pool, a_slow_statement_gets_a_connection_with_nothing_in_flight) {
+  pool_options o = small(3);
+  o.acquire_timeout = 2s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease fast = co_await f.pool->acquire_shared();
+    fake(fast).start_work();
+    // Fresh, so a fast statement would pipeline on it; a slow one does not.
+    EXPECT_FALSE(f.pool->try_acquire_shared(true)) << "nothing quiet: it must open one";
+    pool_lease s1 = co_await f.pool->acquire_shared(nullptr, true);
+    EXPECT_NE(s1.get(), fast.get());
+    fake(s1).start_work(true);
+    pool_lease s2 = co_await f.pool->acquire_shared(nullptr, true);
+    fake(s2).start_work(true);
+    EXPECT_EQ(f.opened.size(), 3u);
+    EXPECT_NE(s2.get(), s1.get());
+    EXPECT_NE(s2.get(), fast.get());
+    // Full: behind the fast work, on the connection that runs nothing slow.
+    pool_lease s3 = f.pool->try_acquire_shared(true);
+    EXPECT_EQ(s3.get(), fast.get());
+    if (!s3) co_return;
+    fake(s3).start_work(true);
+    // Every connection runs something slow: the next ones spread, one more on each, the least
+    // busy first.
+    pool_lease s4 = co_await f.pool->acquire_shared(nullptr, true);
+    EXPECT_NE(s4.get(), fast.get());
+    fake(s4).start_work(true);
+    pool_lease s5 = co_await f.pool->acquire_shared(nullptr, true);
+    EXPECT_NE(s5.get(), fast.get());
+    EXPECT_NE(s5.get(), s4.get());
+    fake(s5).start_work(true);
+    pool_lease s6 = f.pool->try_acquire_shared(true);
+    EXPECT_EQ(s6.get(), fast.get());
+    // Once one is quiet again, the next takes it.
+    fake(s2).finish_work();
+    s2.reset();
+    if (s4.get() == f.opened[2].get()) s4.reset();
+    if (s5.get() == f.opened[2].get()) s5.reset();
+    pool_lease s7 = f.pool->try_acquire_shared(true);
+    EXPECT_EQ(s7.get(), f.opened[2].get());
+  });
+}
+
+// Fast statements keep off a connection that runs a slow one while another can be opened.
+TEST(pool, fast_statements_keep_off_a_connection_running_a_slow_one) {
+  pool_options o = small(2);
+  o.acquire_timeout = 2s;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    pool_lease slow = co_await f.pool->acquire_shared(nullptr, true);
+    fake(slow).start_work(true);
+    EXPECT_FALSE(f.pool->try_acquire_shared()) << "not pipelined behind the slow statement";
+    pool_lease fast = co_await f.pool->acquire_shared();
+    EXPECT_NE(fast.get(), slow.get());
+    EXPECT_EQ(f.opened.size(), 2u);
+    fake(fast).start_work(true);  // it turned out slow too
+    // The pool is full and every connection runs something slow: behind one, at once.
+    const auto start = pool_clock::now();
+    pool_lease now = co_await f.pool->acquire_shared();
+    EXPECT_TRUE(now);
+    EXPECT_LT(pool_clock::now() - start, 50ms);
+    // Once the slow statement ends, fast ones pipeline on its connection again.
+    now.reset();
+    fake(slow).finish_work();
+    pooled_connection* freed = slow.get();
+    slow.reset();
+    pool_lease again = f.pool->try_acquire_shared();
+    EXPECT_EQ(again.get(), freed);
   });
 }
 

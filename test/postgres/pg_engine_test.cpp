@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <algorithm>
+#include <map>
 
 namespace awaitdb::test {
 namespace {
@@ -67,6 +68,47 @@ TEST_F(postgres, short_statements_do_not_queue_behind_a_slow_one) {
     EXPECT_LT(worst, milliseconds(500));
     while (!slow_done)
       co_await sleep_for(milliseconds(10));
+  });
+}
+
+// 24 statements of 200 ms sent at once with a pool of 4: nothing knows their time when they
+// are sent. The first runs at once; the others wait until it has run past the stall threshold
+// (slow, then), and spread over the pool, one at a time on each connection: about 6 x 200 ms,
+// where queuing them all on one connection took 4.8 s. Again with the pool's 4 connections
+// idle and the statement known.
+TEST_F(postgres, a_burst_of_slow_statements_spreads_over_the_pool) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(url("pool_max_size=4"));
+    auto burst = [&]() -> asio::awaitable<std::pair<clock::duration, std::map<int, int>>> {
+      std::map<int, int> per_connection;
+      int finished = 0;
+      auto one = [&]() -> asio::awaitable<void> {
+        result r = co_await db.query("SELECT pg_backend_pid() FROM pg_sleep(0.2)");
+        ++per_connection[r[0].get<std::int32_t>(0)];
+        ++finished;
+      };
+      auto ex = co_await asio::this_coro::executor;
+      const auto start = clock::now();
+      for (int i = 0; i < 24; ++i)
+        asio::co_spawn(ex, one(), asio::detached);
+      while (finished < 24 && clock::now() - start < std::chrono::seconds(10))
+        co_await sleep_for(milliseconds(5));
+      EXPECT_EQ(finished, 24);
+      co_return std::make_pair(clock::now() - start, per_connection);
+    };
+    for (const char* round : {"unknown statement", "known, pool idle"}) {
+      auto [took, per_connection] = co_await burst();
+      std::printf("[ burst   ] 24 x pg_sleep(0.2), pool of 4, %s: %lld ms on %zu connections\n",
+                  round, ms(took), per_connection.size());
+      // 1.2 s at best; the bound is a stall catcher (the target, 2.0 s, is in the benchmarks).
+      EXPECT_LT(took, milliseconds(3500)) << round;
+      if (!through_pooler()) {
+        EXPECT_EQ(per_connection.size(), 4u) << round;
+        for (const auto& [pid, count] : per_connection)
+          EXPECT_LE(count, 8) << round << ": connection " << pid;
+      }
+    }
+    EXPECT_EQ(db.stats().size, 4u);
   });
 }
 

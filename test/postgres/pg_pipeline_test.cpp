@@ -86,6 +86,32 @@ TEST(pg_pipeline, groups_complete_in_order_each_at_its_sync) {
   EXPECT_EQ(p.busy_since(), pg_clock::time_point::max());
 }
 
+// The time a group runs on the server starts when it reaches the head: time queued behind
+// others is not its own (what the pool's stall rule and statement timings read).
+TEST(pg_pipeline, a_group_runs_from_when_it_reaches_the_head) {
+  pg_pipeline p;
+  auto a = group({pg_command::statement}, true, t0);
+  auto b = group({pg_command::statement}, true, t0 + 1ms);
+  auto c = group({pg_command::statement}, true, t0 + 2ms);
+  p.push(a);
+  p.push(b);
+  p.push(c);
+  EXPECT_EQ(p.busy_since(), t0);
+  feed_at(p, t0 + 200ms, result(PGRES_TUPLES_OK), end(), sync());
+  EXPECT_EQ(a->ran_for, 200ms);
+  EXPECT_EQ(p.busy_since(), t0 + 200ms) << "b began when a ended, not when it was sent";
+  feed_at(p, t0 + 201ms, result(PGRES_TUPLES_OK), end(), sync());
+  EXPECT_EQ(b->ran_for, 1ms);
+  feed_at(p, t0 + 205ms, result(PGRES_TUPLES_OK), end(), sync());
+  EXPECT_EQ(c->ran_for, 4ms);
+  // Sent to an idle connection later: it begins when sent.
+  auto d = group({pg_command::statement}, true, t0 + 300ms);
+  p.push(d);
+  EXPECT_EQ(p.busy_since(), t0 + 300ms);
+  feed_at(p, t0 + 302ms, result(PGRES_TUPLES_OK), end(), sync());
+  EXPECT_EQ(d->ran_for, 2ms);
+}
+
 TEST(pg_pipeline, a_failure_fails_its_group_only) {
   pg_pipeline p;
   auto a = group({pg_command::control, pg_command::statement});  // BEGIN, statement
