@@ -163,7 +163,6 @@ class pg_backend final : public backend {
       pg_tx& top = pg_tx::of(*tx).top_level();
       pg_connection::request r = request_for(st);
       r.tx = &top.book;
-      if (shared_->latency.enabled()) r.latency_key = statement_latency::key(st.sql);
       st.connection = static_cast<std::uint64_t>(top.conn->backend_pid());
       pg_connection::exchange x(*top.conn, r, st.deadline);
       x.settle(co_await x.wait());

@@ -21,8 +21,10 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 namespace awaitdb::detail {
 
@@ -204,10 +206,12 @@ void pg_connection::fail_send_locked() {
 // libpq 15's PQpipelineSync always flushes: each group is a send() and, left alone, a TCP
 // segment of its own, which costs both ends a trip through their network stacks. While the
 // connection is busy, tasks resumed in the same round send one after another; the socket is
-// corked for that round, and a handler posted behind them uncorks it, so the round leaves as
-// one segment. An idle connection's group goes out at once.
+// corked for that round, so the round leaves as one segment. The round is the read that
+// resumed them (it uncorks when they have all sent: see on_readable), or else, for a send from
+// elsewhere, the handlers queued before one posted here. An idle connection's group goes out
+// at once.
 void pg_connection::cork_locked() {
-  if (!socket_.cork()) return;
+  if (!socket_.cork() || in_read_round_) return;
   auto uncork = [self = shared_from_this()] {
     std::lock_guard lock(self->mutex_);
     self->socket_.uncork();
@@ -317,7 +321,15 @@ void pg_connection::on_readable() {
     }
     sink(notified, false);
   }
+  {
+    std::lock_guard lock(mutex_);
+    in_read_round_ = true;
+  }
   finish(done, cancels, was_lost, true);
+  // The tasks resumed here have sent what they had: out as one segment.
+  std::lock_guard lock(mutex_);
+  in_read_round_ = false;
+  socket_.uncork();
 }
 
 void pg_connection::listen_with(notification_sink sink) {
@@ -451,19 +463,25 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
 // Outside the lock: wake the tasks whose groups completed, cancel on the server what must be,
 // and tell the pool.
 void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost, bool resume_here) {
-  // The first group's task may resume inline, once everything else here is done: one trip
-  // through the executor's queue (and the reactor poll that comes with it) fewer. The others
-  // are posted, so the tasks still resume in the order their statements completed.
   // A statement's first run measured: the tasks waiting to place it go on.
   for (const pg_group_ptr& g : done)
     if (awaited(*g).first_measured) {
       shared_->first_runs.notify_all();
       break;
     }
-  pg_group_ptr here;
-  if (resume_here && !was_lost && !done.empty() && !done.front()->streamed) {
-    here = std::move(done.front());
-    done.erase(done.begin());
+  // Tasks may resume inline, once everything else here is done, in the order their statements
+  // completed (each runs until it waits again): no trip through the executor's queue, nor the
+  // reactor poll that comes with it, and what they send goes out together at the end of the
+  // read. On a context that one thread runs, all of them; where several threads run it, the
+  // first, and the others are posted (other threads may take them). A stream's groups are
+  // posted.
+  group_list here;
+  if (resume_here && !was_lost) {
+    auto streamed = [](const pg_group_ptr& g) { return g->streamed; };
+    auto split = std::stable_partition(done.begin(), done.end(), streamed);
+    auto last = one_thread_ || split == done.end() ? done.end() : split + 1;
+    here.assign(std::make_move_iterator(split), std::make_move_iterator(last));
+    done.erase(split, last);
   }
   for (const pg_group_ptr& g : done) {
     awaited(*g).notify();
@@ -489,10 +507,11 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
       std::vector<pg_notification> none;
       sink(none, true);
     }
-  } else if ((here || !done.empty()) && in_flight() == 0) {
+  } else if ((!here.empty() || !done.empty()) && in_flight() == 0) {
     report_quiet();
   }
-  if (here) waiter::notify_here(awaited(std::move(here)));
+  for (pg_group_ptr& g : here)
+    waiter::notify_here(awaited(std::move(g)));
 }
 
 // ---- the pool's view

@@ -298,6 +298,7 @@ class pg_connection final : public pooled_connection,
   std::vector<pg_notification> notifications_;  // read, not yet given to the sink
   bool delivering_ = false;                     // a thread is giving them to the sink
   bool in_copy_ = false;                        // out of pipeline mode for a COPY
+  bool in_read_round_ = false;  // a read resumes its tasks: their sends are uncorked after
   void completed_locked(pg_group& g);
   void lose_locked(std::string_view why, group_list& done,
                    std::string_view code = sqlstate::connection_failure);
