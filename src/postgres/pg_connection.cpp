@@ -19,7 +19,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
-
 #include <algorithm>
 #include <cstring>
 #include <iterator>
