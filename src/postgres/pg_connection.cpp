@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
 
 namespace awaitdb::detail {
 
@@ -472,13 +471,17 @@ void pg_connection::finish(group_list& done, group_list& cancels, bool was_lost,
   // read. On a context that one thread runs, all of them; where several threads run it, the
   // first, and the others are posted (other threads may take them). A stream's groups are
   // posted.
+  // (By hand: std::stable_partition allocates a buffer.)
   group_list here;
   if (resume_here && !was_lost) {
-    auto streamed = [](const pg_group_ptr& g) { return g->streamed; };
-    auto split = std::stable_partition(done.begin(), done.end(), streamed);
-    auto last = one_thread_ || split == done.end() ? done.end() : split + 1;
-    here.assign(std::make_move_iterator(split), std::make_move_iterator(last));
-    done.erase(split, last);
+    std::size_t kept = 0;
+    for (pg_group_ptr& g : done) {
+      if (!g->streamed && (one_thread_ || here.empty()))
+        here.push_back(std::move(g));
+      else
+        done[kept++] = std::move(g);
+    }
+    done.resize(kept);
   }
   for (const pg_group_ptr& g : done) {
     awaited(*g).notify();
