@@ -178,19 +178,18 @@ class pg_backend final : public backend {
     pg_shared& timings = replica ? *replica_shared_ : *shared_;
     std::uint64_t key = 0;
     bool slow = false, fast = false, first = false;
-    if (timings.latency.enabled()) {
+    // (Only statements placed on shared connections are timed: nothing reads the others.)
+    if (shared && timings.latency.enabled()) {
+      using route = statement_latency::route;
       key = statement_latency::key(st.sql);
-      if (shared) {
-        using route = statement_latency::route;
-        statement_latency::advice a = timings.latency.classify(key, pg_clock::now());
-        while (a.how == route::wait) {
-          co_await wait_for_first_run(timings, key, a.until, st.deadline);
-          a = timings.latency.classify(key, pg_clock::now());
-        }
-        slow = a.how == route::slow;
-        fast = a.how == route::fast;
-        first = a.how == route::first;
+      statement_latency::advice a = timings.latency.classify(key, pg_clock::now());
+      while (a.how == route::wait) {
+        co_await wait_for_first_run(timings, key, a.until, st.deadline);
+        a = timings.latency.classify(key, pg_clock::now());
       }
+      slow = a.how == route::slow;
+      fast = a.how == route::fast;
+      first = a.how == route::first;
     }
     // A first run that is never sent hands the part on (statement_latency::not_sent).
     struct first_run {
