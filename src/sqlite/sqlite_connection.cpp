@@ -363,6 +363,10 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
   p.describe();
   auto out =
       std::allocate_shared<sqlite_result>(thread_cache_allocator<sqlite_result>(), p.columns);
+  if (rc == SQLITE_ROW && p.only_reads && p.stops_at_first_row(db_)) {
+    out->read_row(stmt);
+    rc = SQLITE_DONE;  // (the statement is reset below, as a second step would end it)
+  }
   for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
     out->read_row(stmt);
   if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;

@@ -3,6 +3,7 @@
 #include "../placeholders.hpp"
 #include "../sqlstates.hpp"
 #include "sqlite_errors.hpp"
+#include "sqlite_program.hpp"
 #include <awaitdb/error.hpp>
 
 #include <algorithm>
@@ -41,6 +42,15 @@ bool is_plain_query(std::string_view sql) {
 }
 
 }  // namespace
+
+bool sqlite_prepared::learn_row_limit(sqlite3* db) {
+  if (limit == row_limit::unseen) {
+    limit = row_limit::seen_once;
+    return false;
+  }
+  limit = returns_at_most_one_row(program_of(db, stmt)) ? row_limit::one : row_limit::any;
+  return limit == row_limit::one;
+}
 
 sqlite_prepared sqlite_statement_cache::prepare(sqlite3* db, std::string_view sql) {
   // SQLite would stop reading at a NUL byte and run what came before it.

@@ -49,6 +49,19 @@ struct sqlite_prepared {
   std::shared_ptr<const sqlite_columns> columns;
   int described_at = -1;  // SQLITE_STMTSTATUS_REPREPARE when `columns` was read
 
+  // Whether the program returns at most one row, so that a run stops at that row (resets)
+  // instead of stepping again to SQLITE_DONE. Learnt from the program on the statement's second
+  // run (a statement run once, with no cache, is not listed) and again after a re-prepare.
+  enum class row_limit : unsigned char { unseen, seen_once, one, any };
+  row_limit limit = row_limit::unseen;
+
+  bool stops_at_first_row(sqlite3* db) {
+    if (limit == row_limit::one) return true;
+    if (limit == row_limit::any) return false;
+    return learn_row_limit(db);
+  }
+  bool learn_row_limit(sqlite3* db);
+
   void describe() {
     const int version = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
     if (version == described_at && columns) return;
@@ -66,6 +79,7 @@ struct sqlite_prepared {
     }
     columns = std::move(now);
     described_at = version;
+    limit = row_limit::unseen;
   }
 };
 

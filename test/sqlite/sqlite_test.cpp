@@ -60,6 +60,39 @@ TEST(sqlite, a_cached_statement_follows_schema_changes) {
   });
 }
 
+// A query whose program returns at most one row stops at that row; once the schema lets it
+// return more (its unique index dropped), SQLite re-prepares it and every row comes back.
+TEST_F(sqlite_file, a_lookup_that_returned_one_row_returns_all_after_a_schema_change) {
+  run([this]() -> asio::awaitable<void> {
+    database db = co_await open("sqlite:" + path_);
+    co_await db.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT)");
+    co_await db.execute("CREATE UNIQUE INDEX u_email ON u (email)");
+    co_await db.execute("INSERT INTO u (email) VALUES ('a'), ('b')");
+    const std::string lookup = "SELECT id FROM u WHERE email = $1";
+    for (int i = 0; i < 3; ++i) {  // (learnt on the second run)
+      result r = co_await db.query(lookup, "a");
+      CO_ASSERT(r.size() == 1u);
+      EXPECT_EQ(r[0].get<std::int64_t>(0), 1);
+      EXPECT_EQ((co_await db.query(lookup, "c")).size(), 0u);
+    }
+    co_await db.transaction([&]() -> asio::awaitable<void> {  // the same on the writer
+      for (int i = 0; i < 3; ++i)
+        EXPECT_EQ((co_await db.query(lookup, "a")).size(), 1u);
+    });
+    co_await db.execute("DROP INDEX u_email");
+    co_await db.execute("INSERT INTO u (email) VALUES ('a')");
+    for (int i = 0; i < 3; ++i) {
+      result r = co_await db.query(lookup, "a");
+      CO_ASSERT(r.size() == 2u);
+      EXPECT_EQ(r[0].get<std::int64_t>(0) + r[1].get<std::int64_t>(0), 1 + 3);
+    }
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      for (int i = 0; i < 3; ++i)
+        EXPECT_EQ((co_await db.query(lookup, "a")).size(), 2u);
+    });
+  });
+}
+
 TEST_F(sqlite_file, file_databases_use_wal_and_foreign_keys) {
   run([this]() -> asio::awaitable<void> {
     database db = co_await open("sqlite:" + path_);
