@@ -71,8 +71,37 @@ detail::statement statement_of(const detail::statement_args& args, bool replica)
   return st;
 }
 
-// A statement's only coroutine frame (SQLite runs inline within it), with its arguments and a
-// reference to its engine in it: a statement outlives the handle it was made from.
+// What a statement gives its awaiter: its rows, or the number of rows it changed.
+template <class T>
+T outcome_of(detail::statement& st) {
+  if constexpr (std::is_same_v<T, result>)
+    return std::move(st.rows);
+  else
+    return st.affected;
+}
+
+// A statement watched by an observer: a frame of its own, so that an unwatched statement's
+// frame holds no watch (the common case costs one atomic load).
+template <class T>
+asio::awaitable<T> run_watched(detail::backend& b, detail::statement& st,
+                               const statement_context& context, awaitdb::observer& watcher,
+                               std::string_view label) {
+  detail::statement_watch watch;
+  watch.start(watcher, b.kind(), st, context.tx != nullptr, label);
+  try {
+    if (!b.try_run_inline(st, context.tx)) co_await b.run(st, context.tx);
+  } catch (...) {
+    context.failed();
+    watch.failed(st, std::current_exception());
+    throw;
+  }
+  watch.finished(st);
+  co_return outcome_of<T>(st);
+}
+
+// A statement's only coroutine frame when nobody watches (SQLite runs inline within it), with
+// its arguments and a reference to its engine in it: a statement outlives the handle it was
+// made from.
 template <class T>
 asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
                                  detail::statement_args args, bool replica) {
@@ -81,26 +110,17 @@ asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   const statement_context context = statement_context::of(b, ex);
-  tx_state* const tx = context.tx;
   st.deadline = context.deadline;
   // Observed only when an observer is installed: otherwise one atomic load.
-  std::optional<detail::statement_watch> watch;  // (made only when someone watches)
   if (awaitdb::observer* const watcher = b.observers()->get()) [[unlikely]]
-    watch.emplace().start(*watcher, b.kind(), st, tx != nullptr, detail::task_label(ex));
+    co_return co_await run_watched<T>(b, st, context, *watcher, detail::task_label(ex));
   try {
-    if (!b.try_run_inline(st, tx)) co_await b.run(st, tx);
+    if (!b.try_run_inline(st, context.tx)) co_await b.run(st, context.tx);
   } catch (...) {
     context.failed();
-    if (watch) [[unlikely]]
-      watch->failed(st, std::current_exception());
     throw;
   }
-  if (watch) [[unlikely]]
-    watch->finished(st);
-  if constexpr (std::is_same_v<T, result>)
-    co_return std::move(st.rows);
-  else
-    co_return st.affected;
+  co_return outcome_of<T>(st);
 }
 
 }  // namespace

@@ -61,12 +61,7 @@ std::string column_label(const result_source& src, std::size_t column) {
 }
 
 cell checked_cell(const result_source& src, std::size_t row, std::size_t column) {
-  src.check_column(column);
-  if (row >= src.rows())
-    throw error(sqlstate::invalid_parameter, "row " + std::to_string(row) +
-                                                 " is out of range: the result has " +
-                                                 std::to_string(src.rows()) + " rows");
-  return src.at(row, column);
+  return src.checked_at(row, column);
 }
 
 // A NUMERIC's text that is a whole number ("42", "-7", "42.000") as an integer.
@@ -242,6 +237,15 @@ array_cells read_array(const result_source& src, std::size_t row, std::size_t co
     if (!ok) throw malformed();
   }
   return out;
+}
+
+cell result_source::checked_at(std::size_t row, std::size_t column) const {
+  check_column(column);
+  if (row >= rows())
+    throw error(sqlstate::invalid_parameter, "row " + std::to_string(row) +
+                                                 " is out of range: the result has " +
+                                                 std::to_string(rows()) + " rows");
+  return at(row, column);
 }
 
 void result_source::check_column(std::size_t column) const {

@@ -58,6 +58,9 @@ class result_source {
   virtual std::string_view column_name(std::size_t column) const noexcept = 0;
   /// The value at (row, column); both indexes are already checked.
   virtual cell at(std::size_t row, std::size_t column) const = 0;
+  /// The value at (row, column); throws `awaitdb::error` when either is out of range (42703 for
+  /// the column, 22023 for the row). One virtual call where a reader of values would make three.
+  virtual cell checked_at(std::size_t row, std::size_t column) const;
 
   /// The index of the column named `name`; throws `awaitdb::error` (42703) when there is none.
   std::size_t column_index(std::string_view name) const;

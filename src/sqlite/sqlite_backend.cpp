@@ -28,6 +28,7 @@
 #include "../stream.hpp"
 #include "../util/backoff.hpp"
 #include "../util/file_sync.hpp"
+#include "../util/light_mutex.hpp"
 #include "../util/wait_list.hpp"
 #include "sqlite_backup.hpp"
 #include "sqlite_connection.hpp"
@@ -388,7 +389,7 @@ class sqlite_backend final : public backend {
   enum class attempt : std::uint8_t { done, busy, wait_for_transaction };
 
   struct reader_slot {
-    std::mutex mutex;
+    light_mutex mutex;
     std::unique_ptr<sqlite_connection> conn;  // opened on first use
     std::size_t number = 0;                   // 1… (the writer is 0), for observers
   };
@@ -399,7 +400,7 @@ class sqlite_backend final : public backend {
   // `my_turn`: the writer was handed to this task (it waited for it).
   attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held, bool my_turn) {
     if (!tx && !readers_.empty()) {
-      std::unique_lock<std::mutex> lock;
+      std::unique_lock<light_mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
       if (!r.conn)
@@ -423,7 +424,7 @@ class sqlite_backend final : public backend {
 
   // The first reader free; when other threads use them all, the one this thread prefers (held
   // for one statement).
-  reader_slot& take_reader(std::unique_lock<std::mutex>& lock) {
+  reader_slot& take_reader(std::unique_lock<light_mutex>& lock) {
     for (const auto& r : readers_) {
       lock = std::unique_lock(r->mutex, std::try_to_lock);
       if (lock) return *r;

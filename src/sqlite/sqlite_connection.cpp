@@ -40,6 +40,11 @@ class sqlite_result final : public result_source {
     const stored& s = heap_.empty() ? inline_[row * width_ + column] : heap_[row * width_ + column];
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
+  cell checked_at(std::size_t row, std::size_t column) const override {
+    if (column >= width_ || row >= rows_) [[unlikely]]
+      return result_source::checked_at(row, column);  // (throws)
+    return sqlite_result::at(row, column);
+  }
 
   void read_row(sqlite3_stmt* stmt) {
     for (std::size_t c = 0; c < width_; ++c) {
@@ -53,6 +58,8 @@ class sqlite_result final : public result_source {
                    : v.kind;
       s.integer = v.integer;
       s.real = v.real;
+      s.offset = 0;
+      s.size = 0;
       if (v.kind == cell_kind::text || v.kind == cell_kind::blob) {
         s.size = v.bytes.size();
         s.offset = append(v.bytes);
@@ -62,12 +69,14 @@ class sqlite_result final : public result_source {
   }
 
  private:
+  // Trivial, so that the inline slots cost nothing until they are filled (read_row sets every
+  // member).
   struct stored {
-    cell_kind kind = cell_kind::null;
-    std::int64_t integer = 0;
-    double real = 0;
-    std::size_t offset = 0;
-    std::size_t size = 0;
+    cell_kind kind;
+    std::int64_t integer;
+    double real;
+    std::size_t offset;
+    std::size_t size;
   };
 
   std::size_t append(std::string_view bytes) {
@@ -76,10 +85,10 @@ class sqlite_result final : public result_source {
     return offset;
   }
 
-  // The slot of the next cell, reset.
+  // The slot of the next cell (read_row fills it).
   stored& next_slot() {
     if (heap_.empty()) {
-      if (used_ < inline_capacity) return inline_[used_++] = stored{};
+      if (used_ < inline_capacity) return inline_[used_++];
       heap_.reserve(2 * inline_capacity);
       heap_.assign(inline_, inline_ + used_);
     }
