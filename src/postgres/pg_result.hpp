@@ -28,6 +28,11 @@ class pg_result final : public result_source {
   std::size_t columns() const noexcept override { return kinds_.size(); }
   std::string_view column_name(std::size_t column) const noexcept override;
   cell at(std::size_t row, std::size_t column) const override;
+  cell checked_at(std::size_t row, std::size_t column) const override {
+    if (column >= kinds_.size() || row >= rows_) [[unlikely]]
+      return result_source::checked_at(row, column);  // (throws)
+    return pg_result::at(row, column);
+  }
 
  private:
   pg_result_ptr result_;
