@@ -68,8 +68,8 @@ TEST_F(sqlite_program_test, anything_that_may_return_more_rows_is_stepped_to_the
       "SELECT a.v FROM kv a JOIN kv b ON a.v = b.v WHERE a.id = $1",
       "SELECT v FROM kv ORDER BY v LIMIT 2",
       "SELECT id, row_number() OVER (ORDER BY v) FROM kv",
-      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) "
-      "SELECT x FROM c",
+      ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) "
+       "SELECT x FROM c"),
       "SELECT * FROM (SELECT v FROM kv ORDER BY v DESC)",
       "SELECT value FROM json_each('[1, 2, 3]')",
       "SELECT name FROM pragma_table_info('kv')",
