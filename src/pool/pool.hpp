@@ -79,6 +79,9 @@ class pooled_connection {
   virtual pool_clock::time_point idle_since() const noexcept = 0;
   /// The connection can no longer be used.
   virtual bool lost() const noexcept = 0;
+  /// Why it was lost, in the library's own words (never the server's), or empty: for the
+  /// pool's message when a young connection is lost.
+  virtual std::string loss_reason() const { return {}; }
   /// Nothing is in flight, but something aimed at the connection may still land (a cancel on
   /// its way to the server): not quiet yet. Reported with `report_quiet` when over.
   virtual bool settling() const noexcept { return false; }

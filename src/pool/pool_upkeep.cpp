@@ -319,6 +319,12 @@ void connection_pool::lost_locked(slot& s) {
       "the connection was lost " +
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(lived).count()) +
       " ms after it opened";
+  try {
+    if (const std::string why = s.conn->loss_reason(); !why.empty())
+      last_open_message_ += " (" + why + ")";
+  } catch (...) {
+    // (the message without its reason)
+  }
   count_failure_locked(s.opened_at, now);
 }
 

@@ -443,6 +443,11 @@ void pg_connection::lose_locked(std::string_view why, group_list& done, std::str
   if (state_ != state::open) return;
   state_ = state::lost;
   lost_.store(true, std::memory_order_release);
+  try {
+    loss_reason_ = why;
+  } catch (...) {
+    // (no reason to give)
+  }
   const std::exception_ptr failure = std::make_exception_ptr(
       code == sqlstate::connection_failure ? connection_error(conn_, why, secrets_)
                                            : error(code, std::string(why)));

@@ -250,6 +250,7 @@ class pg_connection final : public pooled_connection,
     return head_known_fast_.load(std::memory_order_acquire);
   }
   bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
+  std::string loss_reason() const override;
   bool settling() const noexcept override {
     return cancel_holds_.load(std::memory_order_acquire) > 0;
   }
@@ -344,6 +345,7 @@ class pg_connection final : public pooled_connection,
   std::atomic<bool> head_known_fast_{false};    // the group running is known to be fast
   std::atomic<std::size_t> cancel_holds_{0};    // server-side cancels that may still land
   std::atomic<bool> lost_{false};
+  std::string loss_reason_;  // lose_locked's `why` (guarded by mutex_)
   std::atomic<pg_clock::rep> busy_since_{pg_clock::time_point::max().time_since_epoch().count()};
   std::atomic<pg_clock::rep> idle_since_{0};
 };

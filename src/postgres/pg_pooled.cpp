@@ -13,6 +13,11 @@ PGTransactionStatusType pg_connection::transaction_status() const {
   return state_ == state::open ? PQtransactionStatus(conn_) : PQTRANS_UNKNOWN;
 }
 
+std::string pg_connection::loss_reason() const {
+  std::lock_guard lock(mutex_);
+  return loss_reason_;
+}
+
 bool pg_connection::check_alive() noexcept {
   group_list done;
   {

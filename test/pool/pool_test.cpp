@@ -71,6 +71,7 @@ class fake_connection final : public pooled_connection {
   std::size_t slow_in_flight() const noexcept override { return slow_; }
   pool_clock::time_point idle_since() const noexcept override { return idle_since_; }
   bool lost() const noexcept override { return lost_; }
+  std::string loss_reason() const override { return why; }
   bool settling() const noexcept override { return settling_now; }
   bool check_alive() noexcept override {
     if (held) held->pass("check_alive");
@@ -108,6 +109,7 @@ class fake_connection final : public pooled_connection {
     report_quiet();
   }
   bool settling_now = false;
+  std::string why;  // loss_reason
 
   bool alive = true;
   bool closed = false;
@@ -779,10 +781,13 @@ TEST(pool, a_connection_lost_right_after_its_open_counts_as_a_failed_open) {
     {
       pool_lease l = co_await f.pool->acquire_exclusive();
       f.clock.now += 10ms;
+      fake(l).why = "connection lost while idle";
       fake(l).die();
     }
-    // A server that accepts and drops at once is not reconnected to in a loop.
-    co_await refused("after a loss 10 ms after the open", "lost 10 ms after it opened");
+    // A server that accepts and drops at once is not reconnected to in a loop; the message says
+    // why the connection was found lost.
+    co_await refused("after a loss 10 ms after the open",
+                     "lost 10 ms after it opened (connection lost while idle)");
     EXPECT_EQ(f.attempts, 1);
     f.clock.now += 1000ms;
     {
