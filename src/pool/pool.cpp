@@ -274,6 +274,11 @@ asio::awaitable<pool_lease> connection_pool::acquire(lease_kind kind, deadline_s
       }
       connect += pool_clock::now() - opening;
       if (c) break;
+      // Given up before trying because the next attempt is due past the task's own deadline:
+      // the task times out (an older failure, perhaps of a connection that has long been
+      // replaced, is not this task's).
+      if (!failed && task_deadline && deadline == task_deadline->at() && !closed())
+        throw task_deadline->timed_out();
       if (!failed || pool_clock::now() >= deadline || closed()) throw_last_open_failure(failed);
       opens = false;
     }
