@@ -30,6 +30,10 @@ void pooled_connection::report_lost() noexcept {
   if (auto pool = pool_.lock()) pool->on_lost(*this);
 }
 
+void pooled_connection::report_dropped() noexcept {
+  if (auto pool = pool_.lock()) pool->on_lost(*this, false);
+}
+
 pool_lease& pool_lease::operator=(pool_lease&& other) noexcept {
   if (this != &other) {
     reset();
@@ -442,11 +446,12 @@ void connection_pool::on_quiet(pooled_connection& c) noexcept {
   if (wants_filling_locked()) then.refill = true;
 }
 
-void connection_pool::on_lost(pooled_connection& c) noexcept {
+void connection_pool::on_lost(pooled_connection& c, bool failure) noexcept {
   after_unlock then(*this);
   std::lock_guard lock(mutex_);
   slot* s = find_locked(c);
   if (!s) return;
+  if (!failure) s->loss_counted = true;  // (dropped on purpose: never weighed as a failed open)
   lost_locked(*s);
   // Exclusive users still hold it (their next statement fails); everyone else loses it now.
   if (s->state == status::exclusive) return;

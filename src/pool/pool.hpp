@@ -102,6 +102,9 @@ class pooled_connection {
   /// zero, and when it is lost.
   void report_quiet() noexcept;
   void report_lost() noexcept;
+  /// Lost because the connection closed itself on purpose (nobody waited for its work any
+  /// more): unlike a loss, never counted as a failed open however young it is.
+  void report_dropped() noexcept;
 
  private:
   friend class connection_pool;
@@ -284,7 +287,8 @@ class connection_pool : public context_member,
 
   void release(pooled_connection& c, lease_kind kind, bool slow) noexcept;
   void on_quiet(pooled_connection& c) noexcept;
-  void on_lost(pooled_connection& c) noexcept;
+  /// `failure`: false when the connection closed itself on purpose (see report_dropped).
+  void on_lost(pooled_connection& c, bool failure = true) noexcept;
   // A connection lent with `look` was found dead by its taker: out of the pool.
   void drop_dead(pooled_connection& c) noexcept;
   // make_clean returned `fit` (called after the lock by became_quiet_locked's caller).

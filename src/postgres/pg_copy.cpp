@@ -206,7 +206,7 @@ void pg_connection::copy_abandon() noexcept {
     if (!in_copy_) return;
   }
   close();
-  report_lost();
+  report_dropped();
 }
 
 }  // namespace awaitdb::detail

@@ -32,8 +32,11 @@ bool pg_connection::check_alive() noexcept {
     for (int attempt = 0; attempt < 4; ++attempt) {
       char type = 0;
       const ssize_t n = ::recv(PQsocket(conn_), &type, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !server_ending_)
-        return PQstatus(conn_) == CONNECTION_OK;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !server_ending_) {
+        if (PQstatus(conn_) == CONNECTION_OK) return true;
+        lose_locked("connection found broken while idle", done);  // (libpq marked it bad)
+        break;
+      }
       const bool fatal = n > 0 && type == 'E' && !PQsslInUse(conn_);
       if (n <= 0 || fatal || server_ending_ || !PQconsumeInput(conn_) ||
           PQstatus(conn_) != CONNECTION_OK) {

@@ -116,7 +116,7 @@ void pg_connection::abandon(const pg_group_ptr& g) {
     // now) stops it all, where a cancel per statement would hold the connection for as many
     // round trips, and every statement pipelined behind them. The pool opens another.
     close();
-    report_lost();
+    report_dropped();
     return;
   }
   if (now) cancel_on_server(std::move(now));

@@ -1,6 +1,7 @@
 // The pool alone, with fake connections and an injected clock: no server, milliseconds.
 #include "pool/pool.hpp"
 
+#include "deadline.hpp"
 #include <awaitdb/database.hpp>
 #include <awaitdb/error.hpp>
 
@@ -102,6 +103,11 @@ class fake_connection final : public pooled_connection {
   void die() {
     lost_ = true;
     report_lost();
+  }
+  // Closed by itself on purpose (all its work abandoned).
+  void drop() {
+    lost_ = true;
+    report_dropped();
   }
   // A cancel aimed at it is no longer on its way.
   void settle() {
@@ -818,6 +824,67 @@ TEST(pool, a_connection_lost_right_after_its_open_counts_as_a_failed_open) {
     f.clock.now += 1000ms;
     pool_lease last = co_await f.pool->acquire_exclusive();
     EXPECT_EQ(f.attempts, 6);
+  });
+}
+
+TEST(pool, a_young_connection_dropped_on_purpose_is_no_failed_open) {
+  pool_options o = small(2);
+  o.connect_backoff = 1000ms;
+  o.connect_probation = 500ms;
+  fixture f(o);
+  f.run([&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      // Its statements all timed out and it closed itself, 10 ms after its open: the next
+      // task gets a new connection at once, with no pause.
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      f.clock.now += 10ms;
+      fake(l).drop();
+    }
+    pool_lease next = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 4);
+    EXPECT_EQ(f.pool->stats().size, 1u);
+    // A real loss that young still counts.
+    fake(next).die();
+    next.reset();
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive();
+      ADD_FAILURE() << "opened within the pause";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "08006");
+    }
+    EXPECT_EQ(f.attempts, 4);
+  });
+}
+
+TEST(pool, a_task_whose_deadline_ends_before_the_next_open_times_out) {
+  pool_options o = small(1);
+  o.connect_backoff = 1000ms;
+  o.acquire_timeout = 10s;  // the task's own deadline binds
+  fixture f(o);
+  f.failures_to_come = 1;
+  f.run([&]() -> asio::awaitable<void> {
+    try {
+      pool_lease l =
+          co_await f.pool->acquire_exclusive(nullptr, connection_pool::open_failures::fail_at_once);
+      ADD_FAILURE() << "opened";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "08001");
+    }
+    // The next attempt is due in 1000 ms; this task has 100 ms: it times out, and does not
+    // fail with the refusal above, which was not its own.
+    deadline_state task(deadline_state::clock::now() + 100ms, 100ms);
+    try {
+      pool_lease l = co_await f.pool->acquire_exclusive(&task);
+      ADD_FAILURE() << "opened";
+    } catch (const error& e) {
+      EXPECT_EQ(e.sqlstate(), "57014") << e.what();
+    }
+    EXPECT_EQ(f.attempts, 1);
+    // Without a deadline of its own, the pool's acquire timeout binds (10 s > the pause): the
+    // task waits out the pause and opens.
+    f.clock.now += 1000ms;
+    pool_lease l = co_await f.pool->acquire_exclusive();
+    EXPECT_EQ(f.attempts, 2);
   });
 }
 

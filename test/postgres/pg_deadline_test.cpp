@@ -3,9 +3,12 @@
 #include "postgres/pg_support.hpp"
 #include <awaitdb/timeout.hpp>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 namespace awaitdb::test {
 namespace {
 
+using namespace boost::asio::experimental::awaitable_operators;
 using std::chrono::milliseconds;
 
 long long ms(clock::duration d) {
@@ -40,6 +43,42 @@ TEST_F(postgres, a_statement_past_its_deadline_stops_on_the_server) {
     });
     EXPECT_LT(clock::now() - start, std::chrono::seconds(1));
     co_await observer.close();
+    co_await db.close();
+  });
+}
+
+asio::awaitable<void> timed_out_sleep(const database& db, int& timed_out) {
+  const std::string message = co_await expect_sqlstate("57014", [&]() -> asio::awaitable<void> {
+    co_await with_timeout(milliseconds(50), db.query("SELECT pg_sleep(5)"));
+  });
+  if (!message.empty()) ++timed_out;
+}
+
+// A connection whose statements all timed out is closed by the library (one close stops them
+// all); that is no failed open, so the next statement opens another at once and does not wait
+// out the connect backoff, however young the closed connection was.
+TEST_F(postgres, a_connection_closed_because_its_statements_timed_out_is_replaced_at_once) {
+  run([&]() -> asio::awaitable<void> {
+    database db = co_await open(
+        with_options(url_, "connect_backoff_ms=3000&connect_backoff_max_ms=3000&pool_max_size=1"));
+    std::int32_t last_pid = co_await db.query_scalar<std::int32_t>("SELECT pg_backend_pid()");
+    for (int round = 0; round < 3; ++round) {
+      // Four statements pipelined on the pool's one connection, all timed out.
+      int timed_out = 0;
+      co_await (timed_out_sleep(db, timed_out) && timed_out_sleep(db, timed_out) &&
+                timed_out_sleep(db, timed_out) && timed_out_sleep(db, timed_out));
+      EXPECT_EQ(timed_out, 4);
+      const auto start = clock::now();
+      const auto rows =
+          co_await with_timeout(milliseconds(2000), db.query("SELECT pg_backend_pid()"));
+      const std::int32_t pid = rows[0].get<std::int32_t>(0);
+      // (Through PgBouncer the server's process may be the same for the new connection.)
+      if (!through_pooler()) {
+        EXPECT_NE(pid, last_pid) << "round " << round << ": the connection was not replaced";
+      }
+      last_pid = pid;
+      EXPECT_LT(ms(clock::now() - start), 1000) << "round " << round;
+    }
     co_await db.close();
   });
 }
