@@ -59,18 +59,18 @@ class deadline_timers : public asio::execution_context::service {
     d.later_ = after ? after->later_ : first_;
     (after ? after->later_ : first_) = &d;
     (d.later_ ? d.later_->earlier_ : last_) = &d;
-    d.timers_ = this;
+    d.timers_.store(this, std::memory_order_relaxed);
     if (!timer_) timer_.emplace(plain);
     if (!armed_ || d.at_ < armed_at_) arm_locked(d.at_);
   }
 
   void remove(deadline_state& d) noexcept {
     std::lock_guard lock(mutex_);
-    if (d.timers_ != this) return;
+    if (d.timers_.load(std::memory_order_relaxed) != this) return;
     (d.earlier_ ? d.earlier_->later_ : first_) = d.later_;
     (d.later_ ? d.later_->earlier_ : last_) = d.earlier_;
     d.earlier_ = d.later_ = nullptr;
-    d.timers_ = nullptr;
+    d.timers_.store(nullptr, std::memory_order_release);  // (d is not touched after this)
     // The timer stays armed for a deadline that has gone (it finds nothing then, and waits for
     // the next): cancelling it on every removal would cost a system call per operation. But
     // an armed timer is work that keeps `io_context::run()` from returning: once no deadline
@@ -117,7 +117,7 @@ class deadline_timers : public asio::execution_context::service {
         first_ = d.later_;
         (first_ ? first_->earlier_ : last_) = nullptr;
         d.earlier_ = d.later_ = nullptr;
-        d.timers_ = nullptr;
+        d.timers_.store(nullptr, std::memory_order_release);  // (d is not touched after this)
       }
       if (first_ && !shut_down_) arm_locked(first_->at_);
     }
@@ -132,8 +132,11 @@ class deadline_timers : public asio::execution_context::service {
     std::lock_guard lock(mutex_);
     shut_down_ = true;
     timer_.reset();
-    for (deadline_state* d = first_; d; d = d->later_)
-      d->timers_ = nullptr;
+    for (deadline_state* d = first_; d;) {
+      deadline_state* const next = d->later_;
+      d->timers_.store(nullptr, std::memory_order_release);  // (d is not touched after this)
+      d = next;
+    }
     first_ = last_ = nullptr;
   }
 
@@ -153,7 +156,8 @@ asio::execution_context::id deadline_timers::id;
 std::atomic<std::uint64_t> deadline_timers::generation{1};
 
 deadline_state::~deadline_state() {
-  if (deadline_timers* t = timers_) t->remove(*this);
+  // Null: unlinked by the timer, which no longer touches this deadline.
+  if (deadline_timers* t = timers_.load(std::memory_order_acquire)) t->remove(*this);
 }
 
 error deadline_state::timed_out() const {

@@ -15,6 +15,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -81,8 +82,10 @@ class deadline_state : public std::enable_shared_from_this<deadline_state> {
   bool fired_ = false;
   bool started_ = false;  // the operation's coroutine runs: a cancellation may reach it
   boost::asio::any_io_executor executor_;  // where `fire` runs (set by `start`)
-  // The shared timer's list (sorted by `at_`), guarded by its mutex.
-  deadline_timers* timers_ = nullptr;
+  // The shared timer's list (sorted by `at_`), guarded by its mutex. `timers_` is written
+  // under that mutex only, and read without it once, by the destructor, to find the mutex
+  // (remove() looks again under it): atomic, as the timer's thread may clear it meanwhile.
+  std::atomic<deadline_timers*> timers_{nullptr};
   deadline_state* earlier_ = nullptr;
   deadline_state* later_ = nullptr;
 };
