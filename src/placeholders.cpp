@@ -1,24 +1,11 @@
 #include "placeholders.hpp"
 
 #include <awaitdb/error.hpp>
+#include <awaitdb/sql_literal.hpp>
 
 #include <string>
 
 namespace awaitdb::detail {
-namespace {
-
-bool is_ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool is_ident_char(char c) {
-  return is_ident_start(c) || is_digit(c) || c == '$';
-}
-
-}  // namespace
 
 std::size_t highest_placeholder(std::string_view sql) noexcept {
   return scan_sql(sql).highest_placeholder;
@@ -32,95 +19,17 @@ void check_statement_text(const sql_scan& scan) {
 sql_scan scan_sql(std::string_view sql) noexcept {
   sql_scan out;
   out.has_nul = sql.find('\0') != std::string_view::npos;
-  std::size_t highest = 0;
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  while (i < n) {
-    char c = sql[i];
-    const char next = i + 1 < n ? sql[i + 1] : '\0';
-    const bool comment = (c == '-' && next == '-') || (c == '/' && next == '*');
-    if (!comment && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != ';')
-      out.blank = false;
-    if (c == '\'') {
-      // 'literal' with '' as a quote; E'...' also allows backslash escapes.
-      bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-                     (i < 2 || !is_ident_char(sql[i - 2]));
-      ++i;
-      while (i < n) {
-        if (escapes && sql[i] == '\\') {
-          i += 2;
-        } else if (sql[i] == '\'') {
-          if (i + 1 < n && sql[i + 1] == '\'') {
-            i += 2;
-          } else {
-            ++i;
-            break;
-          }
-        } else {
-          ++i;
-        }
-      }
-    } else if (c == '"') {
-      ++i;
-      while (i < n) {
-        if (sql[i] == '"') {
-          if (i + 1 < n && sql[i + 1] == '"') {
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        ++i;
-      }
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n')
-        ++i;
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      int depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
-    } else if (is_ident_start(c)) {
-      while (i < n && is_ident_char(sql[i]))
-        ++i;  // `$` inside an identifier is not special
-    } else if (c == '$') {
-      if (i + 1 < n && is_digit(sql[i + 1])) {
-        std::size_t j = i + 1, number = 0;
-        while (j < n && is_digit(sql[j])) {
-          if (number < 100000) number = number * 10 + static_cast<std::size_t>(sql[j] - '0');
-          ++j;
-        }
-        if (number > highest) highest = number;
-        i = j;
-        continue;
-      }
-      // A dollar quote: $$ or $tag$ ... the same tag.
-      std::size_t j = i + 1;
-      if (j < n && is_ident_start(sql[j]))
-        while (j < n && (is_ident_start(sql[j]) || is_digit(sql[j])))
-          ++j;
-      if (j < n && sql[j] == '$') {
-        std::string_view tag = sql.substr(i, j - i + 1);
-        std::size_t close = sql.find(tag, j + 1);
-        i = close == std::string_view::npos ? n : close + tag.size();
-      } else {
-        ++i;
-      }
-    } else {
-      ++i;
+  lex_sql(sql, [&](const sql_piece& p) {
+    using kind = sql_piece::kind;
+    if (p.what == kind::placeholder && p.number > out.highest_placeholder)
+      out.highest_placeholder = p.number;
+    if (p.what == kind::comment) return;
+    if (p.what == kind::other) {
+      const char c = sql[p.from];
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == ';') return;
     }
-  }
-  out.highest_placeholder = highest;
+    out.blank = false;
+  });
   return out;
 }
 
@@ -152,7 +61,7 @@ bool is_transaction_control(std::string_view sql) noexcept {
     }
   }
   std::size_t j = i;
-  while (j < sql.size() && is_ident_start(sql[j]))
+  while (j < sql.size() && is_sql_ident_start(sql[j]))
     ++j;
   std::string word(sql.substr(i, j - i));
   for (char& c : word)
@@ -176,7 +85,7 @@ std::size_t placeholder_number(std::string_view name) noexcept {
   if (name.size() < 2 || name[0] != '$') return 0;
   std::size_t number = 0;
   for (char c : name.substr(1)) {
-    if (!is_digit(c) || number > 100000) return 0;
+    if (!is_sql_digit(c) || number > 100000) return 0;
     number = number * 10 + static_cast<std::size_t>(c - '0');
   }
   return number;

@@ -67,15 +67,122 @@ consteval param_class class_of() {
 constexpr char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
-constexpr bool is_word_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+constexpr bool is_sql_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+/// A character that may start a name or keyword (bytes of multi-byte UTF-8 characters too).
+constexpr bool is_sql_ident_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
+}
+constexpr bool is_word_char(char c) {
+  return is_sql_ident_start(c) || is_sql_digit(c);
 }
 constexpr bool word_is(std::string_view word, std::string_view lower_name) {
   if (word.size() != lower_name.size()) return false;
   for (std::size_t i = 0; i < word.size(); ++i)
     if (lower(word[i]) != lower_name[i]) return false;
   return true;
+}
+
+/// A piece of SQL text, as `lex_sql` reports it: [from, to).
+struct sql_piece {
+  enum class kind : std::uint8_t {
+    quoted,   // a string literal or a quoted name
+    comment,  // `-- ...` or `/* ... */` (nested)
+    dollar_quoted,
+    word,         // a keyword or a name; `$` inside it is not special
+    placeholder,  // `$N`: `number` is N (capped at 100000)
+    other,        // one character of anything else
+  };
+  kind what;
+  std::size_t from, to;
+  std::size_t number = 0;
+};
+
+/// One lexical pass over `sql` following PostgreSQL's rules (literals with `''` and, after E,
+/// backslash escapes; quoted names; nested comments; `$$` and `$tag$` quotes), calling
+/// `on(const sql_piece&)` for each piece in order. The compile-time check of SQL literals and
+/// the engines' reading of a statement's placeholders both use it, so they never disagree.
+template <class On>
+constexpr void lex_sql(std::string_view sql, On&& on) {
+  using k = sql_piece::kind;
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t from = i;
+    const char c = sql[i];
+    const char next = i + 1 < n ? sql[i + 1] : '\0';
+    if (c == '\'' || c == '"') {
+      const bool escapes = c == '\'' && i > 0 && lower(sql[i - 1]) == 'e' &&
+                           (i < 2 || !(is_word_char(sql[i - 2]) || sql[i - 2] == '$'));
+      ++i;
+      while (i < n) {
+        if (escapes && sql[i] == '\\') {
+          i += 2;
+        } else if (sql[i] == c) {
+          ++i;
+          if (i < n && sql[i] == c) {
+            ++i;
+            continue;
+          }
+          break;
+        } else {
+          ++i;
+        }
+      }
+      on(sql_piece{k::quoted, from, i < n ? i : n});
+    } else if (c == '-' && next == '-') {
+      while (i < n && sql[i] != '\n')
+        ++i;
+      on(sql_piece{k::comment, from, i});
+    } else if (c == '/' && next == '*') {
+      int depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+      on(sql_piece{k::comment, from, i < n ? i : n});
+    } else if (is_sql_ident_start(c)) {
+      while (i < n && (is_word_char(sql[i]) || sql[i] == '$'))
+        ++i;
+      on(sql_piece{k::word, from, i});
+    } else if (c == '$' && is_sql_digit(next)) {
+      std::size_t number = 0;
+      ++i;
+      while (i < n && is_sql_digit(sql[i])) {
+        if (number < 100000) number = number * 10 + static_cast<std::size_t>(sql[i] - '0');
+        ++i;
+      }
+      on(sql_piece{k::placeholder, from, i, number});
+    } else if (c == '$') {
+      // A dollar quote, $$ or $tag$ ... the same tag; else a lone `$`.
+      std::size_t j = i + 1;
+      if (j < n && is_sql_ident_start(sql[j]))
+        while (j < n && is_word_char(sql[j]))
+          ++j;
+      if (j < n && sql[j] == '$') {
+        const std::string_view tag = sql.substr(i, j - i + 1);
+        const std::size_t close = sql.find(tag, j + 1);
+        i = close == std::string_view::npos ? n : close + tag.size();
+        on(sql_piece{k::dollar_quoted, from, i});
+      } else {
+        ++i;
+        on(sql_piece{k::other, from, i});
+      }
+    } else {
+      ++i;
+      on(sql_piece{k::other, from, i});
+    }
+  }
 }
 
 /// Whether a parameter of class `c` can be cast to `type` (a type name as written, `[]`
@@ -118,92 +225,29 @@ void an_argument_does_not_fit_the_cast_written_after_its_placeholder();
 /// comments, dollar quotes.
 template <std::size_t Count>
 constexpr void check_sql_literal(std::string_view sql, const param_class (&classes)[Count + 1]) {
-  std::size_t highest = 0;
   bool used[Count + 1] = {};
-  const std::size_t n = sql.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const char c = sql[i];
-    if (c == '\'' || c == '"') {
-      const bool escapes =
-          c == '\'' && i > 0 && lower(sql[i - 1]) == 'e' && (i < 2 || !is_word_char(sql[i - 2]));
-      ++i;
-      while (i < n) {
-        if (escapes && sql[i] == '\\') {
-          i += 2;
-        } else if (sql[i] == c) {
-          ++i;
-          if (i < n && sql[i] == c) {
-            ++i;
-            continue;
-          }
-          break;
-        } else {
-          ++i;
-        }
-      }
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n')
-        ++i;
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      int depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
-    } else if (is_word_char(c)) {
-      while (i < n && (is_word_char(sql[i]) || sql[i] == '$'))
-        ++i;
-    } else if (c == '$' && i + 1 < n && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
-      std::size_t number = 0;
-      ++i;
-      while (i < n && sql[i] >= '0' && sql[i] <= '9') {
-        if (number < 100000) number = number * 10 + static_cast<std::size_t>(sql[i] - '0');
-        ++i;
-      }
-      if (number > highest) highest = number;
-      if (number > Count) the_SQL_uses_a_placeholder_beyond_the_arguments_given();
-      if (number == 0) continue;  // (refused when the statement runs: 42P02)
-      used[number] = true;
-      // A cast right after it: `::name`, `::name[]`, spaces allowed around `::`.
-      std::size_t j = i;
+  lex_sql(sql, [&](const sql_piece& p) {
+    if (p.what != sql_piece::kind::placeholder) return;
+    if (p.number > Count) the_SQL_uses_a_placeholder_beyond_the_arguments_given();
+    if (p.number == 0) return;  // (refused when the statement runs: 42P02)
+    used[p.number] = true;
+    // A cast right after it: `::name`, `::name[]`, spaces allowed around `::`.
+    const std::size_t n = sql.size();
+    std::size_t j = p.to;
+    while (j < n && sql[j] == ' ')
+      ++j;
+    if (j + 1 < n && sql[j] == ':' && sql[j + 1] == ':') {
+      j += 2;
       while (j < n && sql[j] == ' ')
         ++j;
-      if (j + 1 < n && sql[j] == ':' && sql[j + 1] == ':') {
-        j += 2;
-        while (j < n && sql[j] == ' ')
-          ++j;
-        const std::size_t from = j;
-        while (j < n && is_word_char(sql[j]))
-          ++j;
-        if (j + 1 < n && sql[j] == '[' && sql[j + 1] == ']') j += 2;
-        if (!cast_accepts(sql.substr(from, j - from), classes[number]))
-          an_argument_does_not_fit_the_cast_written_after_its_placeholder();
-      }
-    } else if (c == '$') {
-      // A dollar quote, $$ or $tag$ ... the same tag.
-      std::size_t j = i + 1;
+      const std::size_t from = j;
       while (j < n && is_word_char(sql[j]))
         ++j;
-      if (j < n && sql[j] == '$') {
-        const std::string_view tag = sql.substr(i, j - i + 1);
-        const std::size_t close = sql.find(tag, j + 1);
-        i = close == std::string_view::npos ? n : close + tag.size();
-      } else {
-        ++i;
-      }
-    } else {
-      ++i;
+      if (j + 1 < n && sql[j] == '[' && sql[j + 1] == ']') j += 2;
+      if (!cast_accepts(sql.substr(from, j - from), classes[p.number]))
+        an_argument_does_not_fit_the_cast_written_after_its_placeholder();
     }
-  }
+  });
   for (std::size_t k = 1; k <= Count; ++k)
     if (!used[k]) an_argument_is_given_that_no_placeholder_of_the_SQL_uses();
 }
