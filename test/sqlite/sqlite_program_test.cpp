@@ -1,5 +1,6 @@
 // Which programs return at most one row: SQLite's own programs for queries of every shape, and
 // hand-made ones for the rules (a second ResultRow, a jump back, a jump through a register).
+#include "sqlite/memory_sqlite.hpp"
 #include "sqlite/sqlite_program.hpp"
 
 #include <gtest/gtest.h>
@@ -12,16 +13,11 @@
 namespace awaitdb::detail {
 namespace {
 
-struct close_db {
-  void operator()(sqlite3* db) const noexcept { sqlite3_close(db); }
-};
-
 class sqlite_program_test : public testing::Test {
  protected:
   void SetUp() override {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
-    db_.reset(raw);
+    db_ = test::open_memory_sqlite();
+    ASSERT_NE(db_, nullptr);
     ASSERT_EQ(sqlite3_exec(db_.get(),
                            "CREATE TABLE kv (id INTEGER PRIMARY KEY, v INTEGER, email TEXT UNIQUE);"
                            "CREATE INDEX kv_v ON kv (v);"
@@ -41,7 +37,7 @@ class sqlite_program_test : public testing::Test {
     return returns_at_most_one_row(program);
   }
 
-  std::unique_ptr<sqlite3, close_db> db_;
+  test::sqlite_handle db_;
 };
 
 TEST_F(sqlite_program_test, lookups_by_a_unique_key_and_plain_aggregates_return_one_row) {

@@ -1,5 +1,6 @@
 // The SQLite statement cache on an in-memory database: placeholders mapped to $N, SQL text
 // refused as PostgreSQL refuses it, and least-recently-used eviction.
+#include "sqlite/memory_sqlite.hpp"
 #include "sqlite/sqlite_statement_cache.hpp"
 
 #include <awaitdb/error.hpp>
@@ -13,16 +14,11 @@
 namespace awaitdb::detail {
 namespace {
 
-struct close_db {
-  void operator()(sqlite3* db) const noexcept { sqlite3_close(db); }
-};
-
 class sqlite_statement_cache_test : public testing::Test {
  protected:
   void SetUp() override {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
-    db_.reset(raw);
+    db_ = test::open_memory_sqlite();
+    ASSERT_NE(db_, nullptr);
   }
   std::string sqlstate_of(sqlite_statement_cache& cache, const std::string& sql) {
     try {
@@ -32,7 +28,7 @@ class sqlite_statement_cache_test : public testing::Test {
     }
     return "no error";
   }
-  std::unique_ptr<sqlite3, close_db> db_;
+  test::sqlite_handle db_;
 };
 
 TEST_F(sqlite_statement_cache_test, placeholders_map_to_their_numbers) {
