@@ -1,7 +1,8 @@
 // Which programs return at most one row: SQLite's own programs for queries of every shape, and
 // hand-made ones for the rules (a second ResultRow, a jump back, a jump through a register).
-#include "sqlite/memory_sqlite.hpp"
 #include "sqlite/sqlite_program.hpp"
+
+#include "sqlite/memory_sqlite.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

@@ -1,8 +1,8 @@
 // The SQLite statement cache on an in-memory database: placeholders mapped to $N, SQL text
 // refused as PostgreSQL refuses it, and least-recently-used eviction.
-#include "sqlite/memory_sqlite.hpp"
 #include "sqlite/sqlite_statement_cache.hpp"
 
+#include "sqlite/memory_sqlite.hpp"
 #include <awaitdb/error.hpp>
 
 #include <gtest/gtest.h>
