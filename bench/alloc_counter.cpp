@@ -1,9 +1,10 @@
-// Counts allocations (awaitdb-bench --allocations): the global operator new, replaced here,
-// and every heap allocation of the process (the malloc family, interposed here and forwarded
-// to glibc's own), which includes libpq's, SQLite's and Asio's coroutine frames (Asio gets
-// those from aligned_alloc, not operator new). In a translation unit of its own, so that no
-// caller sees the replacements inline. Nothing is counted until counting starts: a counter
-// shared by every thread would make the threads of a multi-threaded run wait on each other.
+// Counts allocations (awaitdb-bench-allocs, which awaitdb-bench --allocations runs): the global
+// operator new, replaced here, and every heap allocation of the process (the malloc family,
+// interposed here and forwarded to glibc's own), which includes libpq's, SQLite's and Asio's
+// coroutine frames (Asio gets those from aligned_alloc, not operator new). In a translation
+// unit of its own, so that no caller sees the replacements inline. Nothing is counted until
+// counting starts: a counter shared by every thread would make the threads of a multi-threaded run
+// wait on each other.
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -29,6 +30,9 @@ void count_heap() noexcept {
 }  // namespace
 
 namespace awaitdb_bench {
+bool counts_allocations() noexcept {
+  return true;
+}
 void count_allocations() noexcept {
   counting.store(true, std::memory_order_relaxed);
 }

@@ -14,12 +14,16 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -221,10 +225,27 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   out.p99_us = rec.percentile_us(0.99);
 }
 
+// --allocations: the same run in awaitdb-bench-allocs, next to this program, which counts them.
+[[noreturn]] void run_counting_twin(char** argv) {
+  std::string self(4096, '\0');
+  const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+  std::string twin = "awaitdb-bench-allocs";
+  if (n > 0) {
+    self.resize(static_cast<std::size_t>(n));
+    twin = self.substr(0, self.rfind('/') + 1) + twin;
+  }
+  argv[0] = twin.data();
+  execv(twin.c_str(), argv);
+  std::fprintf(stderr, "awaitdb-bench: --allocations runs %s: %s\n", twin.c_str(),
+               std::strerror(errno));
+  std::exit(2);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   options o = parse_options(argc, argv, "awaitdb-bench");
+  if (o.count_allocations && !awaitdb_bench::counts_allocations()) run_counting_twin(argv);
   if (o.count_allocations) awaitdb_bench::count_allocations();
   result_line out{"awaitdb", o.workload, o.clients};
   // One thread: the concurrency hint that lets awaitdb watch sockets with a readiness wait.

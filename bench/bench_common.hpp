@@ -22,6 +22,8 @@ namespace awaitdb_bench {
 using clock_type = std::chrono::steady_clock;
 constexpr std::int64_t kv_rows = 100'000;
 
+/// Whether this program counts allocations (awaitdb-bench-allocs: alloc_counter.cpp).
+bool counts_allocations() noexcept;
 /// Starts counting allocations (--allocations; until then the counters stay at zero).
 void count_allocations() noexcept;
 /// Calls of operator new in the whole process so far (alloc_counter.cpp replaces it).
