@@ -47,7 +47,8 @@ struct statement_context {
   tx_state* tx = nullptr;
   detail::deadline_state* deadline = nullptr;
 
-  static statement_context of(const detail::backend& b, const asio::any_io_executor& ex) {
+  [[gnu::hot]] static statement_context of(const detail::backend& b,
+                                           const asio::any_io_executor& ex) {
     const detail::task_view task = detail::task_of(ex);
     statement_context c{detail::transaction_of(task.innermost, b), task.deadline};
     if (c.tx) check_usable(*c.tx);
@@ -103,8 +104,8 @@ asio::awaitable<T> run_watched(detail::backend& b, detail::statement& st,
 // its arguments and a reference to its engine in it: a statement outlives the handle it was
 // made from.
 template <class T>
-asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
-                                 detail::statement_args args, bool replica) {
+[[gnu::hot]] asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
+                                              detail::statement_args args, bool replica) {
   detail::backend& b = usable(backend.get());
   detail::statement st = statement_of(args, replica);
   st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
@@ -144,11 +145,12 @@ database database::replica() const {
 
 // Not coroutines themselves: the frame is run_statement's (a closed handle still fails when
 // the statement is awaited, not when it is created).
-asio::awaitable<result> database::run_query(detail::statement_args args) const {
+[[gnu::hot]] asio::awaitable<result> database::run_query(detail::statement_args args) const {
   return run_statement<result>(backend_, std::move(args), replica_);
 }
 
-asio::awaitable<std::uint64_t> database::run_execute(detail::statement_args args) const {
+[[gnu::hot]] asio::awaitable<std::uint64_t> database::run_execute(
+    detail::statement_args args) const {
   return run_statement<std::uint64_t>(backend_, std::move(args), replica_);
 }
 
@@ -287,11 +289,13 @@ asio::awaitable<std::optional<row>> at_most_one(asio::awaitable<result> all) {
 
 }  // namespace
 
-asio::awaitable<row> database::run_query_one(detail::statement_args args, bool one_column) const {
+[[gnu::hot]] asio::awaitable<row> database::run_query_one(detail::statement_args args,
+                                                          bool one_column) const {
   return exactly_one(run_statement<result>(backend_, std::move(args), replica_), one_column);
 }
 
-asio::awaitable<std::optional<row>> database::run_query_opt(detail::statement_args args) const {
+[[gnu::hot]] asio::awaitable<std::optional<row>> database::run_query_opt(
+    detail::statement_args args) const {
   return at_most_one(run_statement<result>(backend_, std::move(args), replica_));
 }
 

@@ -124,7 +124,7 @@ class tx_executor {
 static_assert(execution::is_executor<tx_executor>::value);
 
 // The wrapper `ex` is (or that a strand `ex` is made of), if any.
-const tx_executor* wrapper_of(const asio::any_io_executor& ex) noexcept {
+[[gnu::hot]] const tx_executor* wrapper_of(const asio::any_io_executor& ex) noexcept {
   // The common case first: an io_context's executor carries no context. (Comparing a type with
   // the executor's own is one pointer comparison; with another type's, often a string
   // comparison of the two names.)
@@ -198,7 +198,7 @@ tx_state* innermost_transaction(const asio::any_io_executor& ex) noexcept {
   return wrapped ? wrapped->transaction() : nullptr;
 }
 
-task_view task_of(const asio::any_io_executor& ex) noexcept {
+[[gnu::hot]] task_view task_of(const asio::any_io_executor& ex) noexcept {
   const tx_executor* wrapped = wrapper_of(ex);
   if (!wrapped) return {};
   return {wrapped->transaction(), wrapped->deadline().get()};

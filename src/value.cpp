@@ -266,8 +266,8 @@ void read_cell(const result_source& src, std::size_t row, std::size_t column, bo
   mismatch(src, column, c, "bool");
 }
 
-std::int64_t read_signed(const result_source& src, std::size_t row, std::size_t column,
-                         const char* wanted, std::int64_t min, std::int64_t max) {
+[[gnu::hot]] std::int64_t read_signed(const result_source& src, std::size_t row, std::size_t column,
+                                      const char* wanted, std::int64_t min, std::int64_t max) {
   cell c = checked_cell(src, row, column);
   std::int64_t value = 0;
   switch (c.kind) {

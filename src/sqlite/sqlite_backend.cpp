@@ -84,7 +84,7 @@ class sqlite_backend final : public backend {
 
   awaitdb::engine kind() const noexcept override { return awaitdb::engine::sqlite; }
 
-  bool try_run_inline(statement& st, tx_state* tx) override {
+  [[gnu::hot]] bool try_run_inline(statement& st, tx_state* tx) override {
     std::unique_lock<std::mutex> held;
     return try_once(st, tx, held, false) == attempt::done;
   }
@@ -398,18 +398,27 @@ class sqlite_backend final : public backend {
   // writer. Returns with `held` (the writer's lock) locked when the answer is
   // wait_for_transaction, so that the caller joins the wait list before that transaction ends.
   // `my_turn`: the writer was handed to this task (it waited for it).
-  attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held, bool my_turn) {
+  [[gnu::hot]] attempt try_once(statement& st, tx_state* tx, std::unique_lock<std::mutex>& held,
+                                bool my_turn) {
     if (!tx && !readers_.empty()) {
       std::unique_lock<light_mutex> lock;
       reader_slot& r = take_reader(lock);
       check_open_unlocked();  // (close() takes every reader's lock before it is done)
-      if (!r.conn)
+      if (!r.conn) [[unlikely]]
         r.conn = open_sqlite_connection(options_, sqlite_connection::role::reader, functions_);
       outcome o;
       st.connection = r.number;
-      if (r.conn->try_read(st, o)) return o == outcome::done ? attempt::done : attempt::busy;
+      if (r.conn->try_read(st, o)) [[likely]]
+        return o == outcome::done ? attempt::done : attempt::busy;
       st.connection = 0;
     }
+    return try_on_writer(st, tx, held, my_turn);
+  }
+
+  // `try_once` on the writer (inside a transaction, or a statement a reader cannot run); out of
+  // the way of the readers' path.
+  [[gnu::noinline]] attempt try_on_writer(statement& st, tx_state* tx,
+                                          std::unique_lock<std::mutex>& held, bool my_turn) {
     held = std::unique_lock(mutex_);
     check_open();
     if (tx) {
@@ -424,7 +433,7 @@ class sqlite_backend final : public backend {
 
   // The first reader free; when other threads use them all, the one this thread prefers (held
   // for one statement).
-  reader_slot& take_reader(std::unique_lock<light_mutex>& lock) {
+  [[gnu::hot]] reader_slot& take_reader(std::unique_lock<light_mutex>& lock) {
     for (const auto& r : readers_) {
       lock = std::unique_lock(r->mutex, std::try_to_lock);
       if (lock) return *r;
@@ -495,7 +504,7 @@ class sqlite_backend final : public backend {
     return level;
   }
 
-  void check_open_unlocked() const {
+  [[gnu::hot]] void check_open_unlocked() const {
     if (closed_.load(std::memory_order_acquire))
       throw error(sqlstate::connection_does_not_exist, "the database is closed");
     if (file_gone_.load(std::memory_order_acquire)) throw sqlite_connection::file_gone_error();

@@ -40,13 +40,13 @@ class sqlite_result final : public result_source {
     const stored& s = heap_.empty() ? inline_[row * width_ + column] : heap_[row * width_ + column];
     return cell{s.kind, s.integer, s.real, std::string_view(arena_.data() + s.offset, s.size)};
   }
-  cell checked_at(std::size_t row, std::size_t column) const override {
+  [[gnu::hot]] cell checked_at(std::size_t row, std::size_t column) const override {
     if (column >= width_ || row >= rows_) [[unlikely]]
       return result_source::checked_at(row, column);  // (throws)
     return sqlite_result::at(row, column);
   }
 
-  void read_row(sqlite3_stmt* stmt) {
+  [[gnu::hot]] void read_row(sqlite3_stmt* stmt) {
     for (std::size_t c = 0; c < width_; ++c) {
       stored& s = next_slot();
       // One look-up of the column for its type and its value (the connection is used by one
@@ -60,10 +60,7 @@ class sqlite_result final : public result_source {
       s.real = v.real;
       s.offset = 0;
       s.size = 0;
-      if (v.kind == cell_kind::text || v.kind == cell_kind::blob) {
-        s.size = v.bytes.size();
-        s.offset = append(v.bytes);
-      }
+      if (v.kind == cell_kind::text || v.kind == cell_kind::blob) keep_bytes(s, v.bytes);
     }
     ++rows_;
   }
@@ -79,16 +76,22 @@ class sqlite_result final : public result_source {
     std::size_t size;
   };
 
-  std::size_t append(std::string_view bytes) {
-    std::size_t offset = arena_.size();
+  // (Out of the way of read_row's path for numbers, as is the growth below.)
+  [[gnu::noinline]] void keep_bytes(stored& s, std::string_view bytes) {
+    s.size = bytes.size();
+    s.offset = arena_.size();
     arena_.append(bytes);
-    return offset;
   }
 
   // The slot of the next cell (read_row fills it).
   stored& next_slot() {
+    if (heap_.empty() && used_ < inline_capacity) [[likely]]
+      return inline_[used_++];
+    return next_slot_on_heap();
+  }
+
+  [[gnu::noinline]] stored& next_slot_on_heap() {
     if (heap_.empty()) {
-      if (used_ < inline_capacity) return inline_[used_++];
       heap_.reserve(2 * inline_capacity);
       heap_.assign(inline_, inline_ + used_);
     }
@@ -123,7 +126,8 @@ struct bind_sink {
   }
 };
 
-void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p, std::size_t number) {
+[[gnu::noinline]] void bind(sqlite3* db, sqlite3_stmt* stmt, int index, const param& p,
+                            std::size_t number) {
   bind_sink sink{stmt, index};
   const int rc = write_sqlite_value(p, number, sink);
   if (rc != SQLITE_OK) throw_sqlite(db, rc, "binding $" + std::to_string(number));
@@ -270,7 +274,7 @@ sqlite_connection::outcome sqlite_connection::execute(statement& st) {
   return run(cache_.get(db_, st.sql), st);
 }
 
-bool sqlite_connection::try_read(statement& st, outcome& out) {
+[[gnu::hot]] bool sqlite_connection::try_read(statement& st, outcome& out) {
   catch_up_functions();
   sqlite_prepared* p = nullptr;
   try {
@@ -287,13 +291,8 @@ bool sqlite_connection::start_rows(statement& st) {
   catch_up_functions();
   sqlite_prepared& p = cache_.get(db_, st.sql);
   if (!p.only_reads) return false;
-  if (st.param_count != p.placeholder_count)
-    throw error(sqlstate::wrong_parameter_count,
-                "the statement takes " + std::to_string(p.placeholder_count) +
-                    " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
   sqlite3_reset(p.stmt);
-  for (std::size_t i = 0; i < p.number_of.size(); ++i)
-    bind(db_, p.stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
+  bind_parameters(p, st);
   rows_ = &p;
   rows_described_ = false;
   return true;
@@ -328,48 +327,20 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out,
   return outcome::done;
 }
 
-sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement& st) {
-  if (st.param_count != p.placeholder_count)
-    throw error(sqlstate::wrong_parameter_count,
-                "the statement takes " + std::to_string(p.placeholder_count) +
-                    " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
+[[gnu::hot]] sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement& st) {
   sqlite3_stmt* stmt = p.stmt;
-  if (watch_file_ && sqlite3_get_autocommit(db_) && !sqlite3_stmt_readonly(stmt))
-    check_file_in_place();
+  if (watch_file_) [[unlikely]]
+    check_before_write(stmt);
   reset_on_exit reset{stmt};
-  for (std::size_t i = 0; i < p.number_of.size(); ++i)
-    bind(db_, stmt, static_cast<int>(i + 1), st.params[p.number_of[i] - 1], p.number_of[i]);
+  bind_parameters(p, st);
   lock_wait_would_help_ = false;
   const deadline_guard guard(db_, st.deadline);
-  // SQLITE_BUSY: nothing was changed (SQLite takes its locks before it writes).
-  auto failed = [&](int rc) {
-    if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
-      return true;
-    if (rc == SQLITE_BUSY)
-      throw error(code::deadlock_detected,
-                  "SQLite refused to wait for a lock that another connection holds while it "
-                  "waits for one of this connection's (deadlock); run the transaction again");
-    throw_failure(rc, st.deadline);
-  };
+  if (st.mode == result_mode::count) return run_for_count(stmt, st);
 
-  if (st.mode == result_mode::count) {
-    const sqlite3_int64 before = sqlite3_total_changes64(db_);
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    }
-    if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;
-    // sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE; a statement that
-    // changed nothing (a SELECT, DDL) must report 0, not that stale count.
-    st.affected = sqlite3_total_changes64(db_) != before
-                      ? static_cast<std::uint64_t>(sqlite3_changes64(db_))
-                      : 0;
-    return outcome::done;
-  }
-
-  // From the thread's cache: a thread that runs one query after another reuses the
-  // memory of the previous result instead of going to the heap each time.
   int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
   p.describe();
+  // From the thread's cache: a thread that runs one query after another reuses the
+  // memory of the previous result instead of going to the heap each time.
   auto out =
       std::allocate_shared<sqlite_result>(thread_cache_allocator<sqlite_result>(), p.columns);
   if (rc == SQLITE_ROW && p.only_reads && p.stops_at_first_row(db_)) {
@@ -378,9 +349,59 @@ sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement&
   }
   for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
     out->read_row(stmt);
-  if (rc != SQLITE_DONE && failed(rc)) return outcome::busy;
+  if (rc != SQLITE_DONE && failed(rc, st.deadline)) [[unlikely]]
+    return outcome::busy;
   st.rows = result(std::move(out));
   return outcome::done;
+}
+
+[[gnu::hot]] void sqlite_connection::bind_parameters(sqlite_prepared& p, const statement& st) {
+  if (st.param_count != p.placeholder_count) [[unlikely]]
+    throw error(sqlstate::wrong_parameter_count,
+                "the statement takes " + std::to_string(p.placeholder_count) +
+                    " parameters ($1..$N) but " + std::to_string(st.param_count) + " were given");
+  for (std::size_t i = 0; i < p.number_of.size(); ++i) {
+    const param& v = st.params[p.number_of[i] - 1];
+    const int index = static_cast<int>(i + 1);
+    // An integer, the most common parameter, without the call that handles every kind (which
+    // binds again, to report a failure).
+    if (v.kind == param_kind::int64 || v.kind == param_kind::int32) [[likely]] {
+      const int rc = sqlite3_bind_int64(p.stmt, index, v.integer);
+      if (rc == SQLITE_OK) [[likely]]
+        continue;
+    }
+    bind(db_, p.stmt, index, v, p.number_of[i]);
+  }
+}
+
+void sqlite_connection::check_before_write(sqlite3_stmt* stmt) {
+  if (sqlite3_get_autocommit(db_) && !sqlite3_stmt_readonly(stmt)) check_file_in_place();
+}
+
+sqlite_connection::outcome sqlite_connection::run_for_count(sqlite3_stmt* stmt, statement& st) {
+  const sqlite3_int64 before = sqlite3_total_changes64(db_);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE && failed(rc, st.deadline)) return outcome::busy;
+  // sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE; a statement that
+  // changed nothing (a SELECT, DDL) must report 0, not that stale count.
+  st.affected = sqlite3_total_changes64(db_) != before
+                    ? static_cast<std::uint64_t>(sqlite3_changes64(db_))
+                    : 0;
+  return outcome::done;
+}
+
+// A step that ended in `rc`, neither a row nor done: true when waiting for a lock would help
+// (SQLITE_BUSY: nothing was changed, as SQLite takes its locks before it writes); else throws.
+bool sqlite_connection::failed(int rc, const deadline_state* deadline) {
+  if ((rc & 0xff) == SQLITE_BUSY && rc != SQLITE_BUSY_SNAPSHOT && lock_wait_would_help_)
+    return true;
+  if (rc == SQLITE_BUSY)
+    throw error(code::deadlock_detected,
+                "SQLite refused to wait for a lock that another connection holds while it "
+                "waits for one of this connection's (deadlock); run the transaction again");
+  throw_failure(rc, deadline);
 }
 
 }  // namespace awaitdb::detail

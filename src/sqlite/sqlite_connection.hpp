@@ -80,6 +80,11 @@ class sqlite_connection {
   class deadline_guard;
   [[noreturn]] void throw_failure(int rc, const deadline_state* deadline);
   outcome run(sqlite_prepared& p, statement& st);
+  // The parts of `run` that a query's common path does not reach (kept out of its way).
+  void bind_parameters(sqlite_prepared& p, const statement& st);
+  void check_before_write(sqlite3_stmt* stmt);
+  outcome run_for_count(sqlite3_stmt* stmt, statement& st);
+  bool failed(int rc, const deadline_state* deadline);
   void exec_pragma(const std::string& sql);
   // Installs the functions defined since the last statement (one atomic load when none were).
   void catch_up_functions() {

@@ -62,9 +62,15 @@ struct sqlite_prepared {
   }
   bool learn_row_limit(sqlite3* db);
 
-  void describe() {
+  [[gnu::hot]] void describe() {
     const int version = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
-    if (version == described_at && columns) return;
+    if (version != described_at || !columns) [[unlikely]]
+      describe_again(version);
+  }
+
+ private:
+  // Reads the columns (first run, or SQLite re-prepared the statement at `version`).
+  [[gnu::noinline]] void describe_again(int version) {
     auto now = std::make_shared<sqlite_columns>();
     const int count = sqlite3_column_count(stmt);
     for (int c = 0; c < count; ++c) {
@@ -105,9 +111,16 @@ class sqlite_statement_cache {
 
   /// The prepared form of `sql`; prepares it on a miss. The reference is valid until the
   /// next call (the cache may evict) or `clear`.
-  sqlite_prepared& get(sqlite3* db, std::string_view sql) {
+  [[gnu::hot]] sqlite_prepared& get(sqlite3* db, std::string_view sql) {
     // A loop repeating one statement hits the front of the list: no hashing.
-    if (!lru_.empty() && lru_.front().first == sql) return lru_.front().second;
+    if (!lru_.empty() && lru_.front().first == sql) [[likely]]
+      return lru_.front().second;
+    return get_elsewhere(db, sql);
+  }
+
+ private:
+  // `get` when `sql` is not the front of the list.
+  [[gnu::noinline]] sqlite_prepared& get_elsewhere(sqlite3* db, std::string_view sql) {
     if (auto it = by_sql_.find(sql); it != by_sql_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
       return it->second->second;
@@ -126,7 +139,6 @@ class sqlite_statement_cache {
     return lru_.front().second;
   }
 
- private:
   static sqlite_prepared prepare(sqlite3* db, std::string_view sql);
 
   struct string_hash {
