@@ -64,7 +64,7 @@ consteval param_class class_of() {
     return param_class::any;
 }
 
-constexpr char lower(char c) {
+constexpr char sql_lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
 constexpr bool is_sql_digit(char c) {
@@ -75,13 +75,15 @@ constexpr bool is_sql_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
-constexpr bool is_word_char(char c) {
+/// A character that may continue a name or keyword (`$` aside: PostgreSQL allows it there).
+constexpr bool is_sql_word_char(char c) {
   return is_sql_ident_start(c) || is_sql_digit(c);
 }
-constexpr bool word_is(std::string_view word, std::string_view lower_name) {
+/// Whether `word` is `lower_name` (given in lower case), in any case.
+constexpr bool sql_word_is(std::string_view word, std::string_view lower_name) {
   if (word.size() != lower_name.size()) return false;
   for (std::size_t i = 0; i < word.size(); ++i)
-    if (lower(word[i]) != lower_name[i]) return false;
+    if (sql_lower(word[i]) != lower_name[i]) return false;
   return true;
 }
 
@@ -114,8 +116,8 @@ constexpr void lex_sql(std::string_view sql, On&& on) {
     const char c = sql[i];
     const char next = i + 1 < n ? sql[i + 1] : '\0';
     if (c == '\'' || c == '"') {
-      const bool escapes = c == '\'' && i > 0 && lower(sql[i - 1]) == 'e' &&
-                           (i < 2 || !(is_word_char(sql[i - 2]) || sql[i - 2] == '$'));
+      const bool escapes = c == '\'' && i > 0 && sql_lower(sql[i - 1]) == 'e' &&
+                           (i < 2 || !(is_sql_word_char(sql[i - 2]) || sql[i - 2] == '$'));
       ++i;
       while (i < n) {
         if (escapes && sql[i] == '\\') {
@@ -152,7 +154,7 @@ constexpr void lex_sql(std::string_view sql, On&& on) {
       }
       on(sql_piece{k::comment, from, i < n ? i : n});
     } else if (is_sql_ident_start(c)) {
-      while (i < n && (is_word_char(sql[i]) || sql[i] == '$'))
+      while (i < n && (is_sql_word_char(sql[i]) || sql[i] == '$'))
         ++i;
       on(sql_piece{k::word, from, i});
     } else if (c == '$' && is_sql_digit(next)) {
@@ -167,7 +169,7 @@ constexpr void lex_sql(std::string_view sql, On&& on) {
       // A dollar quote, $$ or $tag$ ... the same tag; else a lone `$`.
       std::size_t j = i + 1;
       if (j < n && is_sql_ident_start(sql[j]))
-        while (j < n && is_word_char(sql[j]))
+        while (j < n && is_sql_word_char(sql[j]))
           ++j;
       if (j < n && sql[j] == '$') {
         const std::string_view tag = sql.substr(i, j - i + 1);
@@ -195,7 +197,7 @@ constexpr bool cast_accepts(std::string_view type, param_class c) {
   if (!typed && c != param_class::array) return true;  // any, text (untyped), times
   auto one_of = [&](std::initializer_list<std::string_view> names) {
     for (std::string_view n : names)
-      if (word_is(type, n)) return true;
+      if (sql_word_is(type, n)) return true;
     return false;
   };
   if (one_of({"text", "varchar", "bpchar", "name", "citext"})) return true;
@@ -241,7 +243,7 @@ constexpr void check_sql_literal(std::string_view sql, const param_class (&class
       while (j < n && sql[j] == ' ')
         ++j;
       const std::size_t from = j;
-      while (j < n && is_word_char(sql[j]))
+      while (j < n && is_sql_word_char(sql[j]))
         ++j;
       if (j + 1 < n && sql[j] == '[' && sql[j + 1] == ']') j += 2;
       if (!cast_accepts(sql.substr(from, j - from), classes[p.number]))

@@ -2,6 +2,7 @@
 
 #include "../placeholders.hpp"
 #include <awaitdb/error.hpp>
+#include <awaitdb/sql_literal.hpp>
 
 #include <boost/crc.hpp>
 
@@ -13,20 +14,9 @@ namespace {
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-bool is_word_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
+// (PostgreSQL allows `$` inside a name.)
 bool is_word_char(char c) {
-  return is_word_start(c) || (c >= '0' && c <= '9') || c == '$';
-}
-bool same_word(std::string_view word, std::string_view upper) {
-  if (word.size() != upper.size()) return false;
-  for (std::size_t i = 0; i < word.size(); ++i) {
-    const char c = word[i] >= 'a' && word[i] <= 'z' ? static_cast<char>(word[i] - 32) : word[i];
-    if (c != upper[i]) return false;
-  }
-  return true;
+  return is_sql_word_char(c) || c == '$';
 }
 
 [[noreturn]] void fail(std::size_t line, const std::string& what) {
@@ -100,7 +90,7 @@ class splitter {
     } else if (c == '(' || c == ')') {
       paren_depth_ += c == '(' ? 1 : -1;  // (a rule's actions: `DO INSTEAD (a; b)`)
       ++i_;
-    } else if (is_word_start(c)) {
+    } else if (is_sql_ident_start(c)) {
       const std::size_t from = i_;
       while (i_ < text_.size() && is_word_char(text_[i_]))
         ++i_;
@@ -138,7 +128,7 @@ class splitter {
   // A $tag$ ... $tag$ string; false when the `$` starts none (a `$1`, or a lone `$`).
   bool dollar_quote() {
     std::size_t j = i_ + 1;
-    if (j < text_.size() && is_word_start(text_[j]))
+    if (j < text_.size() && is_sql_ident_start(text_[j]))
       while (j < text_.size() && is_word_char(text_[j]) && text_[j] != '$')
         ++j;
     if (j >= text_.size() || text_[j] != '$') return false;
@@ -198,24 +188,24 @@ class splitter {
   void word(std::string_view w) {
     ++words_;
     if (words_ == 1) {
-      kind_decided_ = !same_word(w, "CREATE");
+      kind_decided_ = !sql_word_is(w, "create");
       return;
     }
     if (!kind_decided_) {
-      if (same_word(w, "OR") || same_word(w, "REPLACE") || same_word(w, "TEMP") ||
-          same_word(w, "TEMPORARY"))
+      if (sql_word_is(w, "or") || sql_word_is(w, "replace") || sql_word_is(w, "temp") ||
+          sql_word_is(w, "temporary"))
         return;
       kind_decided_ = true;
       body_capable_ =
-          same_word(w, "FUNCTION") || same_word(w, "PROCEDURE") || same_word(w, "TRIGGER");
+          sql_word_is(w, "function") || sql_word_is(w, "procedure") || sql_word_is(w, "trigger");
       return;
     }
     if (!body_capable_) return;
-    if (same_word(w, "BEGIN")) {
+    if (sql_word_is(w, "begin")) {
       ++body_depth_;
-    } else if (same_word(w, "CASE")) {
+    } else if (sql_word_is(w, "case")) {
       if (body_depth_ > 0) ++body_depth_;
-    } else if (same_word(w, "END")) {
+    } else if (sql_word_is(w, "end")) {
       if (body_depth_ > 0) --body_depth_;
     }
   }
