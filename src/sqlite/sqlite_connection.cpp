@@ -329,7 +329,7 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out,
 
 [[gnu::hot]] sqlite_connection::outcome sqlite_connection::run(sqlite_prepared& p, statement& st) {
   sqlite3_stmt* stmt = p.stmt;
-  if (watch_file_) [[unlikely]]
+  if (watch_file_) [[unlikely]]  // (the writer: a reader, the common path, never writes)
     check_before_write(stmt);
   reset_on_exit reset{stmt};
   bind_parameters(p, st);
