@@ -24,7 +24,9 @@ class deadline_state;
 
 namespace asio = boost::asio;
 
-enum class result_mode : std::uint8_t { rows, count };
+/// What a statement gives back: its rows, the number of rows it changed, or one value converted
+/// into the caller's slot (query_scalar).
+enum class result_mode : std::uint8_t { rows, count, scalar };
 
 /// One statement on its way through a backend: the input, and where the output goes.
 struct statement {
@@ -37,12 +39,26 @@ struct statement {
   /// The task's deadline (awaitdb::with_timeout), or null: waits for it end there (57014).
   deadline_state* deadline = nullptr;
 
-  result rows;                 // mode == rows
-  std::uint64_t affected = 0;  // mode == count
+  result rows;  // mode == rows; also scalar, from an engine that does not read the value itself
+  std::uint64_t affected = 0;  // mode == count; scalar: the rows returned, when `scalar_read`
+  /// mode == scalar: where the value goes, and whether the engine has read it (`read_scalar`
+  /// and `end_scalar`), with what that failed of (a conversion, no row, too many rows or
+  /// columns: not a failure of the statement, which ran to its end).
+  const scalar_target* target = nullptr;
+  bool scalar_read = false;
+  std::exception_ptr scalar_failure;
   /// Which connection ran it, for observers: PostgreSQL, the server process id; SQLite, 0 for
   /// the writer, 1… for the readers.
   std::uint64_t connection = 0;
 };
+
+/// Scalar mode, from an engine that holds the statement's first row: converts its value into
+/// the caller's slot, keeping a failure in `st` (thrown once the statement has ended).
+void read_scalar(statement& st, const row& first) noexcept;
+/// Scalar mode, once the statement has ended having returned `rows` rows of `columns` columns:
+/// keeps in `st` the error of a result that is not one value (02000, 21000, 42601), which
+/// takes the place of a conversion's. The engine has now read the value (`scalar_read`).
+void end_scalar(statement& st, std::size_t rows, std::size_t columns) noexcept;
 
 /// One level of a task's transaction on one backend: the transaction itself (depth 0) or a
 /// savepoint inside it. Engines derive from it to hold the pinned connection.

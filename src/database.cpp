@@ -72,13 +72,41 @@ detail::statement statement_of(const detail::statement_args& args, bool replica)
   return st;
 }
 
-// What a statement gives its awaiter: its rows, or the number of rows it changed.
+error no_row() {
+  return error(sqlstate::no_data_found, "the query returned no row; one was expected");
+}
+
+error too_many_rows(std::size_t rows, const char* expected) {
+  return error(sqlstate::too_many_rows,
+               "the query returned " + std::to_string(rows) + " rows; " + expected);
+}
+
+template <class T>
+constexpr detail::result_mode mode_of() {
+  if constexpr (std::is_same_v<T, result>)
+    return detail::result_mode::rows;
+  else if constexpr (std::is_void_v<T>)
+    return detail::result_mode::scalar;
+  else
+    return detail::result_mode::count;
+}
+
+// What a statement gives its awaiter: its rows, the number of rows it changed, or (scalar) its
+// value, already in the caller's slot unless it failed to be one.
 template <class T>
 T outcome_of(detail::statement& st) {
-  if constexpr (std::is_same_v<T, result>)
+  if constexpr (std::is_same_v<T, result>) {
     return std::move(st.rows);
-  else
+  } else if constexpr (std::is_void_v<T>) {
+    if (!st.scalar_read) {  // (an engine that made a result: PostgreSQL)
+      if (!st.rows.empty() && st.rows.column_count() == 1) detail::read_scalar(st, st.rows[0]);
+      detail::end_scalar(st, st.rows.size(), st.rows.column_count());
+    }
+    if (st.scalar_failure) [[unlikely]]
+      std::rethrow_exception(st.scalar_failure);
+  } else {
     return st.affected;
+  }
 }
 
 // A statement watched by an observer: a frame of its own, so that an unwatched statement's
@@ -105,10 +133,12 @@ asio::awaitable<T> run_watched(detail::backend& b, detail::statement& st,
 // made from.
 template <class T>
 [[gnu::hot]] asio::awaitable<T> run_statement(std::shared_ptr<detail::backend> backend,
-                                              detail::statement_args args, bool replica) {
+                                              detail::statement_args args, bool replica,
+                                              detail::scalar_target target = {}) {
   detail::backend& b = usable(backend.get());
   detail::statement st = statement_of(args, replica);
-  st.mode = std::is_same_v<T, result> ? detail::result_mode::rows : detail::result_mode::count;
+  st.mode = mode_of<T>();
+  st.target = &target;  // (a copy in this frame)
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   const statement_context context = statement_context::of(b, ex);
   st.deadline = context.deadline;
@@ -265,33 +295,75 @@ asio::awaitable<row_stream> database::run_stream(detail::statement_args args) co
 
 namespace {
 
-asio::awaitable<row> exactly_one(asio::awaitable<result> all, bool one_column) {
+asio::awaitable<row> exactly_one(asio::awaitable<result> all) {
   result r = co_await std::move(all);
-  if (r.empty())
-    throw error(sqlstate::no_data_found, "the query returned no row; one was expected");
-  if (r.size() > 1)
-    throw error(sqlstate::too_many_rows,
-                "the query returned " + std::to_string(r.size()) + " rows; one was expected");
-  if (one_column && r.column_count() != 1)
-    throw error(sqlstate::syntax_error, "the query returned " + std::to_string(r.column_count()) +
-                                            " columns; a scalar query returns one");
+  if (r.empty()) throw no_row();
+  if (r.size() > 1) throw too_many_rows(r.size(), "one was expected");
   co_return r[0];
 }
 
 asio::awaitable<std::optional<row>> at_most_one(asio::awaitable<result> all) {
   result r = co_await std::move(all);
-  if (r.size() > 1)
-    throw error(sqlstate::too_many_rows, "the query returned " + std::to_string(r.size()) +
-                                             " rows; at most one was expected");
+  if (r.size() > 1) throw too_many_rows(r.size(), "at most one was expected");
   if (r.empty()) co_return std::nullopt;
   co_return r[0];
 }
 
 }  // namespace
 
-[[gnu::hot]] asio::awaitable<row> database::run_query_one(detail::statement_args args,
-                                                          bool one_column) const {
-  return exactly_one(run_statement<result>(backend_, std::move(args), replica_), one_column);
+void detail::read_scalar(statement& st, const row& first) noexcept {
+  try {
+    st.target->read(first, st.target->slot);
+  } catch (...) {
+    st.scalar_failure = std::current_exception();
+  }
+}
+
+void detail::end_scalar(statement& st, std::size_t rows, std::size_t columns) noexcept {
+  st.scalar_read = true;
+  st.affected = rows;
+  if (rows == 1 && columns == 1) [[likely]]
+    return;
+  try {
+    if (rows == 0) throw no_row();
+    if (rows > 1) throw too_many_rows(rows, "one was expected");
+    throw error(sqlstate::syntax_error, "the query returned " + std::to_string(columns) +
+                                            " columns; a scalar query returns one");
+  } catch (...) {
+    st.scalar_failure = std::current_exception();
+  }
+}
+
+[[gnu::hot]] bool database::scalar_at_once(detail::backend* backend, bool replica,
+                                           const detail::statement_args& args,
+                                           const asio::any_io_executor& executor,
+                                           const detail::scalar_target& target) {
+  detail::backend& b = usable(backend);
+  if (b.observers()->get()) [[unlikely]]
+    return false;
+  const statement_context context = statement_context::of(b, executor);
+  detail::statement st = statement_of(args, replica);
+  st.mode = detail::result_mode::scalar;
+  st.target = &target;
+  st.deadline = context.deadline;
+  try {
+    if (!b.try_run_inline(st, context.tx)) return false;
+  } catch (...) {
+    context.failed();
+    throw;
+  }
+  outcome_of<void>(st);
+  return true;
+}
+
+[[gnu::hot]] asio::awaitable<void> database::run_scalar(std::shared_ptr<detail::backend> backend,
+                                                        bool replica, detail::statement_args args,
+                                                        detail::scalar_target target) {
+  return run_statement<void>(std::move(backend), std::move(args), replica, target);
+}
+
+[[gnu::hot]] asio::awaitable<row> database::run_query_one(detail::statement_args args) const {
+  return exactly_one(run_statement<result>(backend_, std::move(args), replica_));
 }
 
 [[gnu::hot]] asio::awaitable<std::optional<row>> database::run_query_opt(

@@ -200,7 +200,8 @@ void statement_watch::forget_parameters() noexcept {
 }
 
 void statement_watch::finished(const statement& st) noexcept {
-  end(st.mode == result_mode::rows ? st.rows.size() : st.affected, st.connection, {});
+  const bool counted = st.mode == result_mode::count || st.scalar_read;
+  end(counted ? st.affected : st.rows.size(), st.connection, {});
 }
 
 namespace {

@@ -82,6 +82,32 @@ asio::awaitable<void> labelled_work(const database& db) {
       [&]() -> asio::awaitable<void> { co_await db.query("SELECT name FROM o WHERE id = 10"); });
 }
 
+// A scalar query is reported as its statement: the rows it returned, and success when it ran,
+// even when what it returned was not one value (the caller's error, not the statement's).
+TEST_P(observers, scalar_queries_are_reported_with_their_rows) {
+  with_db([](database& db) -> asio::awaitable<void> {
+    co_await db.execute("INSERT INTO o (id, name) VALUES (1, 'a'), (2, 'b')");
+    auto seen = std::make_shared<recorder>();
+    db.set_observer(seen);
+    EXPECT_EQ(co_await db.query_scalar<std::string>("SELECT name FROM o WHERE id = $1", 2), "b");
+    co_await expect_sqlstate("P0003",
+                             [&] { return db.query_scalar<std::int64_t>("SELECT id FROM o"); });
+    co_await expect_sqlstate(
+        "42P01", [&] { return db.query_scalar<std::int64_t>("SELECT id FROM no_such_table"); });
+    db.set_observer(nullptr);
+
+    std::lock_guard lock(seen->mutex);
+    const auto& s = seen->statements;
+    CO_ASSERT(s.size() == 3u);
+    EXPECT_EQ(s[0].sql, "SELECT name FROM o WHERE id = $1");
+    EXPECT_EQ(s[0].rows, 1u);
+    EXPECT_TRUE(s[0].sqlstate.empty());
+    EXPECT_EQ(s[1].rows, 2u);
+    EXPECT_TRUE(s[1].sqlstate.empty());
+    EXPECT_EQ(s[2].sqlstate, "42P01");
+  });
+}
+
 TEST_P(observers, statements_are_reported_with_their_outcome) {
   with_db([](database& db) -> asio::awaitable<void> {
     auto seen = std::make_shared<recorder>();

@@ -334,6 +334,59 @@ TEST_P(types, single_row_helpers) {
   });
 }
 
+// query_scalar reads its value where the engine holds the row (SQLite: from the statement
+// itself, no result made): the same checks and conversions as query_one and row::get, and a
+// failure to be one value of the asked type is the caller's, not the statement's.
+TEST_P(types, scalars_are_read_straight_from_the_row) {
+  with_db([](database& db) -> asio::awaitable<void> {
+    co_await db.execute("CREATE TABLE v (id INTEGER PRIMARY KEY, name TEXT, flag BOOLEAN)");
+    co_await db.execute("INSERT INTO v VALUES (1, 'ada', true), (2, NULL, false)");
+    EXPECT_EQ(co_await db.query_scalar<std::string>("SELECT name FROM v WHERE id = $1", 1), "ada");
+    EXPECT_TRUE(co_await db.query_scalar<bool>("SELECT flag FROM v WHERE id = 1"));
+    EXPECT_FALSE(co_await db.query_scalar<bool>("SELECT flag FROM v WHERE id = 2"));
+    EXPECT_EQ(
+        co_await db.query_scalar<std::optional<std::string>>("SELECT name FROM v WHERE id = 2"),
+        std::nullopt);
+    // Not one value: no row, two rows, two columns.
+    co_await expect_sqlstate(
+        "P0002", [&] { return db.query_scalar<std::int64_t>("SELECT id FROM v WHERE id = 3"); });
+    co_await expect_sqlstate("P0003",
+                             [&] { return db.query_scalar<std::int64_t>("SELECT id FROM v"); });
+    co_await expect_sqlstate("42601", [&] {
+      return db.query_scalar<std::int64_t>("SELECT id, name FROM v WHERE id = 1");
+    });
+    // A value the asked type cannot hold: the error names the column.
+    std::string m = co_await expect_sqlstate(
+        "22004", [&] { return db.query_scalar<std::string>("SELECT name FROM v WHERE id = 2"); });
+    EXPECT_NE(m.find("name"), std::string::npos) << m;
+    co_await expect_sqlstate("22003",
+                             [&] { return db.query_scalar<std::int16_t>("SELECT 100000"); });
+    // The statement runs to its end all the same: every row of a RETURNING is written.
+    co_await expect_sqlstate("P0003", [&] {
+      return db.query_scalar<std::int64_t>("INSERT INTO v (id) VALUES (3), (4) RETURNING id");
+    });
+    EXPECT_EQ(co_await db.query_scalar<std::int64_t>("SELECT count(*) FROM v"), 4);
+    EXPECT_EQ(
+        co_await db.query_scalar<std::int64_t>("INSERT INTO v (id) VALUES ($1) RETURNING id", 5),
+        5);
+    // Inside a transaction such a failure does not abort it.
+    co_await db.transaction([&]() -> asio::awaitable<void> {
+      co_await expect_sqlstate(
+          "22004", [&] { return db.query_scalar<std::string>("SELECT name FROM v WHERE id = 2"); });
+      co_await expect_sqlstate(
+          "P0002", [&] { return db.query_scalar<std::int64_t>("SELECT id FROM v WHERE id = 99"); });
+      EXPECT_EQ(
+          co_await db.query_scalar<std::int64_t>("DELETE FROM v WHERE id = $1 RETURNING id", 5), 5);
+    });
+    EXPECT_EQ(co_await db.query_scalar<std::int64_t>("SELECT count(*) FROM v"), 4);
+    // The operation outlives the handle it was made from.
+    auto handle = std::make_unique<database>(db);
+    auto later = handle->query_scalar<std::int64_t>("SELECT max(id) FROM v");
+    handle.reset();
+    EXPECT_EQ(co_await std::move(later), 4);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(engines, types, testing::ValuesIn(engine_cases()), engine_case_name);
 
 }  // namespace

@@ -191,7 +191,7 @@ void pg_connection::release_cancel_hold() noexcept {
 void pg_connection::deliver(pg_group& g, statement& st) {
   if (g.failure) throw_failure(g);
   const bool tuples = g.rows && PQresultStatus(g.rows.get()) == PGRES_TUPLES_OK;
-  if (st.mode == result_mode::rows) {
+  if (st.mode != result_mode::count) {  // (scalar: the value is read from the rows above)
     // From the thread's cache: a thread running query after query reuses the memory.
     st.rows = tuples ? result(std::allocate_shared<pg_result>(thread_cache_allocator<pg_result>(),
                                                               std::move(g.rows)))

@@ -21,6 +21,45 @@ namespace asio = boost::asio;
   throw sqlite_error(db, code, context);
 }
 
+/// The value of column `c` of the row `stmt` stands on (text and blobs viewed where SQLite holds
+/// them). An integer 0 or 1 in a column declared BOOL/BOOLEAN reads as a boolean, like
+/// PostgreSQL's.
+[[gnu::hot]] inline cell column_cell(sqlite3_stmt* stmt, const sqlite_columns& columns,
+                                     std::size_t c) noexcept {
+  // One look-up of the column for its type and its value (the connection is used by one thread
+  // at a time, so the value needs no protection of its own).
+  cell v = sqlite_cell(sqlite3_column_value(stmt, static_cast<int>(c)));
+  if (v.kind == cell_kind::integer && columns.list[c].boolean && (v.integer == 0 || v.integer == 1))
+    v.kind = cell_kind::boolean;
+  return v;
+}
+
+/// The row a statement stands on, read where SQLite holds it: what query_scalar converts its
+/// value from, before the statement moves on.
+class sqlite_row_view final : public result_source {
+ public:
+  sqlite_row_view(sqlite3_stmt* stmt, const sqlite_columns& columns) noexcept
+      : stmt_(stmt), columns_(columns) {}
+
+  std::size_t rows() const noexcept override { return 1; }
+  std::size_t columns() const noexcept override { return columns_.list.size(); }
+  std::string_view column_name(std::size_t column) const noexcept override {
+    return columns_.name(column);
+  }
+  cell at(std::size_t, std::size_t column) const override {
+    return column_cell(stmt_, columns_, column);
+  }
+  [[gnu::hot]] cell checked_at(std::size_t row, std::size_t column) const override {
+    if (column >= columns_.list.size() || row != 0) [[unlikely]]
+      return result_source::checked_at(row, column);  // (throws)
+    return column_cell(stmt_, columns_, column);
+  }
+
+ private:
+  sqlite3_stmt* stmt_;
+  const sqlite_columns& columns_;
+};
+
 /// A complete SQLite result, copied out of the statement (which is reset for reuse).
 ///
 /// One allocation for a small result (a point lookup): this object, whose inline slots hold the
@@ -49,13 +88,8 @@ class sqlite_result final : public result_source {
   [[gnu::hot]] void read_row(sqlite3_stmt* stmt) {
     for (std::size_t c = 0; c < width_; ++c) {
       stored& s = next_slot();
-      // One look-up of the column for its type and its value (the connection is used by one
-      // thread at a time, so the value needs no protection of its own).
-      const cell v = sqlite_cell(sqlite3_column_value(stmt, static_cast<int>(c)));
-      s.kind = v.kind == cell_kind::integer && columns_->list[c].boolean &&
-                       (v.integer == 0 || v.integer == 1)
-                   ? cell_kind::boolean
-                   : v.kind;
+      const cell v = column_cell(stmt, *columns_, c);
+      s.kind = v.kind;
       s.integer = v.integer;
       s.real = v.real;
       s.offset = 0;
@@ -339,6 +373,7 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out,
 
   int rc = sqlite3_step(stmt);  // first: it re-prepares the statement if the schema changed
   p.describe();
+  if (st.mode == result_mode::scalar) return run_for_scalar(p, st, rc);
   // From the thread's cache: a thread that runs one query after another reuses the
   // memory of the previous result instead of going to the heap each time.
   auto out =
@@ -372,6 +407,31 @@ sqlite_connection::outcome sqlite_connection::step_row(std::optional<row>& out,
     }
     bind(db_, p.stmt, index, v, p.number_of[i]);
   }
+}
+
+// query_scalar: the first row's value converted where SQLite holds it, no result made. `rc` is
+// the first step's.
+[[gnu::hot]] sqlite_connection::outcome sqlite_connection::run_for_scalar(sqlite_prepared& p,
+                                                                          statement& st, int rc) {
+  st.scalar_failure = nullptr;  // (from an attempt that then had to wait for a lock)
+  const std::size_t columns = p.columns->list.size();
+  std::size_t rows = 0;
+  if (rc == SQLITE_ROW) {
+    rows = 1;
+    if (columns == 1) [[likely]] {
+      const sqlite_row_view first(p.stmt, *p.columns);
+      read_scalar(st, row(&first, 0));
+    }
+    if (p.only_reads && p.stops_at_first_row(db_))
+      rc = SQLITE_DONE;  // (the statement is reset on the way out, as a second step would end it)
+    else
+      while ((rc = sqlite3_step(p.stmt)) == SQLITE_ROW)
+        ++rows;  // (run to the end, as any statement: a write's RETURNING, an error)
+  }
+  if (rc != SQLITE_DONE && failed(rc, st.deadline)) [[unlikely]]
+    return outcome::busy;
+  end_scalar(st, rows, columns);
+  return outcome::done;
 }
 
 void sqlite_connection::check_before_write(sqlite3_stmt* stmt) {

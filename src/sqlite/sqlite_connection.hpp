@@ -84,6 +84,7 @@ class sqlite_connection {
   void bind_parameters(sqlite_prepared& p, const statement& st);
   void check_before_write(sqlite3_stmt* stmt);
   outcome run_for_count(sqlite3_stmt* stmt, statement& st);
+  outcome run_for_scalar(sqlite_prepared& p, statement& st, int rc);
   bool failed(int rc, const deadline_state* deadline);
   void exec_pragma(const std::string& sql);
   // Installs the functions defined since the last statement (one atomic load when none were).
