@@ -200,12 +200,18 @@ asio::awaitable<void> run_sqlite(const options& o, result_line& out) {
   const auto start = clock_type::now();
   std::int64_t checksum = 0;
   const bool each = o.deadline == "each";
+  const bool scalar = o.lookup == "scalar";
   auto lookups = [&]() -> asio::awaitable<void> {
     for (std::uint64_t i = 0; i < o.ops; ++i) {
       const auto t0 = clock_type::now();
-      awaitdb::result r = co_await maybe_with_deadline(
-          each, db.query("SELECT v FROM kv WHERE id = $1", id(random)));
-      checksum += r[0].get<std::int64_t>(0);
+      if (scalar) {
+        checksum += co_await maybe_with_deadline(
+            each, db.query_scalar<std::int64_t>("SELECT v FROM kv WHERE id = $1", id(random)));
+      } else {
+        awaitdb::result r = co_await maybe_with_deadline(
+            each, db.query("SELECT v FROM kv WHERE id = $1", id(random)));
+        checksum += r[0].get<std::int64_t>(0);
+      }
       rec.add(clock_type::now() - t0);
     }
   };

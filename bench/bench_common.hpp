@@ -47,6 +47,9 @@ struct options {
   // awaitdb only: none, around (one with_timeout around each client's whole loop) or each
   // (with_timeout around every operation), for the cost of a deadline.
   std::string deadline = "none";
+  // awaitdb only, W3: how a lookup is written, scalar (query_scalar<std::int64_t>) or query
+  // (query, then row::get).
+  std::string lookup = "scalar";
 };
 
 [[noreturn]] inline void usage(const char* program, const char* problem) {
@@ -54,7 +57,8 @@ struct options {
                "%s: %s\nusage: %s --workload w1|w2|w3 --clients C [--connections K] [--threads T] "
                "[--contexts N] "
                "[--seconds D] [--warmup S] [--url URL] [--sqlite-db PATH] [--ops N] "
-               "[--allocations] [--observer none|noop|metrics] [--deadline none|around|each]\n",
+               "[--allocations] [--observer none|noop|metrics] [--deadline none|around|each] "
+               "[--lookup scalar|query]\n",
                program, problem, program);
   std::exit(2);
 }
@@ -94,6 +98,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
         o.observer = v;
       else if (a == "--deadline")
         o.deadline = v;
+      else if (a == "--lookup")
+        o.lookup = v;
       else
         usage(program, "unknown option");
     } catch (const std::logic_error&) {
@@ -104,6 +110,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
     usage(program, "--observer must be none, noop or metrics");
   if (o.deadline != "none" && o.deadline != "around" && o.deadline != "each")
     usage(program, "--deadline must be none, around or each");
+  if (o.lookup != "scalar" && o.lookup != "query")
+    usage(program, "--lookup must be scalar or query");
   if (o.workload != "w1" && o.workload != "w2" && o.workload != "w3")
     usage(program, "--workload must be w1, w2 or w3");
   if (o.clients < 1 || o.connections < 0 || o.threads < 1 || o.contexts < 1 || o.seconds <= 0 ||
