@@ -47,9 +47,9 @@ struct options {
   // awaitdb only: none, around (one with_timeout around each client's whole loop) or each
   // (with_timeout around every operation), for the cost of a deadline.
   std::string deadline = "none";
-  // awaitdb only, W3: how a lookup is written, scalar (query_scalar<std::int64_t>) or query
-  // (query, then row::get).
-  std::string lookup = "scalar";
+  // awaitdb only, W3: how a lookup is written, query (query, then row::get) or scalar
+  // (query_scalar<std::int64_t>).
+  std::string lookup = "query";
 };
 
 [[noreturn]] inline void usage(const char* program, const char* problem) {
@@ -58,7 +58,7 @@ struct options {
                "[--contexts N] "
                "[--seconds D] [--warmup S] [--url URL] [--sqlite-db PATH] [--ops N] "
                "[--allocations] [--observer none|noop|metrics] [--deadline none|around|each] "
-               "[--lookup scalar|query]\n",
+               "[--lookup query|scalar]\n",
                program, problem, program);
   std::exit(2);
 }
@@ -110,8 +110,8 @@ inline options parse_options(int argc, char** argv, const char* program) {
     usage(program, "--observer must be none, noop or metrics");
   if (o.deadline != "none" && o.deadline != "around" && o.deadline != "each")
     usage(program, "--deadline must be none, around or each");
-  if (o.lookup != "scalar" && o.lookup != "query")
-    usage(program, "--lookup must be scalar or query");
+  if (o.lookup != "query" && o.lookup != "scalar")
+    usage(program, "--lookup must be query or scalar");
   if (o.workload != "w1" && o.workload != "w2" && o.workload != "w3")
     usage(program, "--workload must be w1, w2 or w3");
   if (o.clients < 1 || o.connections < 0 || o.threads < 1 || o.contexts < 1 || o.seconds <= 0 ||
