@@ -56,7 +56,7 @@ struct statement {
 /// the caller's slot, keeping a failure in `st` (thrown once the statement has ended).
 void read_scalar(statement& st, const row& first) noexcept;
 /// Scalar mode, once the statement has ended having returned `rows` rows of `columns` columns:
-/// keeps in `st` the error of a result that is not one value (02000, 21000, 42601), which
+/// keeps in `st` the error of a result that is not one value (P0002, P0003, 42601), which
 /// takes the place of a conversion's. The engine has now read the value (`scalar_read`).
 void end_scalar(statement& st, std::size_t rows, std::size_t columns) noexcept;
 

@@ -325,11 +325,12 @@ void detail::end_scalar(statement& st, std::size_t rows, std::size_t columns) no
   if (rows == 1 && columns == 1) [[likely]]
     return;
   try {
-    if (rows == 0) throw no_row();
-    if (rows > 1) throw too_many_rows(rows, "one was expected");
-    throw error(sqlstate::syntax_error, "the query returned " + std::to_string(columns) +
-                                            " columns; a scalar query returns one");
-  } catch (...) {
+    st.scalar_failure = std::make_exception_ptr(
+        rows == 0  ? no_row()
+        : rows > 1 ? too_many_rows(rows, "one was expected")
+                   : error(sqlstate::syntax_error, "the query returned " + std::to_string(columns) +
+                                                       " columns; a scalar query returns one"));
+  } catch (...) {  // (no memory for the message)
     st.scalar_failure = std::current_exception();
   }
 }
